@@ -1,0 +1,48 @@
+# One place for set-up, the main job and the tests. Every target installs what it needs first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+# Quiet, offline-friendly defaults (see shared/facts.md): no telemetry, and enough time for
+# Prefect's ephemeral API server to start on a 2-core machine.
+export DO_NOT_TRACK ?= true
+export MLFLOW_ENABLE_TELEMETRY ?= false
+export GX_ANALYTICS_ENABLED ?= false
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+export MODELOPS_HOME ?= $(CURDIR)/.modelops
+
+.PHONY: install run test test-fast lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip check
+	rm -f $(VENV)/.installed-* && touch $@
+
+## The main job: train, gate, register and stage the sample lead-scoring model.
+run: $(STAMP)
+	mkdir -p $(MODELOPS_HOME)
+	$(BIN)/python -m flows.training $(ARGS)
+
+## The whole test suite (unit, flow and end-to-end tests).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/lifecycle.py $(ARGS)
+
+clean:
+	rm -rf $(MODELOPS_HOME) .pytest_cache

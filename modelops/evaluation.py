@@ -1,0 +1,228 @@
+"""Evaluation metrics, diagnostic plots, and the quality gate on metric thresholds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelops.errors import ConfigurationError, QualityGateFailed
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+# Metrics evaluate() produces, and whether a higher value is better.
+METRICS: dict[str, bool] = {
+    "roc_auc": True,
+    "average_precision": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "accuracy": True,
+    "log_loss": False,
+    "brier_score": False,
+}
+_MAX_CURVE_POINTS = 2000
+
+
+def check_threshold_names(thresholds: dict[str, float]) -> None:
+    """Fail fast, before any training, on a threshold for a metric we do not compute.
+
+    Raises:
+        ConfigurationError: an unknown metric name or a non-finite threshold.
+    """
+    import math
+
+    unknown = sorted(set(thresholds) - set(METRICS))
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown metric(s) in thresholds: {', '.join(unknown)}. "
+            f"Known metrics: {', '.join(METRICS)}."
+        )
+    bad = [k for k, v in thresholds.items() if not math.isfinite(float(v))]
+    if bad:
+        raise ConfigurationError(f"Thresholds must be finite numbers: {', '.join(bad)}")
+
+
+@dataclass
+class Evaluation:
+    """Metrics on the held-out part, and the curves behind the plots."""
+
+    metrics: dict[str, float]
+    rows: int
+    curves: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _thin(*arrays: Any) -> list[Any]:
+    """At most ``_MAX_CURVE_POINTS`` evenly spaced points (keeps ends) for plotting."""
+    import numpy as np
+
+    n = len(arrays[0])
+    if n <= _MAX_CURVE_POINTS:
+        return list(arrays)
+    idx = np.unique(np.linspace(0, n - 1, _MAX_CURVE_POINTS).astype(int))
+    return [a[idx] for a in arrays]
+
+
+def evaluate_binary(y_true: Any, proba: Any, threshold: float = 0.5) -> Evaluation:
+    """Binary classification metrics for positive-class probabilities.
+
+    Args:
+        y_true: 0/1 labels.
+        proba: predicted probability of the positive class.
+        threshold: decision threshold for the label-based metrics.
+
+    Returns:
+        The metrics (every name in ``METRICS``) and thinned ROC/PR curves.
+    """
+    import numpy as np
+    from sklearn import metrics as m
+
+    y_true = np.asarray(y_true)
+    proba = np.asarray(proba, dtype="float64")
+    pred = (proba >= threshold).astype("int64")
+    fpr, tpr, _ = m.roc_curve(y_true, proba)
+    precision_c, recall_c, _ = m.precision_recall_curve(y_true, proba)
+    values = {
+        "roc_auc": m.roc_auc_score(y_true, proba),
+        "average_precision": m.average_precision_score(y_true, proba),
+        "precision": m.precision_score(y_true, pred, zero_division=0),
+        "recall": m.recall_score(y_true, pred, zero_division=0),
+        "f1": m.f1_score(y_true, pred, zero_division=0),
+        "accuracy": m.accuracy_score(y_true, pred),
+        "log_loss": m.log_loss(y_true, np.clip(proba, 1e-15, 1 - 1e-15), labels=[0, 1]),
+        "brier_score": m.brier_score_loss(y_true, proba),
+    }
+    fpr, tpr = _thin(fpr, tpr)
+    precision_c, recall_c = _thin(precision_c, recall_c)
+    return Evaluation(
+        metrics={k: float(v) for k, v in values.items()},
+        rows=len(y_true),
+        curves={
+            "roc": (fpr, tpr),
+            "pr": (recall_c, precision_c),
+            "confusion": m.confusion_matrix(y_true, pred, labels=[0, 1]),
+        },
+    )
+
+
+def plot_curves(evaluation: Evaluation, labels: tuple[Any, Any]) -> dict[str, Figure]:
+    """ROC curve, precision-recall curve and confusion matrix as matplotlib figures."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+    figs: dict[str, Figure] = {}
+    fpr, tpr = evaluation.curves["roc"]
+    fig = Figure(figsize=(4.5, 4), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot(fpr, tpr, label=f"AUC = {evaluation.metrics['roc_auc']:.3f}")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+    ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC curve")
+    ax.legend(loc="lower right")
+    figs["roc_curve.png"] = fig
+
+    recall, precision = evaluation.curves["pr"]
+    fig = Figure(figsize=(4.5, 4), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot(recall, precision, label=f"AP = {evaluation.metrics['average_precision']:.3f}")
+    ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall curve", ylim=(0, 1.02))
+    ax.legend(loc="lower left")
+    figs["precision_recall_curve.png"] = fig
+
+    cm = evaluation.curves["confusion"]
+    fig = Figure(figsize=(4, 3.6), dpi=100)
+    ax = fig.add_subplot()
+    ax.imshow(cm, cmap="Blues")
+    names = [str(labels[0]), str(labels[1])]
+    ax.set_xticks([0, 1], names)
+    ax.set_yticks([0, 1], names)
+    for i in range(2):
+        for j in range(2):
+            colour = "white" if cm[i, j] > cm.max() / 2 else "black"
+            ax.text(j, i, f"{cm[i, j]:,}", ha="center", va="center", color=colour)
+    ax.set(xlabel="Predicted", ylabel="Actual", title="Confusion matrix")
+    fig.tight_layout()
+    figs["confusion_matrix.png"] = fig
+    return figs
+
+
+@dataclass
+class GateDecision:
+    """The verdict of the quality gate, one row per threshold."""
+
+    passed: bool
+    rows: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable view."""
+        return {"passed": self.passed, "rows": self.rows}
+
+    def markdown(self) -> str:
+        """The decision as a markdown table."""
+        lines = [
+            f"**Quality gate: {'PASSED' if self.passed else 'FAILED'}**",
+            "",
+            "| metric | value | threshold | result |",
+            "|---|---:|---:|---|",
+        ]
+        for r in self.rows:
+            lines.append(
+                f"| {r['metric']} | {r['value']:.4f} | {r['comparison']} {r['threshold']:.4f} "
+                f"| {'pass' if r['passed'] else '**FAIL**'} |"
+            )
+        return "\n".join(lines)
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`QualityGateFailed` with the whole table when any metric missed.
+
+        Raises:
+            QualityGateFailed: the gate failed.
+        """
+        if self.passed:
+            return
+        failed = ", ".join(r["metric"] for r in self.rows if not r["passed"])
+        raise QualityGateFailed(
+            f"Quality gate failed on {failed}:\n{self.text()}\n"
+            f"The model was not registered. Improve the model or the data, or revisit the "
+            f"thresholds.",
+            decision=self.as_dict(),
+        )
+
+    def text(self) -> str:
+        """The decision as plain-text rows for error messages and logs."""
+        return "\n".join(
+            f"  {r['metric']:<18} {r['value']:.4f}  needs {r['comparison']} {r['threshold']:.4f}"
+            f"  {'pass' if r['passed'] else 'FAIL'}"
+            for r in self.rows
+        )
+
+
+def apply_gate(metrics: dict[str, float], thresholds: dict[str, float]) -> GateDecision:
+    """Compare metrics with thresholds (>= for higher-is-better metrics, <= for losses).
+
+    Args:
+        metrics: the computed metrics.
+        thresholds: metric name -> threshold; an empty dict passes.
+
+    Returns:
+        The decision; call :meth:`GateDecision.raise_if_failed` to enforce it.
+
+    Raises:
+        ConfigurationError: a threshold names a metric that was not computed.
+    """
+    check_threshold_names(thresholds)
+    rows = []
+    for name, threshold in thresholds.items():
+        if name not in metrics:
+            raise ConfigurationError(f"Metric {name!r} was not computed; have {sorted(metrics)}")
+        higher = METRICS[name]
+        value = float(metrics[name])
+        ok = value >= threshold if higher else value <= threshold
+        rows.append(
+            {
+                "metric": name,
+                "value": value,
+                "threshold": float(threshold),
+                "comparison": ">=" if higher else "<=",
+                "passed": bool(ok),
+            }
+        )
+    return GateDecision(passed=all(r["passed"] for r in rows), rows=rows)

@@ -1,0 +1,84 @@
+"""Configuration from the environment variables the field already uses.
+
+Built by :func:`get_settings` when needed, never at import time: importing this module creates
+no directory, sets no tracking URI and opens no connection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where MLflow and Kubernetes live; every field has an embedded default."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    home: Path = Field(
+        default=Path(".modelops"),
+        validation_alias=AliasChoices("MODELOPS_HOME"),
+        description="Folder for the embedded defaults: the MLflow SQLite file and artifacts.",
+    )
+    tracking_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI")
+    )
+    registry_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_REGISTRY_URI")
+    )
+    experiment_name: str = Field(
+        default="modelops", validation_alias=AliasChoices("MLFLOW_EXPERIMENT_NAME")
+    )
+    ui_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MODELOPS_MLFLOW_UI_URL"),
+        description="Base URL of the MLflow UI, for links in Prefect artifacts.",
+    )
+    deploy_namespace: str = Field(
+        default="default", validation_alias=AliasChoices("ML_MODEL_DEPLOY_NAMESPACE")
+    )
+    deploy_image: str | None = Field(
+        default=None, validation_alias=AliasChoices("ML_MODEL_DEPLOY_IMAGE")
+    )
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        """The tracking URI in force: the environment's, else a SQLite file under ``home``."""
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def resolved_registry_uri(self) -> str:
+        """The registry URI in force: the environment's, else the tracking URI."""
+        return self.registry_uri or self.resolved_tracking_uri
+
+    @property
+    def default_artifact_location(self) -> str | None:
+        """Artifact root for new experiments in a SQLite store: beside the database file.
+
+        MLflow would otherwise put artifacts in ``./mlruns`` relative to whatever directory the
+        process happens to run in. For a tracking server (http) the server decides.
+        """
+        uri = self.resolved_tracking_uri
+        if uri.startswith("sqlite:///"):
+            db = Path(uri.removeprefix("sqlite:///"))
+            return (db.parent / "mlartifacts").resolve().as_uri()
+        return None
+
+    @property
+    def ui_base_url(self) -> str | None:
+        """Where a person can open the MLflow UI, when we can know it."""
+        if self.ui_url:
+            return self.ui_url.rstrip("/")
+        uri = self.resolved_tracking_uri
+        if uri.startswith(("http://", "https://")):
+            return uri.rstrip("/")
+        return None
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment now (nothing is cached)."""
+    return Settings()

@@ -1,0 +1,249 @@
+"""The MLflow tracking adapter: one parent run per flow run, one child run per task.
+
+Run ids are passed explicitly (tasks may run in other threads or processes), so everything here
+goes through an ``MlflowClient`` rather than MLflow's thread-local "active run".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from modelops.settings import Settings
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from mlflow import MlflowClient
+
+PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+
+
+class TrackingContext(BaseModel):
+    """Everything a task needs to log into the flow run's MLflow run tree."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tracking_uri: str
+    registry_uri: str
+    experiment_id: str
+    parent_run_id: str
+    ui_url: str | None = None
+
+    def client(self) -> MlflowClient:
+        """A client bound to this context's tracking and registry stores."""
+        return get_client(self.tracking_uri, self.registry_uri)
+
+    def run_url(self, run_id: str | None = None) -> str | None:
+        """Link to a run in the MLflow UI, when the UI's address is known."""
+        if not self.ui_url:
+            return None
+        return (
+            f"{self.ui_url}/#/experiments/{self.experiment_id}/runs/{run_id or self.parent_run_id}"
+        )
+
+
+@functools.lru_cache(maxsize=16)
+def get_client(tracking_uri: str, registry_uri: str | None = None) -> MlflowClient:
+    """A cached ``MlflowClient`` (creating one per call would reconnect to SQLite each time)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The id of experiment ``name``, creating it if needed (safe when two runs race)."""
+    from mlflow.exceptions import MlflowException
+
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        if existing.lifecycle_stage == "deleted":
+            client.restore_experiment(existing.experiment_id)
+        return existing.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        found = client.get_experiment_by_name(name)
+        assert found is not None
+        return found.experiment_id
+
+
+def start_parent_run(
+    settings: Settings,
+    run_name: str,
+    tags: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> TrackingContext:
+    """Create the parent run of a flow run.
+
+    Args:
+        settings: where MLflow lives.
+        run_name: the run's display name.
+        tags: tags for the run (the Prefect flow-run id among them).
+        params: flow parameters to log (nested values are flattened to dotted keys).
+
+    Returns:
+        The tracking context tasks log through.
+    """
+    if settings.resolved_tracking_uri.startswith("sqlite:///"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    client = get_client(settings.resolved_tracking_uri, settings.resolved_registry_uri)
+    experiment_id = ensure_experiment(
+        client, settings.experiment_name, settings.default_artifact_location
+    )
+    run = client.create_run(
+        experiment_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()}
+    )
+    ctx = TrackingContext(
+        tracking_uri=settings.resolved_tracking_uri,
+        registry_uri=settings.resolved_registry_uri,
+        experiment_id=experiment_id,
+        parent_run_id=run.info.run_id,
+        ui_url=settings.ui_base_url,
+    )
+    if params:
+        log_params(ctx, run.info.run_id, params)
+    return ctx
+
+
+def end_run(ctx: TrackingContext, run_id: str, status: str = "FINISHED") -> None:
+    """Mark a run FINISHED, FAILED or KILLED."""
+    ctx.client().set_terminated(run_id, status=status)
+
+
+@contextlib.contextmanager
+def child_run(ctx: TrackingContext, name: str, tags: dict[str, str] | None = None) -> Iterator[str]:
+    """A child run of the flow's parent run for one task; yields its run id.
+
+    The run ends FINISHED, or FAILED with the error recorded as tags when the body raises.
+    """
+    client = ctx.client()
+    run = client.create_run(
+        ctx.experiment_id,
+        run_name=name,
+        tags={PARENT_TAG: ctx.parent_run_id, **(tags or {})},
+    )
+    run_id = run.info.run_id
+    started = time.perf_counter()
+    try:
+        yield run_id
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            client.log_batch(
+                run_id,
+                tags=_tags({"error.type": type(exc).__name__, "error.message": str(exc)[:4900]}),
+                metrics=_metrics({"duration_seconds": time.perf_counter() - started}),
+            )
+            client.set_terminated(run_id, status="FAILED")
+        raise
+    client.log_batch(run_id, metrics=_metrics({"duration_seconds": time.perf_counter() - started}))
+    client.set_terminated(run_id, status="FINISHED")
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested dicts to dotted keys with string values (MLflow params are flat strings)."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value if isinstance(value, str) else json.dumps(value, default=str)
+    return out
+
+
+def _tags(values: dict[str, Any]) -> list[Any]:
+    from mlflow.entities import RunTag
+
+    return [RunTag(k, str(v)) for k, v in values.items()]
+
+
+def _metrics(values: dict[str, float], step: int = 0) -> list[Any]:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, step) for k, v in values.items()]
+
+
+def log_params(ctx: TrackingContext, run_id: str, params: dict[str, Any]) -> None:
+    """Log parameters (flattened; values cut to MLflow's 6000-character limit)."""
+    from mlflow.entities import Param
+
+    flat = [Param(k[:250], v[:6000]) for k, v in flatten(params).items()]
+    client = ctx.client()
+    for start in range(0, len(flat), 100):  # log_batch takes at most 100 params a call
+        client.log_batch(run_id, params=flat[start : start + 100])
+
+
+def log_metrics(ctx: TrackingContext, run_id: str, metrics: dict[str, float]) -> None:
+    """Log metrics in one call."""
+    ctx.client().log_batch(run_id, metrics=_metrics(metrics))
+
+
+def set_tags(ctx: TrackingContext, run_id: str, tags: dict[str, Any]) -> None:
+    """Set run tags in one call."""
+    ctx.client().log_batch(run_id, tags=_tags(tags))
+
+
+def log_json(ctx: TrackingContext, run_id: str, payload: Any, artifact_file: str) -> None:
+    """Log a JSON artifact."""
+    ctx.client().log_text(run_id, json.dumps(payload, indent=2, default=str), artifact_file)
+
+
+def log_text(ctx: TrackingContext, run_id: str, text: str, artifact_file: str) -> None:
+    """Log a text artifact (markdown, CSV, ...)."""
+    ctx.client().log_text(run_id, text, artifact_file)
+
+
+def log_figures(ctx: TrackingContext, run_id: str, figures: dict[str, Figure]) -> None:
+    """Log matplotlib figures as PNG artifacts, one per file name."""
+    client = ctx.client()
+    for name, fig in figures.items():
+        client.log_figure(run_id, fig, name)
+
+
+def log_dataset(ctx: TrackingContext, run_id: str, dataset: Any, context: str) -> None:
+    """Log an MLflow dataset as an input of ``run_id`` (name, digest, source, schema)."""
+    from mlflow.entities import DatasetInput, InputTag
+
+    entity = DatasetInput(
+        dataset=dataset._to_mlflow_entity(),
+        tags=[InputTag(key="mlflow.data.context", value=context)],
+    )
+    ctx.client().log_inputs(run_id, datasets=[entity])
+
+
+@contextlib.contextmanager
+def active_run(ctx: TrackingContext, run_id: str) -> Iterator[None]:
+    """Make ``run_id`` MLflow's active run in this thread, for fluent-only APIs (log_model).
+
+    MLflow's active-run stack is thread-local, but its tracking URI is process-wide, and
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into ``os.environ``: left
+    alone, one flow run's store would leak into every later settings read in this process.
+    The environment is restored on exit.
+    """
+    import os
+
+    import mlflow
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(ctx.tracking_uri)
+    try:
+        with mlflow.start_run(run_id=run_id, nested=True):
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,88 @@
+"""What every task shares: the retry policy, Prefect run context, artifacts."""
+
+from __future__ import annotations
+
+import getpass
+import re
+from typing import Any
+
+from prefect.cache_policies import NONE
+from prefect.tasks import exponential_backoff
+
+from modelops.errors import is_transient
+
+
+def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry only faults :func:`modelops.errors.is_transient` accepts.
+
+    Validation failures, failed gates, refused promotions and 4xx errors end the task at once.
+    """
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception as err:  # the result itself could not be read: decide on that error
+        exc = err
+    return isinstance(exc, BaseException) and is_transient(exc)
+
+
+# I/O tasks: 3 retries after ~2 s, 4 s, 8 s (each +/- 50% jitter so parallel runs spread out).
+IO_TASK: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_on_transient,
+    # Never hash inputs for a cache key: they include whole DataFrames, and these tasks have
+    # side effects (runs, versions, aliases) that must not be skipped by a cache hit.
+    "cache_policy": NONE,
+}
+# Pure computation (no I/O worth retrying): no retries, no caching.
+COMPUTE_TASK: dict[str, Any] = {"retries": 0, "cache_policy": NONE}
+
+
+def flow_run_info() -> dict[str, str]:
+    """Identity of the current Prefect flow run (empty values outside a flow run)."""
+    from prefect.runtime import deployment, flow_run
+
+    info = {
+        "prefect.flow_run_id": flow_run.id or "",
+        "prefect.flow_run_name": flow_run.name or "",
+        "prefect.flow_name": flow_run.flow_name or "",
+        "prefect.deployment_name": deployment.name or "",
+    }
+    url = flow_run.ui_url
+    if url:
+        info["prefect.flow_run_url"] = url
+    return info
+
+
+def default_actor(actor: str | None = None) -> str:
+    """Who is acting: the explicit actor, else the deployment, else the OS user."""
+    if actor and actor.strip():
+        return actor.strip()
+    from prefect.runtime import deployment
+
+    if deployment.name:
+        return f"deployment:{deployment.name}"
+    try:
+        return f"user:{getpass.getuser()}"
+    except Exception:
+        return "user:unknown"
+
+
+def artifact_key(*parts: str) -> str:
+    """A valid Prefect artifact key (lowercase letters, digits and dashes) from free text."""
+    key = "-".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in parts if p)
+    return key[:100].strip("-") or "artifact"
+
+
+def markdown_artifact(markdown: str, key: str, description: str) -> None:
+    """Publish a markdown artifact for people reading the run in the Prefect UI."""
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(markdown=markdown, key=key, description=description)
+
+
+def table_artifact(rows: list[dict[str, Any]], key: str, description: str) -> None:
+    """Publish a table artifact."""
+    from prefect.artifacts import create_table_artifact
+
+    create_table_artifact(table=rows, key=key, description=description)

@@ -1,0 +1,64 @@
+"""Tasks that open and close the flow run's parent MLflow run."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from modelops import tracking
+from modelops.settings import get_settings
+from tasks.common import IO_TASK, artifact_key, flow_run_info, markdown_artifact
+
+
+@task(name="start_mlflow_run", **IO_TASK)
+def start_mlflow_run(
+    run_name: str, params: dict[str, Any] | None = None, tags: dict[str, str] | None = None
+) -> tracking.TrackingContext:
+    """Open the parent MLflow run of this flow run, tagged with the Prefect flow run."""
+    settings = get_settings()
+    prefect_info = flow_run_info()
+    ctx = tracking.start_parent_run(
+        settings, run_name, tags={**prefect_info, **(tags or {})}, params=params
+    )
+    logger = get_run_logger()
+    url = ctx.run_url()
+    where = url or f"run {ctx.parent_run_id} in {ctx.tracking_uri}"
+    logger.info("MLflow run: %s", where)
+    open_hint = (
+        f"[{ctx.parent_run_id}]({url})"
+        if url
+        else f"`{ctx.parent_run_id}` (open with `mlflow ui --backend-store-uri {ctx.tracking_uri}`)"
+    )
+    markdown_artifact(
+        f"**MLflow run:** {open_hint}\n\n"
+        f"- experiment id: `{ctx.experiment_id}`\n- tracking URI: `{ctx.tracking_uri}`\n",
+        key=artifact_key("mlflow-run", run_name),
+        description="Where this flow run's MLflow run lives",
+    )
+    return ctx
+
+
+@task(name="end_mlflow_run", **IO_TASK)
+def end_mlflow_run(ctx: tracking.TrackingContext, status: str, error: str | None = None) -> None:
+    """Close the parent MLflow run as FINISHED or FAILED (with the error as a tag)."""
+    if error:
+        tracking.set_tags(ctx, ctx.parent_run_id, {"error.message": error[:4900]})
+    tracking.end_run(ctx, ctx.parent_run_id, status)
+
+
+@contextlib.contextmanager
+def mlflow_parent_run(
+    run_name: str, params: dict[str, Any] | None = None, tags: dict[str, str] | None = None
+) -> Iterator[tracking.TrackingContext]:
+    """Open the parent MLflow run for a flow body and close it however the body ends."""
+    ctx = start_mlflow_run(run_name, params=params, tags=tags)
+    try:
+        yield ctx
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            end_mlflow_run(ctx, "FAILED", error=f"{type(exc).__name__}: {exc}")
+        raise
+    end_mlflow_run(ctx, "FINISHED")

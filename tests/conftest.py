@@ -1,0 +1,60 @@
+"""Shared fixtures: quiet telemetry, a throwaway MLflow store per test, one Prefect harness."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Before anything imports prefect, mlflow or great_expectations.
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+for _var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME"):
+    os.environ.pop(_var, None)  # a developer's own server must never receive test data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _point_mlflow_at(mp: pytest.MonkeyPatch, folder: Path) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mp.setenv("MODELOPS_HOME", str(folder))
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mp.setenv("MLFLOW_EXPERIMENT_NAME", "tests")
+    return uri
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh MLflow SQLite store for one test; returns its tracking URI."""
+    return _point_mlflow_at(monkeypatch, tmp_path / "mlflow")
+
+
+@pytest.fixture(scope="module")
+def module_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One MLflow SQLite store shared by a module's tests."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield _point_mlflow_at(mp, tmp_path_factory.mktemp("mlflow"))
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A temporary Prefect API (~20 s to start), shared by the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture
+def sample_csv() -> Path:
+    """The bundled lead-scoring sample."""
+    from modelops.data import SAMPLE_DATA
+
+    return SAMPLE_DATA
