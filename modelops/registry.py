@@ -78,13 +78,16 @@ def register_version(
     existing = versions_for_run(client, name, run_id)
     if existing:
         return existing[0], False
-    created = client.create_model_version(
-        name,
-        source=f"models:/{model_id}",
-        run_id=run_id,
-        tags={SOURCE_RUN_TAG: run_id, **(tags or {})},
-        model_id=model_id,
-    )
+    from modelops.tracking import use_tracking_uri
+
+    with use_tracking_uri(client.tracking_uri):  # MLflow resolves models:/ via the global URI
+        created = client.create_model_version(
+            name,
+            source=f"models:/{model_id}",
+            run_id=run_id,
+            tags={SOURCE_RUN_TAG: run_id, **(tags or {})},
+            model_id=model_id,
+        )
     winners = versions_for_run(client, name, run_id)
     if winners and winners[0].version != created.version:
         client.delete_model_version(name, created.version)

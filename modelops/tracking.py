@@ -213,37 +213,52 @@ def log_figures(ctx: TrackingContext, run_id: str, figures: dict[str, Figure]) -
 
 
 def log_dataset(ctx: TrackingContext, run_id: str, dataset: Any, context: str) -> None:
-    """Log an MLflow dataset as an input of ``run_id`` (name, digest, source, schema)."""
+    """Log a dataset entity (``mlflow.entities.Dataset``) as an input of ``run_id``."""
     from mlflow.entities import DatasetInput, InputTag
 
     entity = DatasetInput(
-        dataset=dataset._to_mlflow_entity(),
+        dataset=dataset,
         tags=[InputTag(key="mlflow.data.context", value=context)],
     )
     ctx.client().log_inputs(run_id, datasets=[entity])
 
 
 @contextlib.contextmanager
-def active_run(ctx: TrackingContext, run_id: str) -> Iterator[None]:
-    """Make ``run_id`` MLflow's active run in this thread, for fluent-only APIs (log_model).
+def use_tracking_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide tracking URI at ``uri`` for a block, then put it back.
 
-    MLflow's active-run stack is thread-local, but its tracking URI is process-wide, and
-    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into ``os.environ``: left
-    alone, one flow run's store would leak into every later settings read in this process.
-    The environment is restored on exit.
+    Some MLflow calls ignore the client they are made through and resolve ``models:/`` and
+    ``runs:/`` URIs, or the active run, with the global URI. ``mlflow.set_tracking_uri`` also
+    writes ``MLFLOW_TRACKING_URI`` into ``os.environ``: left alone, one flow run's store would
+    leak into every later settings read in this process. Both are restored on exit.
     """
     import os
 
     import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    mlflow.set_tracking_uri(ctx.tracking_uri)
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved_global = tracking_utils._tracking_uri  # None means "follow the environment"
+    mlflow.set_tracking_uri(uri)
     try:
-        with mlflow.start_run(run_id=run_id, nested=True):
-            yield
+        yield
     finally:
-        for key, value in saved.items():
+        mlflow.set_tracking_uri(saved_global)
+        for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextlib.contextmanager
+def active_run(ctx: TrackingContext, run_id: str) -> Iterator[None]:
+    """Make ``run_id`` MLflow's active run in this thread, for fluent-only APIs (log_model).
+
+    The active-run stack is thread-local; the tracking URI is process-wide, so every context
+    used concurrently in one process must share one tracking URI (a flow run's always do).
+    """
+    import mlflow
+
+    with use_tracking_uri(ctx.tracking_uri), mlflow.start_run(run_id=run_id, nested=True):
+        yield
