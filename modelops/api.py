@@ -16,10 +16,12 @@ from modelops.tracking import get_client
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-PRODUCTION = "production"
-STAGING = "staging"
-PREVIOUS_PRODUCTION = "previous-production"
-ARCHIVED_TAG = "modelops.archived"
+from modelops.promotion import (
+    ARCHIVED_TAG,
+    PREVIOUS_PRODUCTION,
+    PRODUCTION,
+    STAGING,
+)
 
 
 class ModelStage(StrEnum):
@@ -150,3 +152,103 @@ def _ms_to_iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+
+
+def promote_model(
+    model_name: str,
+    version: str | int = "latest",
+    stage: str | ModelStage = ModelStage.PRODUCTION,
+    archive_existing: bool = True,
+    *,
+    actor: str | None = None,
+    reason: str = "promoted through the Python API",
+    override_staging_reason: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Move a version to a stage, recording who, when and why on the version.
+
+    Stages map onto aliases: Production → ``production`` (staged versions only, unless
+    ``override_staging_reason`` is given; the old champion keeps ``previous-production`` and,
+    with ``archive_existing``, is tagged archived); Staging → ``staging``; Archived → drop its
+    lifecycle aliases and tag it archived; None → drop its aliases and the archived tag.
+
+    Args:
+        model_name: the registered model.
+        version: a version number, ``"latest"``, an alias, or ``models:/name/N``.
+        stage: the target stage.
+        archive_existing: tag the replaced production version archived.
+        actor: who is acting (default: the OS user).
+        reason: why, for the audit trail.
+        override_staging_reason: promote to Production a version that is not staged.
+        settings: where MLflow lives (default: from the environment).
+
+    Returns:
+        The version's metadata after the change (as :func:`get_model_metadata` rows).
+
+    Raises:
+        ModelNotFound: unknown model, version or alias.
+        PromotionRefused: Production requested for a version that is not staged.
+    """
+    import getpass
+
+    from modelops import promotion
+
+    client = _client(settings)
+    target = ModelStage.parse(stage)
+    mv = promotion.resolve_version(client, model_name, version)
+    number = str(mv.version)
+    who = actor or f"user:{getpass.getuser()}"
+    state = promotion.AliasState.read(client, model_name)
+    if target is ModelStage.PRODUCTION:
+        overridden = promotion.check_staged(mv, state.staging, override_staging_reason)
+        promotion.promote_to_production(
+            client,
+            model_name,
+            number,
+            actor=who,
+            reason=reason,
+            archive_existing=archive_existing,
+            override_reason=override_staging_reason if overridden else None,
+        )
+    elif target is ModelStage.STAGING:
+        registry.set_alias_audited(
+            client, model_name, STAGING, number, action="set-staging", actor=who, reason=reason
+        )
+    else:
+        journal = promotion.AliasJournal(client, model_name)
+
+        def steps(j: promotion.AliasJournal) -> None:
+            for alias in (PRODUCTION, STAGING, PREVIOUS_PRODUCTION):
+                if registry.alias_version(client, model_name, alias) == number:
+                    j.delete_alias(alias)
+            if target is ModelStage.ARCHIVED:
+                j.set_tag(number, ARCHIVED_TAG, "true")
+            else:
+                j.delete_tag(number, ARCHIVED_TAG)
+            j.audit(number, {"action": f"set-stage-{target.value.lower()}", "actor": who,
+                             "reason": reason, "to_version": number})  # fmt: skip
+
+        promotion._transaction(journal, steps)
+    return next(r for r in get_model_metadata(model_name, settings=settings)
+                if str(r["version"]) == number)  # fmt: skip
+
+
+def load_production_model(model_name: str, settings: Settings | None = None) -> Any:
+    """The production version as an MLflow pyfunc model (``models:/name@production``).
+
+    Raises:
+        ModelNotFound: no such model, or nothing is in production.
+    """
+    import mlflow.pyfunc
+
+    from modelops.tracking import use_tracking_uri
+
+    settings = settings or get_settings()
+    client = _client(settings)
+    _registered_model(client, model_name)
+    if registry.alias_version(client, model_name, PRODUCTION) is None:
+        raise ModelNotFound(
+            f"Model {model_name!r} has no production version yet: promote one (promotion flow)."
+        )
+    with use_tracking_uri(settings.resolved_tracking_uri):
+        return mlflow.pyfunc.load_model(f"models:/{model_name}@{PRODUCTION}")

@@ -120,6 +120,11 @@ def audit_key(when: datetime) -> str:
     return AUDIT_PREFIX + when.strftime("%Y%m%dT%H%M%S.%fZ")
 
 
+def audit_key_of(record: dict[str, Any]) -> str:
+    """The tag key an audit record returned by :func:`write_audit_event` was stored under."""
+    return audit_key(datetime.fromisoformat(record["time"]))
+
+
 def write_audit_event(
     client: MlflowClient, name: str, version: str, event: dict[str, Any]
 ) -> dict[str, Any]:

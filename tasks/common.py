@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from prefect.cache_policies import NONE
@@ -86,3 +88,35 @@ def table_artifact(rows: list[dict[str, Any]], key: str, description: str) -> No
     from prefect.artifacts import create_table_artifact
 
     create_table_artifact(table=rows, key=key, description=description)
+
+
+def _ensure_concurrency_limit(name: str) -> None:
+    """Create the global concurrency limit ``name`` (1 slot) unless it exists."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+
+
+@contextlib.contextmanager
+def model_lock(kind: str, model_name: str, timeout_seconds: float = 900) -> Iterator[None]:
+    """Hold the one slot of ``modelops-<kind>-<model>`` so runs of one model never overlap.
+
+    The slot lives in the Prefect server's database, so this excludes runs in other processes
+    and on other workers too. MLflow has no compare-and-set on aliases: this is what keeps
+    two promotions of one model from both reading the same champion.
+    """
+    from prefect.concurrency.sync import concurrency
+
+    name = artifact_key("modelops", kind, model_name)
+    _ensure_concurrency_limit(name)
+    with concurrency(name, occupy=1, timeout_seconds=timeout_seconds, strict=True):
+        yield

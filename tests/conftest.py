@@ -58,3 +58,83 @@ def sample_csv() -> Path:
     from modelops.data import SAMPLE_DATA
 
     return SAMPLE_DATA
+
+
+def snapshot_registry() -> dict:
+    """Every registered model's aliases and every version's tags, for before/after checks."""
+    from modelops.settings import get_settings
+    from modelops.tracking import get_client
+
+    s = get_settings()
+    client = get_client(s.resolved_tracking_uri, s.resolved_registry_uri)
+    snapshot = {}
+    for model in client.search_registered_models():
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        snapshot[model.name] = {
+            "aliases": {k: str(v) for k, v in model.aliases.items()},
+            "versions": sorted((str(v.version), tuple(sorted(v.tags.items()))) for v in versions),
+        }
+    return snapshot
+
+
+@pytest.fixture
+def registry_snapshot():
+    """The :func:`snapshot_registry` function."""
+    return snapshot_registry
+
+
+@pytest.fixture
+def make_version(mlflow_store: str):
+    """Register a real sklearn model version fast (no flow): ``make_version(name, good=True)``.
+
+    A "bad" model is trained on shuffled labels: a challenger that must lose.
+    """
+    import numpy as np
+
+    from modelops import registry
+    from modelops.data import resolve_schema
+    from modelops.models import log_sklearn_model
+    from modelops.sample import make_leads
+    from modelops.settings import get_settings
+    from modelops.tracking import child_run, start_parent_run
+    from modelops.training import EstimatorConfig, build_pipeline, fit_pipeline, split_dataset
+
+    def make(name: str = "lead-scoring", good: bool = True, stage: bool = True) -> str:
+        df = make_leads(3000, seed=11)
+        if not good:
+            df["won"] = np.random.default_rng(0).permutation(df["won"].to_numpy())
+        schema = resolve_schema(df, "won", str(ROOT / "modelops/sample_data/leads.csv"))
+        split = split_dataset(df, schema)
+        model = fit_pipeline(build_pipeline(schema, EstimatorConfig()), split)
+        ctx = start_parent_run(get_settings(), "fixture")
+        with child_run(ctx, "train_model") as run_id:
+            info = log_sklearn_model(
+                ctx,
+                run_id,
+                model,
+                split.X_train.head(3),
+                metadata={"target": "won", "positive_label": "1"},
+            )
+        client = ctx.client()
+        version, _ = registry.register_version(client, name, info.model_id, run_id)
+        if stage:
+            registry.set_alias_audited(
+                client,
+                name,
+                "staging",
+                str(version.version),
+                action="set-staging",
+                actor="fixture",
+                reason="fixture",
+            )
+        return str(version.version)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def held_out_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Held-out lead data the fixtures' models never saw."""
+    from modelops.sample import write_leads
+
+    return write_leads(tmp_path_factory.mktemp("held_out") / "held_out.csv", 4000, seed=99)
