@@ -349,6 +349,7 @@ def promote_to_production(
     archive_existing: bool = True,
     override_reason: str | None = None,
     extra: dict[str, Any] | None = None,
+    expected_champion: str | object | None = ...,
 ) -> PromotionResult:
     """Move ``production`` to ``version`` as one undoable step.
 
@@ -358,15 +359,23 @@ def promote_to_production(
     make the next "promote staging" silently re-promote the current champion.
     Both versions get audit events. Promoting the current production version is a no-op.
 
+    ``expected_champion`` is the production version the decision was made against (the one
+    the challenger was compared with); if production has moved since, nothing is changed.
+
     Raises:
-        RegistryError: a concurrent change was detected after the move (nothing is undone
-            then: the other writer's state stands), or undoing a failed move failed.
+        RegistryError: production moved since the decision (``expected_champion``), a
+            concurrent change was detected after the move, or undoing a failed move failed.
     """
     version = str(version)
     state = AliasState.read(client, name)
     if state.production == version:
         return PromotionResult(name, version, state.previous_production, changed=False)
     champion = state.production
+    if expected_champion is not ... and expected_champion != champion:
+        raise RegistryError(
+            f"Production of {name!r} moved from {expected_champion} to {champion} after this "
+            f"promotion compared against it; nothing was changed. Run the promotion again."
+        )
     base = {
         "actor": actor,
         "reason": reason,
@@ -376,6 +385,8 @@ def promote_to_production(
     }
     if override_reason:
         base["staging_override"] = override_reason
+    if expected_champion is not ...:
+        base["compared_with"] = expected_champion
 
     def steps(journal: AliasJournal) -> dict[str, Any]:
         journal.set_alias(PRODUCTION, version)

@@ -173,6 +173,7 @@ def promote_candidate(
         archive_existing=archive_existing,
         override_reason=candidate.staging_override,
         extra={"mlflow_run_id": ctx.parent_run_id},
+        expected_champion=candidate.champion,
     )
     tracking.set_tags(
         ctx,

@@ -83,9 +83,10 @@ def registry_snapshot():
     return snapshot_registry
 
 
-@pytest.fixture
-def make_version(mlflow_store: str):
-    """Register a real sklearn model version fast (no flow): ``make_version(name, good=True)``.
+def register_fixture_version(
+    name: str = "lead-scoring", good: bool = True, stage: bool = True
+) -> str:
+    """Register a real sklearn model version fast (no flow) in the store the environment names.
 
     A "bad" model is trained on shuffled labels: a challenger that must lose.
     """
@@ -99,37 +100,32 @@ def make_version(mlflow_store: str):
     from modelops.tracking import child_run, start_parent_run
     from modelops.training import EstimatorConfig, build_pipeline, fit_pipeline, split_dataset
 
-    def make(name: str = "lead-scoring", good: bool = True, stage: bool = True) -> str:
-        df = make_leads(3000, seed=11)
-        if not good:
-            df["won"] = np.random.default_rng(0).permutation(df["won"].to_numpy())
-        schema = resolve_schema(df, "won", str(ROOT / "modelops/sample_data/leads.csv"))
-        split = split_dataset(df, schema)
-        model = fit_pipeline(build_pipeline(schema, EstimatorConfig()), split)
-        ctx = start_parent_run(get_settings(), "fixture")
-        with child_run(ctx, "train_model") as run_id:
-            info = log_sklearn_model(
-                ctx,
-                run_id,
-                model,
-                split.X_train.head(3),
-                metadata={"target": "won", "positive_label": "1"},
-            )
-        client = ctx.client()
-        version, _ = registry.register_version(client, name, info.model_id, run_id)
-        if stage:
-            registry.set_alias_audited(
-                client,
-                name,
-                "staging",
-                str(version.version),
-                action="set-staging",
-                actor="fixture",
-                reason="fixture",
-            )
-        return str(version.version)
+    df = make_leads(3000, seed=11)
+    if not good:
+        df["won"] = np.random.default_rng(0).permutation(df["won"].to_numpy())
+    schema = resolve_schema(df, "won", str(ROOT / "modelops/sample_data/leads.csv"))
+    split = split_dataset(df, schema)
+    model = fit_pipeline(build_pipeline(schema, EstimatorConfig()), split)
+    ctx = start_parent_run(get_settings(), "fixture")
+    with child_run(ctx, "train_model") as run_id:
+        info = log_sklearn_model(
+            ctx, run_id, model, split.X_train.head(3),
+            metadata={"target": "won", "positive_label": "1"},
+        )  # fmt: skip
+    client = ctx.client()
+    version, _ = registry.register_version(client, name, info.model_id, run_id)
+    if stage:
+        registry.set_alias_audited(
+            client, name, "staging", str(version.version), action="set-staging",
+            actor="fixture", reason="fixture",
+        )  # fmt: skip
+    return str(version.version)
 
-    return make
+
+@pytest.fixture
+def make_version(mlflow_store: str):
+    """:func:`register_fixture_version` against this test's own MLflow store."""
+    return register_fixture_version
 
 
 @pytest.fixture(scope="session")
@@ -138,3 +134,9 @@ def held_out_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from modelops.sample import write_leads
 
     return write_leads(tmp_path_factory.mktemp("held_out") / "held_out.csv", 4000, seed=99)
+
+
+@pytest.fixture
+def version_factory():
+    """:func:`register_fixture_version`, for tests that point MLflow somewhere themselves."""
+    return register_fixture_version
