@@ -16,18 +16,16 @@ breakdown read back from the Prefect API. Not a timed test: run it by hand.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench._common import empty_flow_seconds, prefect_server, task_breakdown  # noqa: E402
 
 for _k, _v in {
     "DO_NOT_TRACK": "true",
@@ -82,68 +80,6 @@ def bare(path: str) -> dict[str, float]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def prefect_server(home: Path) -> Iterator[str]:
-    """A real `prefect server` on loopback for the run (or the one PREFECT_API_URL names)."""
-    if os.environ.get("PREFECT_API_URL"):
-        yield os.environ["PREFECT_API_URL"]
-        return
-    import httpx
-
-    port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": ""}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/api"
-    started = time.perf_counter()
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("prefect server exited during start-up")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.perf_counter() - started > 180:
-                raise RuntimeError("prefect server did not start within 180 s")
-            time.sleep(0.5)
-        print(f"prefect server up on {url} in {time.perf_counter() - started:.1f}s")
-        os.environ["PREFECT_API_URL"] = url
-        yield url
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
-
-
-def task_breakdown(flow_run_id: object) -> list[tuple[str, float]]:
-    """Each task run's wall time, in the order they started, from the Prefect API."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-    rows = [
-        (r.name.rsplit("-", 1)[0], (r.end_time - r.start_time).total_seconds(), r.start_time)
-        for r in runs
-        if r.start_time and r.end_time
-    ]
-    return [(n, d) for n, d, _ in sorted(rows, key=lambda x: x[2])]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -185,6 +121,7 @@ def main() -> int:
                 states.append(state)
             assert all(s.is_completed() for s in states), [s.message for s in states]
             best = min(range(args.repeat), key=lambda i: flow_times[i])
+            empty = empty_flow_seconds()
             breakdown = task_breakdown(states[best].state_details.flow_run_id)
 
     b, f = min(bare_times), min(flow_times)
@@ -197,6 +134,7 @@ def main() -> int:
         f"{import_time:.2f} s, first run incl. lazy imports {flow_cold:.2f} s)"
     )
     print(f"ratio flow/bare: {f / b:.2f}x   overhead: {f - b:+.2f} s")
+    print(f"(an empty Prefect flow run costs {empty:.2f} s against this server: the floor)")
     print("\nper task (best flow run):")
     total = 0.0
     for name, seconds in breakdown:

@@ -110,10 +110,11 @@ def validate_dataframe(df: pd.DataFrame, schema: DatasetSchema, name: str = "dat
             the report is attached as ``.report``.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    # GX logs an INFO line per context about a temporary docs directory it never creates.
-    logging.getLogger("great_expectations.data_context").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # GX logs an INFO line per context about a temporary docs directory it never creates.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)

@@ -1,0 +1,1 @@
+"""Benchmarks: each measures a bare baseline in the same run."""
