@@ -1,0 +1,85 @@
+"""The `deployment` flow: serve a registered version on Kubernetes (or locally), verified."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from prefect import flow
+from pydantic import Field
+
+from modelops.k8s import Resources, ServingSpec
+from modelops.settings import get_settings
+from tasks.common import flow_run_info, model_lock
+from tasks.serving import (
+    cluster_tracking_uri,
+    default_image,
+    deploy_locally,
+    deploy_to_kubernetes,
+    record_deployment,
+    resolve_serving_version,
+)
+from tasks.tracking import mlflow_parent_run
+
+
+@flow(name="deployment", log_prints=True)
+def deployment(
+    model_name: str = "lead-scoring",
+    version: str = "production",
+    target: Literal["local", "kubernetes"] = "local",
+    namespace: str | None = None,
+    image: str | None = None,
+    replicas: Annotated[int, Field(ge=1, le=100)] = 1,
+    resources: Resources = Resources(),  # never mutated
+    workers: Annotated[int, Field(ge=1, le=64)] = 2,
+    env_manager: Literal["local", "virtualenv", "uv", "conda"] = "local",
+    timeout_seconds: Annotated[float, Field(gt=0)] = 600,
+    poll_seconds: Annotated[float, Field(gt=0)] = 2.0,
+    cluster_tracking_uri_override: str | None = None,
+    credentials_block: str | None = None,
+) -> dict[str, Any]:
+    """Serve a model version behind HTTP, wait until it is healthy and smoke-test it.
+
+    On Kubernetes a failed rollout or smoke test restores the previous Deployment spec (the
+    previous version keeps serving) and fails the run; locally the old server keeps running.
+
+    Args:
+        model_name: the registered model.
+        version: a version number or alias (default: production).
+        target: "local" (mlflow models serve on 127.0.0.1) or "kubernetes".
+        namespace: Kubernetes namespace (default: ML_MODEL_DEPLOY_NAMESPACE).
+        image: serving image (default: ML_MODEL_DEPLOY_IMAGE, else the MLflow image).
+        replicas: pod count.
+        resources: CPU/memory requests and limits.
+        workers: scoring server workers per pod/process.
+        env_manager: how the server gets the model's Python packages.
+        timeout_seconds: how long the rollout may take.
+        poll_seconds: how often to check the rollout.
+        cluster_tracking_uri_override: MLflow URI for pods, if it differs from ours.
+        credentials_block: prefect-kubernetes KubernetesCredentials block (after in-cluster
+            and kubeconfig discovery).
+    """
+    with model_lock("deployment", model_name), mlflow_parent_run(
+        f"deployment-{model_name}",
+        params={"model_name": model_name, "version": version, "target": target,
+                "replicas": replicas, "workers": workers},
+        tags={"modelops.flow": "deployment"},
+    ) as ctx:  # fmt: skip
+        resolved = resolve_serving_version(ctx, model_name, version)
+        if target == "local":
+            record = deploy_locally(ctx, resolved, workers, timeout_seconds)
+        else:
+            spec = ServingSpec(
+                model_name=model_name, version=resolved.version, run_id=resolved.run_id,
+                namespace=namespace or get_settings().deploy_namespace,
+                image=image or default_image(),
+                tracking_uri=cluster_tracking_uri(cluster_tracking_uri_override),
+                replicas=replicas, workers=workers, env_manager=env_manager,
+                resources=resources, flow_run_id=flow_run_info()["prefect.flow_run_id"] or None,
+            )  # fmt: skip
+            record = deploy_to_kubernetes(ctx, resolved, spec, timeout_seconds, poll_seconds,
+                                          credentials_block)  # fmt: skip
+        return record_deployment(ctx, resolved, record)
+
+
+if __name__ == "__main__":
+    print(deployment())
