@@ -52,6 +52,18 @@ def _last_event(row: dict) -> str:
     return f"{e.get('action')} by {e.get('actor')} at {str(e.get('time'))[:19]}"
 
 
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from modelops.serving import stop_local
+    from modelops.settings import get_settings
+
+    stopped = stop_local(get_settings().home.resolve(), args.model_name)
+    if stopped is None:
+        print(f"no local server is running for {args.model_name}")
+        return 0
+    print(f"stopped {args.model_name} v{stopped.version} at {stopped.url} (pid {stopped.pid})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and --help)."""
     parser = argparse.ArgumentParser(prog="modelops", description=__doc__)
@@ -62,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", choices=["None", "Staging", "Production", "Archived"])
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_versions)
+
+    p = sub.add_parser("stop", help="stop the local model server the deployment flow started")
+    p.add_argument("model_name")
+    p.set_defaults(func=_cmd_stop)
 
     p = sub.add_parser("sample-data", help="write the lead-scoring sample data set")
     p.add_argument("--out", required=True, help="output .csv or .parquet path")

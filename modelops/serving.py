@@ -117,7 +117,11 @@ def start_local_server(
     from modelops.k8s import dns_label
 
     log_path = folder / f"{dns_label(model_name)}-v{version}-{port}.log"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    # MLflow execs `uvicorn` by name: the interpreter's own bin folder must come first on PATH
+    # even when the virtual environment is not activated.
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri,
+           "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}  # fmt: skip
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "models", "serve", "-m",

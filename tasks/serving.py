@@ -169,3 +169,75 @@ def record_deployment(
         description=f"{target.name} deployment",
     )
     return record
+
+
+@task(name="run_scoring_job", **IO_TASK)
+def run_scoring_job(
+    ctx: tracking.TrackingContext,
+    spec: k8s.ServingSpec,
+    input_uri: str,
+    output_uri: str,
+    job_suffix: str,
+    timeout_seconds: float,
+    poll_seconds: float = 2.0,
+    credentials_block: str | None = None,
+) -> dict[str, Any]:
+    """Create the scoring Job, wait for it to finish, and report how it ended."""
+    cluster = _connect(credentials_block)
+    job = k8s.render_batch_job(spec, input_uri, output_uri, job_suffix)
+    tracking.log_json(ctx, ctx.parent_run_id, job, "manifests/job.json")
+    action, _ = k8s.apply(cluster, job)
+    outcome = k8s.job_outcome(cluster, job, timeout_seconds, poll_seconds)
+    tracking.log_metrics(ctx, ctx.parent_run_id, {"job_seconds": outcome.seconds})
+    record = {"target": "kubernetes", "namespace": spec.namespace, "job": job["metadata"]["name"],
+              "action": action, "succeeded": outcome.ready, "input": input_uri,
+              "output": output_uri, "version": spec.version, "cluster": cluster.source}  # fmt: skip
+    tracking.log_json(ctx, ctx.parent_run_id, record, "batch_scoring.json")
+    if not outcome.ready:
+        raise DeploymentFailed(
+            f"Batch scoring Job {spec.namespace}/{job['metadata']['name']} did not succeed: "
+            f"{outcome.reason}. Its pods' logs say why: kubectl -n {spec.namespace} logs "
+            f"job/{job['metadata']['name']}"
+        )
+    return record
+
+
+@task(name="score_file_locally", **IO_TASK)
+def score_file_locally(
+    ctx: tracking.TrackingContext, target: ServingTarget, input_uri: str, output_uri: str
+) -> dict[str, Any]:
+    """Score a CSV/Parquet file in this process; every output row names its model version and
+    MLflow run, so a prediction can be traced back to how it was made."""
+    import mlflow.pyfunc
+
+    from modelops.data import load_table
+    from modelops.tracking import use_tracking_uri
+
+    frame = load_table(input_uri)
+    started = time.monotonic()
+    with use_tracking_uri(ctx.tracking_uri):
+        model = mlflow.pyfunc.load_model(f"models:/{target.name}/{target.version}")
+    inputs = model.metadata.get_input_schema()
+    columns = inputs.input_names() if inputs is not None else list(frame.columns)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ConfigurationError(f"{input_uri!r} lacks the model's input column(s) {missing}")
+    features = frame[columns]
+    numeric = [c for c in columns if features[c].dtype.kind in "iub"]
+    if numeric:
+        features = features.astype(dict.fromkeys(numeric, "float64"))
+    out = frame.copy()
+    out["prediction"] = list(model.predict(features))
+    out["model_version"] = target.version
+    out["mlflow_run_id"] = target.run_id
+    seconds = time.monotonic() - started
+    if output_uri.lower().endswith((".parquet", ".pq")):
+        out.to_parquet(output_uri, index=False)
+    else:
+        out.to_csv(output_uri, index=False)
+    tracking.log_metrics(ctx, ctx.parent_run_id, {
+        "rows": len(out), "latency_ms_total": seconds * 1000,
+        "latency_ms_per_row": seconds * 1000 / max(len(out), 1),
+    })  # fmt: skip
+    return {"target": "local", "rows": len(out), "output": output_uri, "version": target.version,
+            "seconds": round(seconds, 3)}  # fmt: skip

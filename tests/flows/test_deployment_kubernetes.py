@@ -39,6 +39,8 @@ class FakeCluster:
     broken_versions: set[str] = field(default_factory=set)
     wrong_shape: bool = False
     smoke_requests: int = 0
+    job_name: str | None = None
+    job_fails: bool = False
 
     def live(self) -> dict[str, Any]:
         async def read() -> dict[str, Any]:
@@ -78,6 +80,21 @@ async def _controller(cluster: FakeCluster) -> None:
                 })  # fmt: skip
         elif seen is not None:
             seen = None
+        if cluster.job_name:
+            try:
+                job = cluster.handler.objects["batch/v1/jobs", NS, cluster.job_name]
+                if not job.deleted and not (job.raw.get("status") or {}).get("conditions"):
+                    kind = "Failed" if cluster.job_fails else "Complete"
+                    job.patch({"status": {
+                        "succeeded": 0 if cluster.job_fails else 1,
+                        "failed": 3 if cluster.job_fails else 0,
+                        "conditions": [{"type": kind, "status": "True",
+                                        "reason": "BackoffLimitExceeded" if cluster.job_fails else "",
+                                        "message": "Job has reached the specified backoff limit"
+                                        if cluster.job_fails else ""}],
+                    }})  # fmt: skip
+            except KeyError:
+                pass
         await asyncio.sleep(0.02)
 
 
@@ -311,3 +328,38 @@ def test_rendered_manifests_pass_the_official_schemas(
     assert {d["kind"] for d in rbac} == {"ServiceAccount", "Role", "RoleBinding"}
     for manifest in rbac:
         kubernetes_validate.validate(manifest, "1.30", strict=True)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["job succeeds", "job fails"])
+def test_batch_scoring_job(cluster: FakeCluster, make_version: Any, fails: bool) -> None:
+    from flows.batch_scoring import batch_scoring
+    from modelops.api import promote_model
+
+    make_version()
+    promote_model("lead-scoring", 1, "Production")
+    cluster.job_name, cluster.job_fails = "lead-scoring-score-nightly", fails
+    state = batch_scoring(
+        input_uri="s3://leads/in.csv", output_uri="s3://leads/out.csv", target="kubernetes",
+        namespace=NS, image="registry.local/lead:1", job_suffix="nightly", poll_seconds=0.2,
+        timeout_seconds=10, cluster_tracking_uri_override="http://mlflow.mlops.svc:5000",
+        return_state=True,
+    )  # fmt: skip
+    job = cluster.handler.objects["batch/v1/jobs", NS, "lead-scoring-score-nightly"].raw
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:2] == ["--model-uri", "models:/lead-scoring/1"]
+    assert "s3://leads/in.csv" in args and "s3://leads/out.csv" in args
+    if fails:
+        with pytest.raises(DeploymentFailed, match="BackoffLimitExceeded"):
+            state.result()
+    else:
+        assert state.result()["succeeded"] is True
+
+
+def test_teardown_removes_deployment_and_service(cluster: FakeCluster, make_version: Any) -> None:
+    from flows.teardown import teardown
+
+    make_version()
+    _deploy()
+    assert teardown(target="kubernetes", namespace=NS)["removed"] == ["Deployment", "Service"]
+    assert cluster.handler.objects[KEY].deleted
+    assert teardown(target="kubernetes", namespace=NS)["removed"] == []

@@ -1,0 +1,74 @@
+"""The `batch-scoring` flow: score a data file with a model version (Kubernetes Job or here)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from prefect import flow
+from pydantic import Field
+
+from modelops.k8s import Resources, ServingSpec
+from modelops.settings import get_settings
+from tasks.common import flow_run_info
+from tasks.serving import (
+    cluster_tracking_uri,
+    default_image,
+    resolve_serving_version,
+    run_scoring_job,
+    score_file_locally,
+)
+from tasks.tracking import mlflow_parent_run
+
+
+@flow(name="batch-scoring", log_prints=True)
+def batch_scoring(
+    input_uri: str,
+    output_uri: str,
+    model_name: str = "lead-scoring",
+    version: str = "production",
+    target: Literal["local", "kubernetes"] = "local",
+    namespace: str | None = None,
+    image: str | None = None,
+    resources: Resources = Resources(),  # never mutated
+    timeout_seconds: Annotated[float, Field(gt=0)] = 3600,
+    poll_seconds: Annotated[float, Field(gt=0)] = 5.0,
+    job_suffix: str | None = None,
+    cluster_tracking_uri_override: str | None = None,
+    credentials_block: str | None = None,
+) -> dict[str, Any]:
+    """Score ``input_uri`` into ``output_uri`` with a registered model version.
+
+    Args:
+        input_uri: CSV/Parquet to score (for Kubernetes: a URI the pod can read, e.g. s3://).
+        output_uri: where predictions go (same rule).
+        model_name: the registered model.
+        version: a version number or alias (default: production).
+        target: "local" (this process) or "kubernetes" (a Job).
+        namespace: Kubernetes namespace (default: ML_MODEL_DEPLOY_NAMESPACE).
+        image: scoring image (default: ML_MODEL_DEPLOY_IMAGE, else the MLflow image).
+        resources: CPU/memory for the Job's pod.
+        timeout_seconds: how long the Job may take.
+        poll_seconds: how often to check the Job.
+        job_suffix: Job name suffix (default: from the flow run id).
+        cluster_tracking_uri_override: MLflow URI for pods, if it differs from ours.
+        credentials_block: prefect-kubernetes KubernetesCredentials block.
+    """
+    with mlflow_parent_run(
+        f"batch-scoring-{model_name}",
+        params={"model_name": model_name, "version": version, "target": target,
+                "input_uri": input_uri, "output_uri": output_uri},
+        tags={"modelops.flow": "batch-scoring"},
+    ) as ctx:  # fmt: skip
+        resolved = resolve_serving_version(ctx, model_name, version)
+        if target == "local":
+            return score_file_locally(ctx, resolved, input_uri, output_uri)
+        run_id = flow_run_info()["prefect.flow_run_id"] or "manual"
+        spec = ServingSpec(
+            model_name=model_name, version=resolved.version, run_id=resolved.run_id,
+            namespace=namespace or get_settings().deploy_namespace,
+            image=image or default_image(),
+            tracking_uri=cluster_tracking_uri(cluster_tracking_uri_override),
+            resources=resources, flow_run_id=run_id,
+        )  # fmt: skip
+        return run_scoring_job(ctx, spec, input_uri, output_uri, job_suffix or run_id[:8],
+                               timeout_seconds, poll_seconds, credentials_block)  # fmt: skip
