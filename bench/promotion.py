@@ -48,8 +48,8 @@ def main() -> int:
 
         import mlflow.sklearn
         import pandas as pd
-        from conftest import register_fixture_version
         from sklearn.metrics import roc_auc_score
+        from support import register_fixture_version
 
         from modelops.sample import write_leads
         from modelops.settings import get_settings

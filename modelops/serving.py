@@ -46,9 +46,10 @@ def input_example_payload(client: MlflowClient, name: str, version: str) -> tupl
             f"Version {version} of {name!r} has no input example, so it cannot be smoke-tested. "
             f"Log models with input_example=... (the training flow does)."
         )
-    if hasattr(example, "to_dict"):
-        split = example.to_dict(orient="split")
-        split.pop("index", None)
+    if hasattr(example, "to_json"):
+        # to_json writes missing values as null; json.dumps would write NaN, which is not JSON
+        # and which a strict scoring server (or the API server's proxy) rejects.
+        split = json.loads(example.to_json(orient="split", index=False))
         return {"dataframe_split": split}, len(example)
     return {"inputs": example}, len(example)
 
