@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from prefect import flow
 from pydantic import AfterValidator, BaseModel, Field
@@ -35,8 +35,11 @@ class TrainingResult(BaseModel):
     version: str
     alias: str
     mlflow_run_id: str
+    mlflow_experiment_id: str = ""
     metrics: dict[str, float]
     rows: int
+    gate: list[dict[str, Any]] = []
+    validation: dict[str, Any] = {}
 
 
 @flow(name="training", log_prints=True)
@@ -80,11 +83,11 @@ def training(
     }
     with mlflow_parent_run(f"training-{model_name}", params=params) as ctx:
         data = load_dataset(ctx, data_path, target, features=features, min_rows=min_rows)
-        validate_dataset(ctx, data)
+        report = validate_dataset(ctx, data)
         split = split_dataset(ctx, data, test_size, random_seed)
         model = train_model(ctx, data.schema, split, estimator, random_seed)
         evaluation = evaluate_model(ctx, model, split, model_name)
-        check_quality_gate(ctx, evaluation, thresholds, model_name)
+        decision = check_quality_gate(ctx, evaluation, thresholds, model_name)
         version = register_model(ctx, model_name, model)
         set_model_alias(
             ctx,
@@ -99,8 +102,11 @@ def training(
         version=version.version,
         alias=stage_alias,
         mlflow_run_id=ctx.parent_run_id,
+        mlflow_experiment_id=ctx.experiment_id,
         metrics=evaluation.metrics,
         rows=data.info.rows,
+        gate=decision.rows,
+        validation=report["statistics"],
     )
 
 

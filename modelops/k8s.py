@@ -440,6 +440,9 @@ def wait_for_rollout(
     started = time.monotonic()
     status: dict[str, Any] = {}
     while True:
+        # Look only after a poll interval: the status read right after a write may still
+        # describe the previous spec on servers that do not report metadata.generation.
+        time.sleep(poll)
         live = read(cluster, deployment) or {}
         status = live.get("status") or {}
         generation = (live.get("metadata") or {}).get("generation")
@@ -466,7 +469,6 @@ def wait_for_rollout(
                 f"available, {status.get('updatedReplicas') or 0}/{wanted} updated "
                 f"({meta['namespace']}/{meta['name']})",
             )  # fmt: skip
-        time.sleep(poll)
 
 
 def smoke_test(

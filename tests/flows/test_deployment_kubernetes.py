@@ -163,7 +163,7 @@ def _deploy(version: str = "1", **kwargs: Any) -> Any:
     return deployment(
         version=version, target="kubernetes", namespace=NS, image="registry.local/lead:1",
         cluster_tracking_uri_override="http://mlflow.mlops.svc:5000", timeout_seconds=5,
-        poll_seconds=0.2, **kwargs,
+        poll_seconds=0.5, **kwargs,
     )  # fmt: skip
 
 

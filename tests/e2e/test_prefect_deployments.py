@@ -1,0 +1,176 @@
+"""End to end, as a user does it: real `prefect server`, real `mlflow server`, the project's
+prefect.yaml deployed with `prefect deploy`, a process worker, and CLI-triggered runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import free_port, wait_http
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@contextlib.contextmanager
+def _process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+        try:
+            yield proc
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 15)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Prefect server + MLflow server + work pools + deployments + a worker, all on loopback."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    prefect_port, mlflow_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))},
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PREFECT_HOME": str(tmp / "prefect-home"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
+        "MLFLOW_EXPERIMENT_NAME": "e2e",
+        "MODELOPS_HOME": str(tmp / "modelops"),
+        "MODELOPS_PROJECT_DIR": str(ROOT),
+        "MODELOPS_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_ENABLE_TELEMETRY": "false",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    (tmp / "prefect-home").mkdir()
+    server_env = {**env, "PREFECT_API_URL": ""}
+    with (
+        _process([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
+                  str(prefect_port)], server_env, tmp / "prefect-server.log") as prefect,
+        _process([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                  "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+                  "--artifacts-destination", (tmp / "artifacts").as_uri()],
+                 env, tmp / "mlflow-server.log") as mlflow,
+    ):  # fmt: skip
+        wait_http(f"http://127.0.0.1:{prefect_port}/api/health", prefect, timeout=180)
+        wait_http(f"http://127.0.0.1:{mlflow_port}/health", mlflow, timeout=120)
+
+        def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([str(BIN / "prefect"), *args], env=env, cwd=ROOT,
+                                  capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+        for pool, kind in (("modelops-process", "process"), ("modelops-kubernetes", "kubernetes")):
+            extra = (["--base-job-template", "deployments/work-pools/kubernetes-base-job-template.json"]
+                     if kind == "kubernetes" else [])  # fmt: skip
+            done = cli("work-pool", "create", pool, "--type", kind, *extra)
+            assert done.returncode == 0, done.stdout + done.stderr
+        deployed = cli("--no-prompt", "deploy", "--all")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        with _process([str(BIN / "prefect"), "worker", "start", "--pool", "modelops-process"],
+                      env, tmp / "worker.log"):  # fmt: skip
+            yield {"env": env, "cli": cli, "prefect": f"http://127.0.0.1:{prefect_port}",
+                   "mlflow": f"http://127.0.0.1:{mlflow_port}", "tmp": tmp,
+                   "deploy_output": deployed.stdout}  # fmt: skip
+
+
+def _flow_run_id(output: str) -> str:
+    match = re.search(r"UUID:\s*([0-9a-f-]{36})", output)
+    assert match, output
+    return match.group(1)
+
+
+def _api(stack: dict[str, Any], method: str, path: str, **kwargs: Any) -> Any:
+    response = httpx.request(method, f"{stack['prefect']}/api{path}", timeout=30, **kwargs)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_every_deployment_from_prefect_yaml_is_registered(stack: dict[str, Any]) -> None:
+    deployments = _api(stack, "POST", "/deployments/filter", json={})
+    names = {(d["name"], d["entrypoint"].split(":")[-1]) for d in deployments}
+    for flow_fn in (
+        "lifecycle",
+        "training",
+        "promotion",
+        "rollback",
+        "deployment",
+        "batch_scoring",
+    ):
+        assert any(fn == flow_fn for _, fn in names), (flow_fn, names)
+    nightly = next(d for d in deployments if d["name"] == "lead-scoring-nightly")
+    (schedule,) = nightly["schedules"]
+    assert schedule["schedule"]["cron"] == "30 2 * * *"
+    assert schedule["schedule"]["timezone"] == "Europe/Berlin" and schedule["active"]
+    promotion = next(d for d in deployments if d["entrypoint"].endswith(":promotion"))
+    assert promotion["global_concurrency_limit"]["limit"] == 1
+
+
+def test_cli_triggered_lifecycle_registers_promotes_and_links_both_ways(
+    stack: dict[str, Any],
+) -> None:
+    from mlflow import MlflowClient
+
+    run = stack["cli"]("deployment", "run", "lifecycle/lead-scoring", "-p", "promote_to=production",
+                       "--watch", "--watch-timeout", "600", timeout=700)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    flow_run_id = _flow_run_id(run.stdout)
+    flow_run = _api(stack, "GET", f"/flow_runs/{flow_run_id}")
+    assert flow_run["state"]["type"] == "COMPLETED"
+
+    client = MlflowClient(tracking_uri=stack["mlflow"])
+    model = client.get_registered_model("lead-scoring")
+    assert {k: str(v) for k, v in model.aliases.items()} == {"production": "1"}
+    version = client.get_model_version("lead-scoring", "1")
+    parent_run_id = version.tags["modelops.parent_run_id"]
+    parent = client.get_run(parent_run_id)
+    # MLflow → Prefect: the training subflow's run id; Prefect → MLflow: artifacts name the run.
+    training_run = _api(stack, "GET", f"/flow_runs/{parent.data.tags['prefect.flow_run_id']}")
+    assert training_run["parent_task_run_id"] is not None  # it ran inside the lifecycle run
+    assert parent.data.tags["prefect.deployment_name"] == "lead-scoring"
+    artifacts = _api(stack, "POST", "/artifacts/filter", json={
+        "artifacts": {"flow_run_id": {"any_": [flow_run_id, training_run["id"]]}}})  # fmt: skip
+    by_key = {a["key"]: a for a in artifacts if a.get("key")}
+    summary = by_key["lead-scoring-lifecycle-summary"]["data"]
+    assert "version **1**" in summary and "quality gate**: PASSED" in summary
+    assert parent_run_id in summary and "/#/models/lead-scoring/versions/1" in summary
+    assert "production**: version 1" in summary
+    assert parent_run_id in by_key["mlflow-run-training-lead-scoring"]["data"]
+
+    ui = httpx.get(stack["prefect"] + "/", timeout=30)
+    assert ui.status_code == 200 and "<html" in ui.text.lower()
+
+
+def test_failed_run_is_reported_by_the_cli_and_changes_nothing(stack: dict[str, Any]) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=stack["mlflow"])
+    before = [(v.version, v.tags) for v in client.search_model_versions("name = 'lead-scoring'")]
+    run = stack["cli"]("deployment", "run", "lifecycle/lead-scoring",
+                       "-p", "data_path=/nonexistent/leads.csv", "--watch",
+                       "--watch-timeout", "600", timeout=700)  # fmt: skip
+    assert run.returncode != 0
+    assert "Failed" in run.stdout + run.stderr
+    flow_run = _api(stack, "GET", f"/flow_runs/{_flow_run_id(run.stdout)}")
+    assert flow_run["state"]["type"] == "FAILED"
+    assert "Data file not found" in flow_run["state"]["message"] or "Data file not found" in (
+        run.stdout + run.stderr
+    )
+    after = [(v.version, v.tags) for v in client.search_model_versions("name = 'lead-scoring'")]
+    assert after == before
