@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export MODELOPS_HOME ?= $(CURDIR)/.modelops
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint bench clean server pools deploy worker
 
 install: $(STAMP)
 
@@ -43,6 +43,21 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/lifecycle.py $(ARGS)
+
+## Prefect for real (see README, "Prefect deployments"): run each in its own terminal.
+server: $(STAMP)
+	$(BIN)/prefect server start --host 127.0.0.1
+
+pools: $(STAMP)
+	$(BIN)/prefect work-pool create modelops-process --type process --overwrite
+	$(BIN)/prefect work-pool create modelops-kubernetes --type kubernetes --overwrite \
+	    --base-job-template deployments/work-pools/kubernetes-base-job-template.json
+
+deploy: $(STAMP)
+	MODELOPS_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
+
+worker: $(STAMP)
+	$(BIN)/prefect worker start --pool modelops-process
 
 clean:
 	rm -rf $(MODELOPS_HOME) .pytest_cache

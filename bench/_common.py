@@ -11,6 +11,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+QUIET = {
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_ENABLE_TELEMETRY": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+}
+
+
+def quiet_environment() -> None:
+    """No telemetry, no INFO chatter (existing settings win)."""
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)
+
 
 def _free_port() -> int:
     with socket.socket() as s:

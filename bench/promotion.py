@@ -23,16 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bench._common import empty_flow_seconds, prefect_server, task_breakdown  # noqa: E402
+from bench._common import empty_flow_seconds, prefect_server, quiet_environment, task_breakdown  # noqa: E402
 
-for _k, _v in {
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_ENABLE_TELEMETRY": "false",
-    "GX_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-}.items():
-    os.environ.setdefault(_k, _v)
+quiet_environment()
 
 
 def main() -> int:

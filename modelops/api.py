@@ -64,17 +64,9 @@ def _client(settings: Settings | None = None) -> MlflowClient:
 
 
 def _registered_model(client: MlflowClient, name: str) -> Any:
-    from mlflow.exceptions import MlflowException
+    from modelops.promotion import registered_model
 
-    try:
-        return client.get_registered_model(name)
-    except MlflowException as exc:
-        if getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST":
-            raise ModelNotFound(
-                f"No registered model named {name!r}. Train one first (the training flow) or "
-                f"check the name and MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI."
-            ) from exc
-        raise
+    return registered_model(client, name)
 
 
 def get_model_metadata(

@@ -187,6 +187,14 @@ def _labels(spec: ServingSpec) -> tuple[dict[str, str], dict[str, str]]:
     return selector, {k: v for k, v in labels.items() if v}
 
 
+def _container_env(spec: ServingSpec) -> list[dict[str, str]]:
+    return [
+        {"name": "MLFLOW_TRACKING_URI", "value": spec.tracking_uri},
+        {"name": "MODEL_NAME", "value": spec.model_name},
+        {"name": "MODEL_VERSION", "value": spec.version},
+    ]
+
+
 def render_serving(spec: ServingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Deployment and Service for ``spec``, from the templates."""
     selector, labels = _labels(spec)
@@ -218,11 +226,7 @@ def render_serving(spec: ServingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
         "--model-uri", spec.model_uri, "--host", "0.0.0.0", "--port", str(port),
         "--workers", str(spec.workers), "--env-manager", spec.env_manager,
     ]  # fmt: skip
-    container["env"] = [
-        {"name": "MLFLOW_TRACKING_URI", "value": spec.tracking_uri},
-        {"name": "MODEL_NAME", "value": spec.model_name},
-        {"name": "MODEL_VERSION", "value": spec.version},
-    ]
+    container["env"] = _container_env(spec)
     container["resources"] = spec.resources.manifest()
 
     svc = _template("serving/service.yaml")
@@ -254,11 +258,7 @@ def render_batch_job(
         "--model-uri", spec.model_uri, "--input-path", input_uri, "--output-path", output_uri,
         "--content-type", "csv", "--env-manager", spec.env_manager,
     ]  # fmt: skip
-    container["env"] = [
-        {"name": "MLFLOW_TRACKING_URI", "value": spec.tracking_uri},
-        {"name": "MODEL_NAME", "value": spec.model_name},
-        {"name": "MODEL_VERSION", "value": spec.version},
-    ]
+    container["env"] = _container_env(spec)
     container["resources"] = spec.resources.manifest()
     return job
 

@@ -38,11 +38,12 @@ class AliasState:
     @classmethod
     def read(cls, client: MlflowClient, name: str) -> AliasState:
         """Read the aliases from the registered model (search_model_versions omits them)."""
-        aliases = {k: str(v) for k, v in (_registered(client, name).aliases or {}).items()}
+        aliases = {k: str(v) for k, v in (registered_model(client, name).aliases or {}).items()}
         return cls(aliases.get(PRODUCTION), aliases.get(PREVIOUS_PRODUCTION), aliases.get(STAGING))
 
 
-def _registered(client: MlflowClient, name: str) -> Any:
+def registered_model(client: MlflowClient, name: str) -> Any:
+    """The registered model, with a clear error when it does not exist."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -64,7 +65,7 @@ def resolve_version(client: MlflowClient, name: str, ref: str | int) -> ModelVer
         RegistryError: ``ref`` is a ``models:/`` URI of another model.
     """
     text = str(ref).strip()
-    _registered(client, name)
+    registered_model(client, name)
     match = _MODELS_URI.match(text)
     if match:
         if match["name"] != name:
@@ -86,7 +87,7 @@ def resolve_version(client: MlflowClient, name: str, ref: str | int) -> ModelVer
     if version is None:
         raise ModelNotFound(
             f"Model {name!r} has no alias {text!r}. Use a version number, 'latest', or one of its "
-            f"aliases: {sorted(_registered(client, name).aliases or {})}."
+            f"aliases: {sorted(registered_model(client, name).aliases or {})}."
         )
     return registry.get_version(client, name, version)
 

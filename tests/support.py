@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,3 +52,97 @@ def register_fixture_version(
             actor="fixture", reason="fixture",
         )  # fmt: skip
     return str(version.version)
+
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until ``url`` answers 200, failing early if ``proc`` exits."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+@contextlib.contextmanager
+def _process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+        try:
+            yield proc
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 15)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+
+
+@contextlib.contextmanager
+def prefect_stack(tmp: Path) -> Iterator[dict[str, Any]]:
+    """Prefect server + MLflow server + work pools + deployments (prefect.yaml) + a process
+    worker, all on loopback, as a user would set them up; everything is stopped on exit."""
+    prefect_port, mlflow_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))},
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PREFECT_HOME": str(tmp / "prefect-home"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
+        "MLFLOW_EXPERIMENT_NAME": "e2e",
+        "MODELOPS_HOME": str(tmp / "modelops"),
+        "MODELOPS_PROJECT_DIR": str(ROOT),
+        "MODELOPS_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_ENABLE_TELEMETRY": "false",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    (tmp / "prefect-home").mkdir()
+    server_env = {**env, "PREFECT_API_URL": ""}
+    with (
+        _process([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
+                  str(prefect_port)], server_env, tmp / "prefect-server.log") as prefect,
+        _process([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                  "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+                  "--artifacts-destination", (tmp / "artifacts").as_uri()],
+                 env, tmp / "mlflow-server.log") as mlflow,
+    ):  # fmt: skip
+        wait_http(f"http://127.0.0.1:{prefect_port}/api/health", prefect, timeout=180)
+        wait_http(f"http://127.0.0.1:{mlflow_port}/health", mlflow, timeout=120)
+
+        def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([str(BIN / "prefect"), *args], env=env, cwd=ROOT,
+                                  capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+        for pool, kind in (("modelops-process", "process"), ("modelops-kubernetes", "kubernetes")):
+            extra = (["--base-job-template", "deployments/work-pools/kubernetes-base-job-template.json"]
+                     if kind == "kubernetes" else [])  # fmt: skip
+            done = cli("work-pool", "create", pool, "--type", kind, *extra)
+            assert done.returncode == 0, done.stdout + done.stderr
+        deployed = cli("--no-prompt", "deploy", "--all")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        with _process([str(BIN / "prefect"), "worker", "start", "--pool", "modelops-process"],
+                      env, tmp / "worker.log") as worker:  # fmt: skip
+            yield {"env": env, "cli": cli, "prefect": f"http://127.0.0.1:{prefect_port}",
+                   "mlflow": f"http://127.0.0.1:{mlflow_port}", "tmp": tmp,
+                   "deploy_output": deployed.stdout,
+                   "pids": {"prefect": prefect.pid, "mlflow": mlflow.pid, "worker": worker.pid}}  # fmt: skip

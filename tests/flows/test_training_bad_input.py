@@ -9,34 +9,20 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import snapshot_registry
 
 from flows.training import training
 from modelops.data import SAMPLE_DATA
 from modelops.errors import ConfigurationError, DataLoadError, DataValidationError
-from modelops.settings import get_settings
-from modelops.tracking import get_client
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
-
-
-def _registry_snapshot() -> dict[str, Any]:
-    s = get_settings()
-    client = get_client(s.resolved_tracking_uri, s.resolved_registry_uri)
-    snapshot = {}
-    for model in client.search_registered_models():
-        versions = client.search_model_versions(f"name = '{model.name}'")
-        snapshot[model.name] = {
-            "aliases": {k: str(v) for k, v in model.aliases.items()},
-            "versions": sorted((v.version, tuple(sorted(v.tags.items()))) for v in versions),
-        }
-    return snapshot
 
 
 @pytest.fixture(scope="module")
 def baseline(module_mlflow_store: str, prefect_harness: None) -> dict[str, Any]:
     """A registry holding one good, staged version; every bad run must leave it untouched."""
     training()
-    snapshot = _registry_snapshot()
+    snapshot = snapshot_registry()
     assert snapshot["lead-scoring"]["aliases"] == {"staging": "1"}
     return snapshot
 
@@ -190,7 +176,7 @@ def test_bad_input_is_refused_clearly_and_registers_nothing(
         state.result()
     for fragment in fragments:
         assert fragment in str(info.value)
-    assert _registry_snapshot() == baseline
+    assert snapshot_registry() == baseline
 
 
 def test_bad_hyper_parameter_names_the_valid_ones(baseline: dict[str, Any]) -> None:
@@ -199,7 +185,7 @@ def test_bad_hyper_parameter_names_the_valid_ones(baseline: dict[str, Any]) -> N
     )
     with pytest.raises(ConfigurationError, match=r"Invalid hyper-parameter.*Valid names:.*C,"):
         state.result()
-    assert _registry_snapshot() == baseline
+    assert snapshot_registry() == baseline
 
 
 def test_validation_failure_is_not_retried(baseline: dict[str, Any], tmp_path: Path) -> None:
