@@ -35,6 +35,9 @@ def batch_scoring(
     job_suffix: str | None = None,
     cluster_tracking_uri_override: str | None = None,
     credentials_block: str | None = None,
+    text_column: str = "text",
+    batch_size: Annotated[int, Field(ge=1)] = 64,
+    decision_threshold: Annotated[float, Field(gt=0, le=1)] = 0.5,
 ) -> dict[str, Any]:
     """Score ``input_uri`` into ``output_uri`` with a registered model version.
 
@@ -52,6 +55,9 @@ def batch_scoring(
         job_suffix: Job name suffix (default: from the flow run id).
         cluster_tracking_uri_override: MLflow URI for pods, if it differs from ours.
         credentials_block: prefect-kubernetes KubernetesCredentials block.
+        text_column: (text models) the column holding the texts.
+        batch_size: (text models) texts per batch; telemetry is logged per batch.
+        decision_threshold: (text models) score a label needs to count as dominant.
     """
     with mlflow_parent_run(
         f"batch-scoring-{model_name}",
@@ -60,6 +66,11 @@ def batch_scoring(
         tags={"modelops.flow": "batch-scoring"},
     ) as ctx:  # fmt: skip
         resolved = resolve_serving_version(ctx, model_name, version)
+        if target == "local" and "transformers" in resolved.flavors:
+            from tasks.text import score_texts_locally
+
+            return score_texts_locally(ctx, resolved, input_uri, output_uri, text_column,
+                                       batch_size, decision_threshold)  # fmt: skip
         if target == "local":
             return score_file_locally(ctx, resolved, input_uri, output_uri)
         run_id = flow_run_info()["prefect.flow_run_id"] or "manual"

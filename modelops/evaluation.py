@@ -20,6 +20,7 @@ METRICS: dict[str, bool] = {
     "accuracy": True,
     "log_loss": False,
     "brier_score": False,
+    "macro_f1": True,  # multi-class text classifiers
 }
 _MAX_CURVE_POINTS = 2000
 

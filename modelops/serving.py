@@ -32,26 +32,42 @@ def input_example_payload(client: MlflowClient, name: str, version: str) -> tupl
     Raises:
         ConfigurationError: the version was logged without an input example.
     """
+    payload, rows, _ = example_and_flavors(client, name, version)
+    return payload, rows
+
+
+def example_and_flavors(
+    client: MlflowClient, name: str, version: str
+) -> tuple[dict, int, list[str]]:
+    """The scoring request built from the input example, its rows, and the model's flavours."""
     import mlflow.artifacts
     from mlflow.models import Model
 
     from modelops.tracking import use_tracking_uri
 
     with use_tracking_uri(client.tracking_uri):
-        local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
-    model = Model.load(local)
-    example = model.load_input_example(local)
+        local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}/MLmodel")
+        folder = str(Path(local).parent)
+        model = Model.load(local)
+        info = model.saved_input_example_info
+        if info and not (Path(folder) / info["artifact_path"]).exists():  # remote store
+            mlflow.artifacts.download_artifacts(
+                f"models:/{name}/{version}/{info['artifact_path']}",
+                dst_path=folder,
+            )
+    example = model.load_input_example(folder)
     if example is None:
         raise ConfigurationError(
             f"Version {version} of {name!r} has no input example, so it cannot be smoke-tested. "
-            f"Log models with input_example=... (the training flow does)."
+            f"Log models with input_example=... (the training flows do)."
         )
+    flavors = sorted(model.flavors)
     if hasattr(example, "to_json"):
         # to_json writes missing values as null; json.dumps would write NaN, which is not JSON
         # and which a strict scoring server (or the API server's proxy) rejects.
         split = json.loads(example.to_json(orient="split", index=False))
-        return {"dataframe_split": split}, len(example)
-    return {"inputs": example}, len(example)
+        return {"dataframe_split": split}, len(example), flavors
+    return {"inputs": list(example)}, len(example), flavors
 
 
 @dataclass

@@ -185,9 +185,11 @@ def log_params(ctx: TrackingContext, run_id: str, params: dict[str, Any]) -> Non
         client.log_batch(run_id, params=flat[start : start + 100])
 
 
-def log_metrics(ctx: TrackingContext, run_id: str, metrics: dict[str, float]) -> None:
-    """Log metrics in one call."""
-    ctx.client().log_batch(run_id, metrics=_metrics(metrics))
+def log_metrics(
+    ctx: TrackingContext, run_id: str, metrics: dict[str, float], step: int = 0
+) -> None:
+    """Log metrics in one call (``step`` orders repeated values, e.g. per batch)."""
+    ctx.client().log_batch(run_id, metrics=_metrics(metrics, step))
 
 
 def set_tags(ctx: TrackingContext, run_id: str, tags: dict[str, Any]) -> None:

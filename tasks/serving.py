@@ -25,6 +25,7 @@ class ServingTarget(BaseModel):
     run_id: str | None
     payload: dict[str, Any]
     rows: int
+    flavors: list[str] = []
 
 
 @task(name="resolve_serving_version", **IO_TASK)
@@ -34,13 +35,13 @@ def resolve_serving_version(
     """Resolve an alias or number to a version, with its input example as the smoke request."""
     client = ctx.client()
     mv = promotion.resolve_version(client, model_name, version)
-    payload, rows = serving.input_example_payload(client, model_name, str(mv.version))
+    payload, rows, flavors = serving.example_and_flavors(client, model_name, str(mv.version))
     tracking.log_params(
         ctx, ctx.parent_run_id,
         {"resolved_version": str(mv.version), "model_run_id": mv.run_id or ""},
     )  # fmt: skip
     return ServingTarget(name=model_name, version=str(mv.version), run_id=mv.run_id,
-                         payload=payload, rows=rows)  # fmt: skip
+                         payload=payload, rows=rows, flavors=flavors)  # fmt: skip
 
 
 def default_image() -> str:

@@ -15,12 +15,14 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 for _var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME"):
     os.environ.pop(_var, None)  # a developer's own server must never receive test data
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from support import register_fixture_version  # noqa: E402  (after the environment is set)
+from support import register_fixture_version, snapshot_registry  # noqa: E402  (after the environment is set)
 
 
 def _point_mlflow_at(mp: pytest.MonkeyPatch, folder: Path) -> str:
@@ -60,23 +62,6 @@ def sample_csv() -> Path:
     from modelops.data import SAMPLE_DATA
 
     return SAMPLE_DATA
-
-
-def snapshot_registry() -> dict:
-    """Every registered model's aliases and every version's tags, for before/after checks."""
-    from modelops.settings import get_settings
-    from modelops.tracking import get_client
-
-    s = get_settings()
-    client = get_client(s.resolved_tracking_uri, s.resolved_registry_uri)
-    snapshot = {}
-    for model in client.search_registered_models():
-        versions = client.search_model_versions(f"name = '{model.name}'")
-        snapshot[model.name] = {
-            "aliases": {k: str(v) for k, v in model.aliases.items()},
-            "versions": sorted((str(v.version), tuple(sorted(v.tags.items()))) for v in versions),
-        }
-    return snapshot
 
 
 @pytest.fixture

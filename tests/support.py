@@ -54,6 +54,23 @@ def register_fixture_version(
     return str(version.version)
 
 
+def snapshot_registry() -> dict:
+    """Every registered model's aliases and every version's tags, for before/after checks."""
+    from modelops.settings import get_settings
+    from modelops.tracking import get_client
+
+    s = get_settings()
+    client = get_client(s.resolved_tracking_uri, s.resolved_registry_uri)
+    snapshot = {}
+    for model in client.search_registered_models():
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        snapshot[model.name] = {
+            "aliases": {k: str(v) for k, v in model.aliases.items()},
+            "versions": sorted((str(v.version), tuple(sorted(v.tags.items()))) for v in versions),
+        }
+    return snapshot
+
+
 BIN = Path(sys.executable).parent
 
 

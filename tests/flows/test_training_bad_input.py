@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import snapshot_registry
+from support import snapshot_registry
 
 from flows.training import training
 from modelops.data import SAMPLE_DATA

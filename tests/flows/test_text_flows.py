@@ -1,0 +1,134 @@
+"""Transformer text classifiers through the same lifecycle, on a tiny BERT built here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from support import snapshot_registry
+from support_text import build_tiny_bert
+
+from modelops.data import SAMPLE_DATA
+from modelops.errors import ConfigurationError, DataValidationError
+from modelops.settings import get_settings
+from modelops.tracking import get_client
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+EMOTIONS = SAMPLE_DATA.parent / "emotions.csv"
+FAST = {"epochs": 2, "batch_size": 16, "learning_rate": 1e-3}
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
+    corpus = pd.read_csv(EMOTIONS)["text"].tolist()
+    return str(build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), corpus))
+
+
+def _client() -> Any:
+    s = get_settings()
+    return get_client(s.resolved_tracking_uri, s.resolved_registry_uri)
+
+
+def test_fine_tune_register_stage_promote_and_batch_score(
+    mlflow_store: str, tiny_bert: str, tmp_path: Path
+) -> None:
+    from flows.batch_scoring import batch_scoring
+    from flows.promotion import promotion
+    from flows.text_training import text_training
+
+    result = text_training(base_model=tiny_bert, fine_tune=FAST, thresholds={"macro_f1": 0.0})
+    assert result["version"] == "1" and result["labels"] == sorted(
+        pd.read_csv(EMOTIONS).label.unique()
+    )
+    client = _client()
+    staged = client.get_model_version_by_alias("emotion-classifier", "staging")
+    runs = client.search_runs([client.get_run(result["mlflow_run_id"]).info.experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{result['mlflow_run_id']}'")  # fmt: skip
+    by_name = {r.info.run_name: r for r in runs}
+    evaluate = by_name["evaluate_text_model"].info.run_id
+    assert {f.path for f in client.list_artifacts(evaluate)} >= {
+        "confusion_matrix.png",
+        "per_class.json",
+    }
+    assert {"accuracy", "macro_f1"} <= set(client.get_run(result["mlflow_run_id"]).data.metrics)
+    assert staged.run_id == by_name["fine_tune_text_model"].info.run_id
+
+    # The tabular promotion flow works unchanged (no champion yet: the gate stands).
+    assert promotion(model_name="emotion-classifier")["version"] == "1"
+
+    out = tmp_path / "scored.csv"
+    pd.read_csv(EMOTIONS).head(40).to_csv(tmp_path / "in.csv", index=False)
+    scored_info = batch_scoring(input_uri=str(tmp_path / "in.csv"), output_uri=str(out),
+                                model_name="emotion-classifier", batch_size=16)  # fmt: skip
+    scored = pd.read_csv(out)
+    assert scored_info["rows"] == len(scored) == 40
+    assert set(scored["label"]) <= set(result["labels"]) and scored["score"].between(0, 1).all()
+    assert set(scored["model_version"].astype(str)) == {"1"}
+    assert set(scored["mlflow_run_id"]) == {staged.run_id}
+    scoring_run = client.search_runs(
+        [client.get_run(result["mlflow_run_id"]).info.experiment_id],
+        filter_string="tags.`modelops.flow` = 'batch-scoring'")[0]  # fmt: skip
+    history = client.get_metric_history(scoring_run.info.run_id, "batch.latency_ms_per_item")
+    assert [m.step for m in history] == [0, 1, 2]  # 40 texts in batches of 16
+    candidates = client.get_metric_history(scoring_run.info.run_id, "batch.candidate_labels")
+    assert [m.value for m in candidates] == [16 * 6, 16 * 6, 8 * 6]
+    assert scoring_run.data.tags["inference.engine_id"].startswith("transformers-")
+    assert "inference.environment" in scoring_run.data.tags
+
+
+def _write(tmp: Path, df: pd.DataFrame) -> str:
+    path = tmp / "texts.csv"
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs", "error", "fragment"),
+    [
+        (lambda df: df.assign(text=[""] * 3 + df.text.tolist()[3:]), {}, DataValidationError,
+         "3 empty or missing text(s)"),
+        (lambda df: df, {"labels": ["joy", "anger"]}, DataValidationError, "unknown label(s)"),
+        (lambda df: df.assign(label="joy"), {}, DataValidationError, "at least 2 classes, found 1"),
+        (lambda df: df, {"base_model": "NOT_A_MODEL"}, ConfigurationError, "is not a model directory"),
+        (lambda df: df, {"base_model": "acme/no-such-model", "revision": "v9"}, ConfigurationError,
+         "Cannot load revision 'v9' of 'acme/no-such-model'"),
+    ],
+    ids=["empty texts", "unknown labels", "single class", "not a model dir", "unknown revision"],
+)  # fmt: skip
+def test_bad_text_input_registers_nothing(
+    mlflow_store: str, tiny_bert: str, tmp_path: Path, make: Any, kwargs: dict,
+    error: type[Exception], fragment: str,
+) -> None:  # fmt: skip
+    from flows.text_training import text_training
+
+    data = _write(tmp_path, make(pd.read_csv(EMOTIONS)))
+    if kwargs.get("base_model") == "NOT_A_MODEL":
+        (tmp_path / "empty-dir").mkdir()
+        kwargs = {**kwargs, "base_model": str(tmp_path / "empty-dir")}
+    state = text_training(data_path=data, fine_tune=FAST, thresholds={"macro_f1": 0.0},
+                          **{"base_model": tiny_bert, **kwargs}, return_state=True)  # fmt: skip
+    with pytest.raises(error) as info:
+        state.result()
+    assert fragment in str(info.value)
+    assert snapshot_registry() == {}
+
+
+def test_register_pretrained_snapshot_from_a_pypi_package(mlflow_store: str) -> None:
+    from flows.register_pretrained import register_pretrained
+
+    result = register_pretrained(description="sentence embeddings", tags={"team": "search"})
+    assert result["version"] == "1" and result["resolved_revision"].startswith("local-sha256:")
+    client = _client()
+    version = client.get_model_version("all-minilm-l6-v2", "1")
+    path = client.download_artifacts(version.run_id, "model-metadata.json")
+    metadata = json.loads(Path(path).read_text())
+    assert metadata["task"] == "feature-extraction" and metadata["tags"] == {"team": "search"}
+    assert metadata["resolved_revision"] == result["resolved_revision"]
+
+    state = register_pretrained(revision="main", return_state=True)
+    with pytest.raises(ConfigurationError, match="only applies to hub ids"):
+        state.result()
+    assert len(client.search_model_versions("name = 'all-minilm-l6-v2'")) == 1
