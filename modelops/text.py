@@ -215,12 +215,12 @@ def predict_proba(
 
     device = _device()
     model.to(device).eval()
-    encodings = _encode(tokenizer, texts, max_length)
     out = []
     with torch.inference_mode():
-        for batch in _batches(encodings, list(range(len(encodings))), batch_size):
-            inputs = tokenizer.pad(batch, return_tensors="pt").to(device)
-            out.append(torch.softmax(model(**inputs).logits, dim=-1).cpu().numpy())
+        for start in range(0, len(texts), batch_size):
+            inputs = tokenizer(list(texts[start : start + batch_size]), padding=True,
+                               truncation=True, max_length=max_length, return_tensors="pt")  # fmt: skip
+            out.append(torch.softmax(model(**inputs.to(device)).logits, dim=-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.num_labels))
 
 
