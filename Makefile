@@ -24,10 +24,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip check
 	rm -f $(VENV)/.installed-* && touch $@
 
-## The main job: train, gate, register and stage the sample lead-scoring model.
+## The main job: train, gate, register, stage and promote the sample lead-scoring model,
+## then serve it on 127.0.0.1 (stop it with: .venv/bin/python -m modelops stop lead-scoring).
 run: $(STAMP)
 	mkdir -p $(MODELOPS_HOME)
-	$(BIN)/python -m flows.training $(ARGS)
+	$(BIN)/python -m flows.lifecycle $(ARGS)
 
 ## The whole test suite (unit, flow and end-to-end tests).
 test: $(STAMP)

@@ -78,5 +78,59 @@ def lifecycle(
     return publish_lifecycle_summary(trained, promoted, served, promote_to, deploy)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The main job: sample data → gated, registered model in production, served locally."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m flows.lifecycle", description=main.__doc__)
+    parser.add_argument("--data", dest="data_path", help="CSV/Parquet path (default: sample)")
+    parser.add_argument("--target", default="won")
+    parser.add_argument("--model-name", default="lead-scoring")
+    parser.add_argument("--promote-to", choices=["staging", "production"], default="production")
+    parser.add_argument("--deploy", choices=["false", "local", "kubernetes"], default="local")
+    args = parser.parse_args(argv)
+    deploy = False if args.deploy == "false" else args.deploy
+    if deploy and args.promote_to != "production":
+        parser.error("--deploy needs --promote-to production")
+    result = lifecycle(data_path=args.data_path, target=args.target, model_name=args.model_name,
+                       promote_to=args.promote_to, deploy=deploy)  # fmt: skip
+    print(look_here(result))
+    return 0
+
+
+def look_here(result: dict[str, Any]) -> str:
+    """Where to look at what the main job made."""
+    from modelops.settings import get_settings
+
+    settings = get_settings()
+    name = result["model_name"]
+    metrics = ", ".join(f"{k}={v:.3f}" for k, v in result["metrics"].items()
+                        if k in ("roc_auc", "precision", "recall", "f1", "accuracy", "log_loss"))  # fmt: skip
+    lines = [
+        "",
+        f"{name} version {result['version']}: " + ", ".join(f"@{a}" for a in result["aliases"]),
+        f"  metrics: {metrics}",
+        f"  MLflow run: {result['mlflow_run_id']}",
+    ]
+    if result.get("serving_url"):
+        lines += [
+            f"  serving: {result['serving_url']}/invocations  (try: curl -s "
+            f"{result['serving_url']}/invocations -H 'Content-Type: application/json' -d "
+            '\'{"dataframe_split": {"columns": ["completeness", "email_confidence", '
+            '"phone_confidence", "source_priority", "intent_signal_score"], '
+            '"data": [[0.9, 0.8, 0.7, 4, 60]]}}\')',
+            f"  stop it:  .venv/bin/python -m modelops stop {name}",
+        ]
+    ui = settings.ui_base_url
+    lines += ["Look at it:",
+              f"  open {ui}/#/models/{name}" if ui else
+              f"  .venv/bin/mlflow ui --backend-store-uri {settings.resolved_tracking_uri}\n"
+              f"  then open http://127.0.0.1:5000/#/models/{name}",
+              f"  .venv/bin/python -m modelops versions {name}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    print(lifecycle())
+    import sys
+
+    sys.exit(main())

@@ -57,3 +57,12 @@ def test_gate_boundary_is_inclusive_and_empty_gate_passes() -> None:
 def test_bad_thresholds_are_configuration_errors(thresholds: dict, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         apply_gate({"roc_auc": 0.8}, thresholds)
+
+
+def test_lifecycle_refuses_deploying_what_it_does_not_promote() -> None:
+    from tasks.summary import check_stages
+
+    check_stages("production", "local")
+    check_stages("staging", False)
+    with pytest.raises(ConfigurationError, match="Use promote_to=production, or deploy=false"):
+        check_stages("staging", "kubernetes")
