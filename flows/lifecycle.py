@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--promote-to", choices=["staging", "production"], default="production")
     parser.add_argument("--deploy", choices=["false", "local", "kubernetes"], default="local")
     args = parser.parse_args(argv)
-    deploy = False if args.deploy == "false" else args.deploy
+    deploy: Literal[False, "local", "kubernetes"] = False if args.deploy == "false" else args.deploy
     if deploy and args.promote_to != "production":
         parser.error("--deploy needs --promote-to production")
     result = lifecycle(data_path=args.data_path, target=args.target, model_name=args.model_name,

@@ -502,11 +502,16 @@ def smoke_test(
             f"Kubernetes refused the smoke test through services/proxy (HTTP {response.status}); "
             f"grant 'create' on services/proxy (deployments/rbac/rbac.yaml)."
         )
+    data = response.data or b""
     if response.status != 200:
         raise DeploymentFailed(
-            f"Smoke test got HTTP {response.status} from {meta['name']}: {response.data[:500]!r}"
+            f"Smoke test got HTTP {response.status} from {meta['name']}: {data[:500]!r}"
         )
-    return check_predictions(json.loads(response.data), rows)
+    try:
+        answer = json.loads(data)
+    except ValueError as exc:
+        raise DeploymentFailed(f"Smoke test: the answer is not JSON: {data[:300]!r}") from exc
+    return check_predictions(answer, rows)
 
 
 def check_predictions(answer: Any, rows: int) -> list[Any]:

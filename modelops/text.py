@@ -266,7 +266,7 @@ def confusion_figure(confusion: Any, labels: list[str]) -> Any:
     ax.set_yticks(range(len(labels)), labels)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=8)
+            ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=8)
     ax.set(xlabel="Predicted", ylabel="Actual", title="Confusion matrix")
     fig.tight_layout()
     return fig

@@ -245,7 +245,7 @@ def use_tracking_uri(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(saved_global)
+        mlflow.set_tracking_uri(saved_global)  # type: ignore[arg-type]  # None = unset
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

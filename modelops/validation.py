@@ -133,7 +133,9 @@ def validate_dataframe(df: pd.DataFrame, schema: DatasetSchema, name: str = "dat
 
     results = []
     for r in outcome.results:
-        kwargs = {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"}
+        config = r.expectation_config
+        assert config is not None  # GX fills it for every result of a suite run
+        kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
         info = r.exception_info or {}
         exception = None
         if isinstance(info, dict):
@@ -147,7 +149,7 @@ def validate_dataframe(df: pd.DataFrame, schema: DatasetSchema, name: str = "dat
         partial = r.result.get("partial_unexpected_list") or []
         results.append(
             {
-                "expectation": r.expectation_config.type,
+                "expectation": config.type,
                 "kwargs": kwargs,
                 "success": bool(r.success),
                 "observed": _plain(r.result.get("observed_value")),

@@ -25,7 +25,7 @@ class TrainedModel:
     run_id: str
     model_id: str
     model_uri: str
-    labels: tuple[Any, Any]
+    labels: tuple[Any, ...]  # (negative, positive) for binary models; all labels for text
 
 
 @task(name="split_dataset", **COMPUTE_TASK)
