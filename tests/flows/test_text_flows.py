@@ -56,8 +56,22 @@ def test_fine_tune_register_stage_promote_and_batch_score(
     assert {"accuracy", "macro_f1"} <= set(client.get_run(result["mlflow_run_id"]).data.metrics)
     assert staged.run_id == by_name["fine_tune_text_model"].info.run_id
 
-    # The tabular promotion flow works unchanged (no champion yet: the gate stands).
+    # The tabular promotion and deployment flows work unchanged for a transformers version.
     assert promotion(model_name="emotion-classifier")["version"] == "1"
+    from flows.deployment import deployment
+    from modelops.cli import main as cli
+
+    try:
+        served = deployment(model_name="emotion-classifier", target="local", workers=1,
+                            timeout_seconds=180)  # fmt: skip
+        import httpx
+
+        answer = httpx.post(f"{served['url']}/invocations", timeout=60,
+                            json={"inputs": ["thank you so much", "this is unacceptable"]}).json()  # fmt: skip
+        assert len(answer["predictions"]) == 2
+        assert {p["label"] for p in answer["predictions"]} <= set(result["labels"])
+    finally:
+        cli(["stop", "emotion-classifier"])
 
     out = tmp_path / "scored.csv"
     pd.read_csv(EMOTIONS).head(40).to_csv(tmp_path / "in.csv", index=False)
