@@ -108,6 +108,14 @@ def validate_texts(
     return report
 
 
+def _cannot_load(source: str, revision: str | None, exc: Exception) -> ConfigurationError:
+    where = f"revision {revision!r} of " if revision else ""
+    return ConfigurationError(
+        f"Cannot load {where}{source!r}: {str(exc).splitlines()[0]}. Check the id and "
+        f"revision; without network access only local directories and cached models load."
+    )
+
+
 def load_base(base_model: str, revision: str | None, labels: list[str]) -> tuple[Any, Any]:
     """Tokenizer and sequence classifier from a model directory or hub id (``from_pretrained``).
 
@@ -135,11 +143,7 @@ def load_base(base_model: str, revision: str | None, labels: list[str]) -> tuple
             ignore_mismatched_sizes=True,
         )  # fmt: skip
     except (OSError, ValueError) as exc:
-        where = f"revision {revision!r} of " if revision else ""
-        raise ConfigurationError(
-            f"Cannot load {where}{base_model!r}: {str(exc).splitlines()[0]}. Check the id and "
-            f"revision; without network access only local directories and cached models load."
-        ) from exc
+        raise _cannot_load(base_model, revision, exc) from exc
     return tokenizer, model
 
 
@@ -345,8 +349,4 @@ def load_snapshot(source: str, revision: str | None, task: str) -> tuple[Any, An
         return (AutoTokenizer.from_pretrained(source, revision=revision),
                 classes[task].from_pretrained(source, revision=revision))  # fmt: skip
     except (OSError, ValueError) as exc:
-        where = f"revision {revision!r} of " if revision else ""
-        raise ConfigurationError(
-            f"Cannot load {where}{source!r}: {str(exc).splitlines()[0]}. Check the id and "
-            f"revision; without network access only local directories and cached models load."
-        ) from exc
+        raise _cannot_load(source, revision, exc) from exc
