@@ -20,12 +20,13 @@ METRICS: dict[str, bool] = {
     "accuracy": True,
     "log_loss": False,
     "brier_score": False,
-    "macro_f1": True,  # multi-class text classifiers
 }
+# Every metric a gate may name, and whether higher is better (text classifiers add macro_f1).
+DIRECTION: dict[str, bool] = {**METRICS, "macro_f1": True}
 _MAX_CURVE_POINTS = 2000
 
 
-def check_threshold_names(thresholds: dict[str, float]) -> None:
+def check_threshold_names(thresholds: dict[str, float], known: dict[str, bool] = METRICS) -> None:
     """Fail fast, before any training, on a threshold for a metric we do not compute.
 
     Raises:
@@ -33,11 +34,11 @@ def check_threshold_names(thresholds: dict[str, float]) -> None:
     """
     import math
 
-    unknown = sorted(set(thresholds) - set(METRICS))
+    unknown = sorted(set(thresholds) - set(known))
     if unknown:
         raise ConfigurationError(
             f"Unknown metric(s) in thresholds: {', '.join(unknown)}. "
-            f"Known metrics: {', '.join(METRICS)}."
+            f"Known metrics: {', '.join(known)}."
         )
     bad = [k for k, v in thresholds.items() if not math.isfinite(float(v))]
     if bad:
@@ -209,12 +210,12 @@ def apply_gate(metrics: dict[str, float], thresholds: dict[str, float]) -> GateD
     Raises:
         ConfigurationError: a threshold names a metric that was not computed.
     """
-    check_threshold_names(thresholds)
+    check_threshold_names(thresholds, DIRECTION)
     rows = []
     for name, threshold in thresholds.items():
         if name not in metrics:
             raise ConfigurationError(f"Metric {name!r} was not computed; have {sorted(metrics)}")
-        higher = METRICS[name]
+        higher = DIRECTION[name]
         value = float(metrics[name])
         ok = value >= threshold if higher else value <= threshold
         rows.append(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelops import registry
 from modelops.errors import ConfigurationError, ModelNotFound, PromotionRefused, RegistryError
-from modelops.evaluation import METRICS, evaluate_binary
+from modelops.evaluation import DIRECTION, evaluate_binary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -233,10 +233,10 @@ def compare(
     Raises:
         ConfigurationError: an unknown metric or a negative margin.
     """
-    unknown = sorted(set(metrics) - set(METRICS))
+    unknown = sorted(set(metrics) - set(DIRECTION))
     if unknown or not metrics:
         raise ConfigurationError(
-            f"Comparison metrics must be a non-empty subset of {', '.join(METRICS)}; "
+            f"Comparison metrics must be a non-empty subset of {', '.join(DIRECTION)}; "
             f"got unknown {unknown}"
             if unknown
             else "Give at least one comparison metric."
@@ -245,7 +245,7 @@ def compare(
         raise ConfigurationError(f"margin must be >= 0, got {margin}")
     rows = []
     for name in metrics:
-        higher = METRICS[name]
+        higher = DIRECTION[name]
         diff = challenger[name] - champion[name]
         ok = diff >= -margin if higher else diff <= margin
         rows.append(
