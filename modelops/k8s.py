@@ -413,7 +413,10 @@ def restore(cluster: Cluster, manifest: dict[str, Any], before: dict[str, Any] |
 
 def delete(cluster: Cluster, manifest: dict[str, Any]) -> bool:
     """Delete the object if it exists; True when something was deleted."""
-    return read(cluster, manifest) is not None and restore(cluster, manifest, None) == "deleted"
+    if read(cluster, manifest) is None:
+        return False
+    restore(cluster, manifest, None)
+    return True
 
 
 @dataclass
@@ -585,7 +588,14 @@ def deploy_serving(
     deployment, service = render_serving(spec)
     started = time.monotonic()
     service_action, service_before = apply(cluster, service)
-    deployment_action, deployment_before = apply(cluster, deployment)
+    try:
+        deployment_action, deployment_before = apply(cluster, deployment)
+    except BaseException:
+        # Never leave a half-applied pair: a Service created or changed for a Deployment the
+        # API refused goes back to how it was.
+        if service_action != "unchanged":
+            restore(cluster, service, service_before)
+        raise
     apply_seconds = time.monotonic() - started
     previous = ((deployment_before or {}).get("metadata", {}).get("labels") or {}).get(
         "modelops.io/version"

@@ -309,6 +309,9 @@ def test_forbidden_is_a_clear_error_and_not_retried(
         state.result()
     assert cluster.count(kmock.action.CREATE) == 1
     assert _task_run_count(state, "deploy_to_kubernetes") == 1  # no retry
+    # kmock stores a refused write anyway; what matters is that nothing of ours stays behind:
+    # the Service created just before the refused Deployment is deleted again.
+    assert cluster.handler.objects["v1/services", NS, NAME].deleted
 
 
 def test_rendered_manifests_pass_the_official_schemas(
