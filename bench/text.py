@@ -69,7 +69,6 @@ def main() -> int:
     from modelops.data import SAMPLE_DATA
 
     text.quiet_transformers()
-    torch.set_num_threads(torch.get_num_threads())
     df = pd.read_csv(SAMPLE_DATA.parent / "emotions.csv").head(args.texts)
     labels = sorted(df.label.unique())
     texts, targets = df.text.tolist(), [labels.index(v) for v in df.label]

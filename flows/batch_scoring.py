@@ -7,12 +7,10 @@ from typing import Annotated, Any, Literal
 from prefect import flow
 from pydantic import Field
 
-from modelops.k8s import Resources, ServingSpec
-from modelops.settings import get_settings
+from modelops.k8s import Resources
 from tasks.common import flow_run_info
 from tasks.serving import (
-    cluster_tracking_uri,
-    default_image,
+    cluster_spec,
     resolve_serving_version,
     run_scoring_job,
     score_file_locally,
@@ -74,12 +72,7 @@ def batch_scoring(
         if target == "local":
             return score_file_locally(ctx, resolved, input_uri, output_uri)
         run_id = flow_run_info()["prefect.flow_run_id"] or "manual"
-        spec = ServingSpec(
-            model_name=model_name, version=resolved.version, run_id=resolved.run_id,
-            namespace=namespace or get_settings().deploy_namespace,
-            image=image or default_image(),
-            tracking_uri=cluster_tracking_uri(cluster_tracking_uri_override),
-            resources=resources, flow_run_id=run_id,
-        )  # fmt: skip
+        spec = cluster_spec(resolved, namespace, image, cluster_tracking_uri_override,
+                            resources=resources)  # fmt: skip
         return run_scoring_job(ctx, spec, input_uri, output_uri, job_suffix or run_id[:8],
                                timeout_seconds, poll_seconds, credentials_block)  # fmt: skip

@@ -7,12 +7,10 @@ from typing import Annotated, Any, Literal
 from prefect import flow
 from pydantic import Field
 
-from modelops.k8s import Resources, ServingSpec
-from modelops.settings import get_settings
-from tasks.common import flow_run_info, model_lock
+from modelops.k8s import Resources
+from tasks.common import model_lock
 from tasks.serving import (
-    cluster_tracking_uri,
-    default_image,
+    cluster_spec,
     deploy_locally,
     deploy_to_kubernetes,
     record_deployment,
@@ -68,14 +66,9 @@ def deployment(
         if target == "local":
             record = deploy_locally(ctx, resolved, workers, timeout_seconds)
         else:
-            spec = ServingSpec(
-                model_name=model_name, version=resolved.version, run_id=resolved.run_id,
-                namespace=namespace or get_settings().deploy_namespace,
-                image=image or default_image(),
-                tracking_uri=cluster_tracking_uri(cluster_tracking_uri_override),
-                replicas=replicas, workers=workers, env_manager=env_manager,
-                resources=resources, flow_run_id=flow_run_info()["prefect.flow_run_id"] or None,
-            )  # fmt: skip
+            spec = cluster_spec(resolved, namespace, image, cluster_tracking_uri_override,
+                                replicas=replicas, workers=workers, env_manager=env_manager,
+                                resources=resources)  # fmt: skip
             record = deploy_to_kubernetes(ctx, resolved, spec, timeout_seconds, poll_seconds,
                                           credentials_block)  # fmt: skip
         return record_deployment(ctx, resolved, record)

@@ -16,11 +16,12 @@ from modelops.tracking import get_client
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-from modelops.promotion import (
+from modelops.promotion import (  # re-exported: one definition of each
     ARCHIVED_TAG,
     PREVIOUS_PRODUCTION,
     PRODUCTION,
     STAGING,
+    registered_model,
 )
 
 
@@ -63,12 +64,6 @@ def _client(settings: Settings | None = None) -> MlflowClient:
     return get_client(settings.resolved_tracking_uri, settings.resolved_registry_uri)
 
 
-def _registered_model(client: MlflowClient, name: str) -> Any:
-    from modelops.promotion import registered_model
-
-    return registered_model(client, name)
-
-
 def get_model_metadata(
     model_name: str,
     stage: str | ModelStage | None = None,
@@ -92,7 +87,7 @@ def get_model_metadata(
         ModelNotFound: no such registered model.
     """
     client = _client(settings)
-    model = _registered_model(client, model_name)
+    model = registered_model(client, model_name)
     wanted = ModelStage.parse(stage) if stage is not None else None
     aliases_by_version: dict[str, list[str]] = {}
     for alias, version in (model.aliases or {}).items():
@@ -237,7 +232,7 @@ def load_production_model(model_name: str, settings: Settings | None = None) -> 
 
     settings = settings or get_settings()
     client = _client(settings)
-    _registered_model(client, model_name)
+    registered_model(client, model_name)
     if registry.alias_version(client, model_name, PRODUCTION) is None:
         raise ModelNotFound(
             f"Model {model_name!r} has no production version yet: promote one (promotion flow)."

@@ -184,6 +184,14 @@ def dataset_digest(df: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
+def write_table(df: pd.DataFrame, uri: str) -> None:
+    """Write a table as Parquet (``.parquet``/``.pq``) or CSV (anything else), without index."""
+    if uri.lower().endswith((".parquet", ".pq")):
+        df.to_parquet(uri, index=False)
+    else:
+        df.to_csv(uri, index=False)
+
+
 def describe_dataset(df: pd.DataFrame, uri: str, target: str | None = None) -> Any:
     """The MLflow dataset entity for ``df``: name, full-content digest, source, schema, profile.
 

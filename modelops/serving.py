@@ -26,20 +26,14 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
-def input_example_payload(client: MlflowClient, name: str, version: str) -> tuple[dict, int]:
-    """The version's logged input example as a scoring request, and its row count.
+def example_and_flavors(
+    client: MlflowClient, name: str, version: str
+) -> tuple[dict, int, list[str]]:
+    """The scoring request built from the input example, its rows, and the model's flavours.
 
     Raises:
         ConfigurationError: the version was logged without an input example.
     """
-    payload, rows, _ = example_and_flavors(client, name, version)
-    return payload, rows
-
-
-def example_and_flavors(
-    client: MlflowClient, name: str, version: str
-) -> tuple[dict, int, list[str]]:
-    """The scoring request built from the input example, its rows, and the model's flavours."""
     import mlflow.artifacts
     from mlflow.models import Model
 

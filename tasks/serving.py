@@ -44,20 +44,33 @@ def resolve_serving_version(
                          payload=payload, rows=rows, flavors=flavors)  # fmt: skip
 
 
-def default_image() -> str:
-    """ML_MODEL_DEPLOY_IMAGE, else the MLflow image matching the installed MLflow."""
-    return get_settings().deploy_image or f"ghcr.io/mlflow/mlflow:v{installed('mlflow')}"
+def cluster_spec(
+    target: ServingTarget,
+    namespace: str | None,
+    image: str | None,
+    tracking_uri: str | None,
+    **options: Any,
+) -> k8s.ServingSpec:
+    """What to run on the cluster, with the defaults filled in: namespace from
+    ML_MODEL_DEPLOY_NAMESPACE, image from ML_MODEL_DEPLOY_IMAGE (else the MLflow image matching
+    the installed MLflow), and a tracking URI the pods can reach (a local file will not do).
 
-
-def cluster_tracking_uri(explicit: str | None) -> str:
-    """The tracking URI pods use: explicit, else ours if a server; a local file will not do."""
-    uri = explicit or get_settings().resolved_tracking_uri
+    Raises:
+        ConfigurationError: the tracking store is not a server the cluster could reach.
+    """
+    settings = get_settings()
+    uri = tracking_uri or settings.resolved_tracking_uri
     if not uri.startswith(("http://", "https://", "databricks")):
         raise ConfigurationError(
             f"Pods cannot read the MLflow store {uri!r} on this machine: set MLFLOW_TRACKING_URI "
-            f"to a tracking server the cluster can reach, or pass cluster_tracking_uri."
+            f"to a tracking server the cluster can reach, or pass cluster_tracking_uri_override."
         )
-    return uri
+    return k8s.ServingSpec(
+        model_name=target.name, version=target.version, run_id=target.run_id,
+        namespace=namespace or settings.deploy_namespace,
+        image=image or settings.deploy_image or f"ghcr.io/mlflow/mlflow:v{installed('mlflow')}",
+        tracking_uri=uri, flow_run_id=flow_run_info()["prefect.flow_run_id"] or None, **options,
+    )  # fmt: skip
 
 
 def _connect(credentials_block: str | None) -> k8s.Cluster:
@@ -211,7 +224,7 @@ def score_file_locally(
     MLflow run, so a prediction can be traced back to how it was made."""
     import mlflow.pyfunc
 
-    from modelops.data import load_table
+    from modelops.data import load_table, write_table
     from modelops.tracking import use_tracking_uri
 
     frame = load_table(input_uri)
@@ -232,10 +245,7 @@ def score_file_locally(
     out["model_version"] = target.version
     out["mlflow_run_id"] = target.run_id
     seconds = time.monotonic() - started
-    if output_uri.lower().endswith((".parquet", ".pq")):
-        out.to_parquet(output_uri, index=False)
-    else:
-        out.to_csv(output_uri, index=False)
+    write_table(out, output_uri)
     tracking.log_metrics(ctx, ctx.parent_run_id, {
         "rows": len(out), "latency_ms_total": seconds * 1000,
         "latency_ms_per_row": seconds * 1000 / max(len(out), 1),

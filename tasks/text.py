@@ -9,7 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from modelops import text, tracking
-from modelops.data import load_table, resolve_data_uri
+from modelops.data import load_table, resolve_data_uri, write_table
 from modelops.errors import DataValidationError
 from modelops.evaluation import GateDecision, apply_gate
 from tasks.common import COMPUTE_TASK, IO_TASK, artifact_key, markdown_artifact
@@ -170,7 +170,6 @@ def score_texts_locally(
     from importlib.metadata import version as installed
 
     import mlflow.transformers
-    import pandas as pd
 
     from modelops.errors import ConfigurationError
     from modelops.tracking import use_tracking_uri
@@ -209,10 +208,7 @@ def score_texts_locally(
     out = frame.copy()
     out["label"], out["score"] = labels_out, scores_out
     out["model_version"], out["mlflow_run_id"] = target.version, target.run_id
-    if output_uri.lower().endswith((".parquet", ".pq")):
-        out.to_parquet(output_uri, index=False)
-    else:
-        pd.DataFrame(out).to_csv(output_uri, index=False)
+    write_table(out, output_uri)
     tracking.log_metrics(ctx, ctx.parent_run_id, {"latency_ms_total": total_ms,
                                                   "latency_ms_per_item": total_ms / max(len(out), 1),
                                                   "items": len(out)})  # fmt: skip

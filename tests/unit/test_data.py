@@ -117,3 +117,12 @@ def test_valid_sample_passes_with_categorical_and_boolean_features() -> None:
     schema = resolve_schema(df, "won", "x.csv", features=features)
     report = validate_dataframe(df, schema)
     assert report["success"] and report["statistics"]["unsuccessful_expectations"] == 0
+
+
+def test_bundled_text_sample_is_exactly_what_its_generator_makes(tmp_path: Path) -> None:
+    from modelops.text_sample import LABELS, write_emotions
+
+    written = write_emotions(tmp_path / "emotions.csv")
+    assert written.read_bytes() == (SAMPLE_DATA.parent / "emotions.csv").read_bytes()
+    counts = pd.read_csv(written)["label"].value_counts()
+    assert sorted(counts.index) == sorted(LABELS) and set(counts) == {60}
