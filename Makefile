@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 ## then serve it on 127.0.0.1 (stop it with: .venv/bin/python -m modelops stop lead-scoring).
 run: $(STAMP)
 	mkdir -p $(MODELOPS_HOME)
-	$(BIN)/python -m flows.lifecycle $(ARGS)
+	$(BIN)/modelops run $(ARGS)
 
 ## The whole test suite (unit, flow and end-to-end tests).
 test: $(STAMP)

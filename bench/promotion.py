@@ -39,22 +39,21 @@ def main() -> int:
         os.environ["MODELOPS_HOME"] = str(tmp / "modelops")
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
 
-        import mlflow.sklearn
         import pandas as pd
         from sklearn.metrics import roc_auc_score
         from support import register_fixture_version
 
+        from modelops.model_io import load_sklearn
         from modelops.sample import write_leads
         from modelops.settings import get_settings
-        from modelops.tracking import get_client, use_tracking_uri
+        from modelops.tracking import get_client
 
         held_out = write_leads(tmp / "held_out.csv", n_rows=args.rows, seed=99)
         for name in ("warmup", "bench"):
             register_fixture_version(name, stage=False)
             register_fixture_version(name)
         client = get_client(get_settings().resolved_tracking_uri)
-        with use_tracking_uri(get_settings().resolved_tracking_uri):
-            models = [mlflow.sklearn.load_model(f"models:/bench/{v}") for v in ("1", "2")]
+        models = [load_sklearn(client, "bench", v)[0] for v in ("1", "2")]
 
         def reset(name: str) -> None:
             client.set_registered_model_alias(name, "production", "1")

@@ -69,18 +69,17 @@ def main() -> int:
         tmp = Path(tmp_name)
         os.environ["MODELOPS_HOME"] = str(tmp)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
-        import mlflow.sklearn
         import pandas as pd
         from support import register_fixture_version
 
+        from modelops.model_io import load_sklearn
         from modelops.sample import make_leads
-        from modelops.serving import start_local_server, stop_server
-        from modelops.tracking import use_tracking_uri
+        from modelops.serving.local import start_local_server, stop_server
+        from modelops.tracking import get_client
 
         version = register_fixture_version()
         uri = os.environ["MLFLOW_TRACKING_URI"]
-        with use_tracking_uri(uri):
-            model = mlflow.sklearn.load_model(f"models:/lead-scoring/{version}")
+        model = load_sklearn(get_client(uri), "lead-scoring", version)[0]
         rows = make_leads(100, seed=5).drop(columns="won").astype("float64")
         server = start_local_server(tmp, uri, "lead-scoring", version, workers=args.workers)
         print(f"server: mlflow models serve, {args.workers} uvicorn workers, {server.url}; "

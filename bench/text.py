@@ -4,7 +4,7 @@
 
 Base model: the bundled all-MiniLM-L6-v2 (22.7M parameters, CPU here). Both sides fine-tune
 the same freshly loaded model on the same texts with the same batch size, and score the same
-texts; the flow side is `modelops.text` (what the text-training and batch-scoring flows run).
+texts; the flow side is `modelops.text.training` (what the text-training and batch-scoring flows run).
 Reports samples/s for each and the ratio (target: flow >= 0.9x bare).
 """
 
@@ -65,11 +65,11 @@ def main() -> int:
     import pandas as pd
     import torch
 
-    from modelops import text
-    from modelops.data import SAMPLE_DATA
+    from modelops.text import training as text
+    from modelops.text.sample import SAMPLE_TEXTS
 
     text.quiet_transformers()
-    df = pd.read_csv(SAMPLE_DATA.parent / "emotions.csv").head(args.texts)
+    df = pd.read_csv(SAMPLE_TEXTS).head(args.texts)
     labels = sorted(df.label.unique())
     texts, targets = df.text.tolist(), [labels.index(v) for v in df.label]
     base = text.default_base_model()

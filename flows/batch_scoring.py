@@ -7,15 +7,9 @@ from typing import Annotated, Any, Literal
 from prefect import flow
 from pydantic import Field
 
-from modelops.k8s import Resources
-from tasks.common import flow_run_info
-from tasks.serving import (
-    cluster_spec,
-    resolve_serving_version,
-    run_scoring_job,
-    score_file_locally,
-)
-from tasks.tracking import mlflow_parent_run
+from modelops.k8s.manifests import Resources, serving_spec
+from tasks.serving import resolve_serving_version, run_scoring_job, score_file_locally
+from tasks.tracking import flow_run
 
 
 @flow(name="batch-scoring", log_prints=True)
@@ -57,12 +51,9 @@ def batch_scoring(
         batch_size: (text models) texts per batch; telemetry is logged per batch.
         decision_threshold: (text models) score a label needs to count as dominant.
     """
-    with mlflow_parent_run(
-        f"batch-scoring-{model_name}",
-        params={"model_name": model_name, "version": version, "target": target,
-                "input_uri": input_uri, "output_uri": output_uri},
-        tags={"modelops.flow": "batch-scoring"},
-    ) as ctx:  # fmt: skip
+    params = {"model_name": model_name, "version": version, "target": target,
+              "input_uri": input_uri, "output_uri": output_uri}  # fmt: skip
+    with flow_run("batch-scoring", model_name, params) as ctx:
         resolved = resolve_serving_version(ctx, model_name, version)
         if target == "local" and "transformers" in resolved.flavors:
             from tasks.text import score_texts_locally
@@ -71,8 +62,17 @@ def batch_scoring(
                                        batch_size, decision_threshold)  # fmt: skip
         if target == "local":
             return score_file_locally(ctx, resolved, input_uri, output_uri)
-        run_id = flow_run_info()["prefect.flow_run_id"] or "manual"
-        spec = cluster_spec(resolved, namespace, image, cluster_tracking_uri_override,
-                            resources=resources)  # fmt: skip
-        return run_scoring_job(ctx, spec, input_uri, output_uri, job_suffix or run_id[:8],
-                               timeout_seconds, poll_seconds, credentials_block)  # fmt: skip
+        spec = serving_spec(resolved.name, resolved.version, resolved.run_id, namespace=namespace,
+                            image=image, tracking_uri=cluster_tracking_uri_override,
+                            flow_run_id=ctx.flow_run_id, resources=resources)  # fmt: skip
+        suffix = job_suffix or (ctx.flow_run_id or "manual")[:8]
+        return run_scoring_job(ctx, spec, input_uri, output_uri, suffix, timeout_seconds,
+                               poll_seconds, credentials_block)  # fmt: skip
+
+
+if __name__ == "__main__":
+    import sys
+
+    from modelops.cli import main
+
+    sys.exit(main(["score", *sys.argv[1:]]))

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from prefect import flow
 from pydantic import Field
 
-from modelops.k8s import Resources
-from tasks.common import model_lock
+from modelops.k8s.manifests import Resources, serving_spec
+from modelops.types import DeploymentRecord
 from tasks.serving import (
-    cluster_spec,
     deploy_locally,
     deploy_to_kubernetes,
     record_deployment,
     resolve_serving_version,
 )
-from tasks.tracking import mlflow_parent_run
+from tasks.tracking import flow_run
 
 
 @flow(name="deployment", log_prints=True)
@@ -34,7 +33,7 @@ def deployment(
     poll_seconds: Annotated[float, Field(gt=0)] = 2.0,
     cluster_tracking_uri_override: str | None = None,
     credentials_block: str | None = None,
-) -> dict[str, Any]:
+) -> DeploymentRecord:
     """Serve a model version behind HTTP, wait until it is healthy and smoke-test it.
 
     On Kubernetes a failed rollout or smoke test restores the previous Deployment spec (the
@@ -43,7 +42,7 @@ def deployment(
     Args:
         model_name: the registered model.
         version: a version number or alias (default: production).
-        target: "local" (mlflow models serve on 127.0.0.1) or "kubernetes".
+        target: "local" (a server on 127.0.0.1) or "kubernetes".
         namespace: Kubernetes namespace (default: ML_MODEL_DEPLOY_NAMESPACE).
         image: serving image (default: ML_MODEL_DEPLOY_IMAGE, else the MLflow image).
         replicas: pod count.
@@ -56,23 +55,26 @@ def deployment(
         credentials_block: prefect-kubernetes KubernetesCredentials block (after in-cluster
             and kubeconfig discovery).
     """
-    with model_lock("deployment", model_name), mlflow_parent_run(
-        f"deployment-{model_name}",
-        params={"model_name": model_name, "version": version, "target": target,
-                "replicas": replicas, "workers": workers},
-        tags={"modelops.flow": "deployment"},
-    ) as ctx:  # fmt: skip
+    params = {"model_name": model_name, "version": version, "target": target,
+              "replicas": replicas, "workers": workers}  # fmt: skip
+    with flow_run("deployment", model_name, params, lock="deployment") as ctx:
         resolved = resolve_serving_version(ctx, model_name, version)
         if target == "local":
             record = deploy_locally(ctx, resolved, workers, timeout_seconds)
         else:
-            spec = cluster_spec(resolved, namespace, image, cluster_tracking_uri_override,
-                                replicas=replicas, workers=workers, env_manager=env_manager,
-                                resources=resources)  # fmt: skip
+            spec = serving_spec(
+                resolved.name, resolved.version, resolved.run_id, namespace=namespace, image=image,
+                tracking_uri=cluster_tracking_uri_override, flow_run_id=ctx.flow_run_id,
+                replicas=replicas, workers=workers, env_manager=env_manager, resources=resources,
+            )  # fmt: skip
             record = deploy_to_kubernetes(ctx, resolved, spec, timeout_seconds, poll_seconds,
                                           credentials_block)  # fmt: skip
         return record_deployment(ctx, resolved, record)
 
 
 if __name__ == "__main__":
-    print(deployment())
+    import sys
+
+    from modelops.cli import main
+
+    sys.exit(main(["deploy", *sys.argv[1:]]))

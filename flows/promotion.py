@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from prefect import flow
 from pydantic import Field
 
-from tasks.common import model_lock
+from modelops.types import PromotionResult
 from tasks.promotion import compare_with_champion, promote_candidate, resolve_candidate
-from tasks.tracking import mlflow_parent_run
+from tasks.tracking import flow_run
 
 
 @flow(name="promotion", log_prints=True)
@@ -24,7 +24,7 @@ def promotion(
     archive_existing: bool = True,
     reason: str = "staged version passed the champion/challenger check",
     actor: str | None = None,
-) -> dict[str, Any]:
+) -> PromotionResult:
     """Promote a model version to production (champion/challenger when a champion exists).
 
     Args:
@@ -35,25 +35,25 @@ def promotion(
             trained on).
         compare_metrics: metrics the challenger must not be worse on.
         margin: how much worse (absolute) the challenger may be and still win.
-        override_staging_reason: promote a version that is not staged; recorded in the audit.
+        override_staging_reason: promote a version that does not hold `staging` (recorded).
         archive_existing: tag the replaced production version archived.
         reason: why, for the audit trail.
         actor: who, for the audit trail (default: the deployment or OS user).
     """
     # One promotion per model at a time, across processes and workers: both runs would
     # otherwise compare against, and archive, the same champion.
-    with model_lock("promotion", model_name), mlflow_parent_run(
-        f"promotion-{model_name}",
-        params={"model_name": model_name, "version": version, "margin": margin,
-                "compare_metrics": compare_metrics, "held_out_path": held_out_path},
-        tags={"modelops.flow": "promotion"},
-    ) as ctx:  # fmt: skip
+    params = {"model_name": model_name, "version": version, "margin": margin,
+              "compare_metrics": compare_metrics, "held_out_path": held_out_path}  # fmt: skip
+    with flow_run("promotion", model_name, params, lock="promotion") as ctx:
         candidate = resolve_candidate(ctx, model_name, version, override_staging_reason, actor)
-        comparison = compare_with_champion(
-            ctx, candidate, held_out_path, compare_metrics, margin, target, actor
-        )
+        comparison = compare_with_champion(ctx, candidate, held_out_path, metrics=compare_metrics,
+                                           margin=margin, target=target, actor=actor)  # fmt: skip
         return promote_candidate(ctx, candidate, comparison, reason, archive_existing, actor)
 
 
 if __name__ == "__main__":
-    promotion()
+    import sys
+
+    from modelops.cli import main
+
+    sys.exit(main(["promote", *sys.argv[1:]]))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from prefect import flow
 
+from modelops.errors import ConfigurationError
+from modelops.registry.aliases import STAGING
+from modelops.types import SnapshotResult
 from tasks.registry import register_model, set_model_alias
 from tasks.text import log_pretrained_snapshot
-from tasks.tracking import mlflow_parent_run
-from tasks.training import TrainedModel
+from tasks.tracking import flow_run
 
 
 @flow(name="register-pretrained", log_prints=True)
@@ -20,10 +22,10 @@ def register_pretrained(
     task: Literal["text-classification", "feature-extraction"] = "feature-extraction",
     labels: list[str] | None = None,
     description: str = "",
-    tags: dict[str, str] = {},  # noqa: B006
+    tags: dict[str, str] = {},  # noqa: B006 (never mutated)
     stage: bool = False,
     actor: str | None = None,
-) -> dict[str, Any]:
+) -> SnapshotResult:
     """Register an existing snapshot (hub id + revision, or a local directory) as a new version.
 
     Args:
@@ -32,22 +34,36 @@ def register_pretrained(
         model_name: the registered model name.
         task: the transformers pipeline task the model serves.
         labels: class labels (text-classification; default: the model's own).
-        description: what this model is, for model-metadata.json.
-        tags: free-form tags for model-metadata.json.
+        description: what this model is (model-metadata.json and the registered model).
+        tags: tags for the new model version (and model-metadata.json); `stage=staging` stages it.
         stage: also point the `staging` alias at the new version.
         actor: who, for the audit trail.
     """
-    from modelops.text import default_base_model
+    from modelops.text.training import default_base_model
 
+    wanted_stage = tags.get("stage")
+    if wanted_stage not in (None, STAGING):
+        raise ConfigurationError(
+            f"tag stage={wanted_stage!r}: a snapshot can only be staged when it is registered "
+            f"(stage=staging); production is reached through the promotion flow."
+        )
     chosen = source or default_base_model()
-    with mlflow_parent_run(f"register-pretrained-{model_name}",
-                           params={"source": chosen, "revision": revision, "task": task}) as ctx:  # fmt: skip
-        logged = log_pretrained_snapshot(ctx, chosen, revision, task, labels, description, tags)
-        version = register_model(ctx, model_name, TrainedModel(
-            pipeline=None, run_id=logged["run_id"], model_id=logged["model_id"],
-            model_uri=f"models:/{logged['model_id']}", labels=("", "")),
-            description=description)  # fmt: skip
-        if stage:
-            set_model_alias(ctx, version, "staging", reason="registered pre-trained snapshot",
-                            actor=actor)  # fmt: skip
-    return {"model_name": model_name, "version": version.version, **logged["metadata"]}
+    params = {"source": chosen, "revision": revision, "task": task}
+    with flow_run("register-pretrained", model_name, params) as ctx:
+        logged, metadata = log_pretrained_snapshot(ctx, chosen, revision, task, labels,
+                                                   description, tags)  # fmt: skip
+        version = register_model(ctx, model_name, logged, description=description, tags=tags)
+        alias = None
+        if stage or wanted_stage == STAGING:
+            set_model_alias(ctx, version, reason="registered pre-trained snapshot", actor=actor)
+            alias = STAGING
+    return SnapshotResult(model_name=model_name, version=version.version, alias=alias,
+                          mlflow_run_id=ctx.parent_run_id, metadata=metadata)  # fmt: skip
+
+
+if __name__ == "__main__":
+    import sys
+
+    from modelops.cli import main
+
+    sys.exit(main(["register-pretrained", *sys.argv[1:]]))

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from prefect import flow
 from pydantic import Field
 
-from modelops.text import FineTuneConfig
+from modelops.params import TextThresholds
+from modelops.text.training import FineTuneConfig
+from modelops.types import TextTrainingResult
 from tasks.registry import register_model, set_model_alias
-from tasks.text import (
-    check_text_thresholds,
-    evaluate_text_model,
-    fine_tune_text_model,
-    load_text_dataset,
-)
-from tasks.tracking import mlflow_parent_run
-from tasks.training import TrainedModel
+from tasks.text import evaluate_text_model, fine_tune_text_model, load_text_dataset
+from tasks.tracking import flow_run
 
 
 @flow(name="text-training", log_prints=True)
@@ -29,11 +25,11 @@ def text_training(
     base_model: str | None = None,
     revision: str | None = None,
     fine_tune: FineTuneConfig = FineTuneConfig(),  # never mutated
-    thresholds: dict[str, float] = {"macro_f1": 0.5},  # noqa: B006
+    thresholds: TextThresholds = {"macro_f1": 0.5},  # noqa: B006
     test_size: Annotated[float, Field(gt=0, lt=1)] = 0.2,
     random_seed: int = 42,
     actor: str | None = None,
-) -> dict[str, Any]:
+) -> TextTrainingResult:
     """Fine-tune a Hugging Face sequence classifier, gate it, register it and stage it.
 
     Args:
@@ -50,22 +46,21 @@ def text_training(
         random_seed: seed for the split, the head and the shuffling.
         actor: who, for the audit trail.
     """
-    check_text_thresholds(thresholds)
-    with mlflow_parent_run(f"text-training-{model_name}",
-                           params={"model_name": model_name, "base_model": base_model or "bundled",
-                                   "thresholds": thresholds}) as ctx:  # fmt: skip
+    params = {"model_name": model_name, "base_model": base_model or "bundled",
+              "thresholds": thresholds}  # fmt: skip
+    with flow_run("text-training", model_name, params) as ctx:
         data = load_text_dataset(ctx, data_path, text_column, label_column, labels, test_size,
                                  random_seed)  # fmt: skip
-        tuned, logged = fine_tune_text_model(
-            ctx, data, base_model, revision, fine_tune, random_seed
-        )
+        tuned, logged = fine_tune_text_model(ctx, data, base_model, revision, fine_tune,
+                                             random_seed)  # fmt: skip
         decision = evaluate_text_model(ctx, tuned, data, thresholds, model_name)
-        version = register_model(ctx, model_name, TrainedModel(
-            pipeline=None, run_id=logged["run_id"], model_id=logged["model_id"],
-            model_uri=f"models:/{logged['model_id']}", labels=tuple(data.labels)))  # fmt: skip
-        set_model_alias(ctx, version, "staging", reason="passed the quality gate",
-                        metrics={r["metric"]: r["value"] for r in decision.rows}, actor=actor)  # fmt: skip
-    return {"model_name": model_name, "version": version.version, "labels": data.labels,
-            "metrics": {r["metric"]: r["value"] for r in decision.rows},
-            "train_samples_per_second": tuned.samples_per_second,
-            "mlflow_run_id": ctx.parent_run_id}  # fmt: skip
+        metrics = {r["metric"]: r["value"] for r in decision.rows}
+        version = register_model(ctx, model_name, logged)
+        set_model_alias(ctx, version, reason="passed the quality gate", metrics=metrics,
+                        actor=actor)  # fmt: skip
+    return TextTrainingResult(
+        model_name=model_name, version=version.version, alias="staging",
+        mlflow_run_id=ctx.parent_run_id, mlflow_experiment_id=ctx.experiment_id, metrics=metrics,
+        rows=len(data.train_texts) + len(data.test_texts), gate=decision.rows,
+        labels=data.labels, train_samples_per_second=tuned.samples_per_second,
+    )  # fmt: skip

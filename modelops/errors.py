@@ -13,15 +13,31 @@ from typing import Any
 
 
 class ModelOpsError(Exception):
-    """Base class for every error this project raises on purpose."""
+    """Base class for every error this project raises on purpose.
+
+    ``exit_code`` is what the command line exits with when this error ends a command (see the
+    README's table); the first line of the message is the one-line summary it prints.
+    """
+
+    exit_code = 1
+
+    @property
+    def summary(self) -> str:
+        """The first line of the message: what went wrong, in one line."""
+        text = str(self).strip()
+        return text.splitlines()[0] if text else type(self).__name__
 
 
 class ConfigurationError(ModelOpsError):
     """A parameter or setting is invalid; fix the input, retrying will not help."""
 
+    exit_code = 2
+
 
 class DataLoadError(ModelOpsError):
     """The data file is missing, empty, corrupt or in an unsupported format."""
+
+    exit_code = 3
 
 
 class DataValidationError(ModelOpsError):
@@ -31,6 +47,8 @@ class DataValidationError(ModelOpsError):
         failures: one human-readable line per failed expectation.
         report: the full validation report (a JSON-serialisable dict).
     """
+
+    exit_code = 3
 
     def __init__(
         self, message: str, failures: list[str] | None = None, report: dict[str, Any] | None = None
@@ -47,6 +65,8 @@ class QualityGateFailed(ModelOpsError):
         decision: the gate decision (metric rows and verdict) as a dict.
     """
 
+    exit_code = 4
+
     def __init__(self, message: str, decision: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.decision = decision or {}
@@ -55,9 +75,13 @@ class QualityGateFailed(ModelOpsError):
 class RegistryError(ModelOpsError):
     """A model registry operation was refused or referred to something that does not exist."""
 
+    exit_code = 5
+
 
 class ModelNotFound(RegistryError):
-    """The registered model, version or alias does not exist."""
+    """The registered model, version or alias does not exist (a wrong argument: exit 2)."""
+
+    exit_code = 2
 
 
 class PromotionRefused(RegistryError):
@@ -67,13 +91,19 @@ class PromotionRefused(RegistryError):
 class DeploymentFailed(ModelOpsError):
     """A rollout or smoke test failed; the previous deployment was restored where possible."""
 
+    exit_code = 6
+
 
 class PermissionDenied(ModelOpsError):
     """The credentials in use may not perform the operation (HTTP 401/403); never retried."""
 
+    exit_code = 7
+
 
 class TransientError(ModelOpsError):
     """A fault that may go away by itself (connection refused, 5xx, 429, database locked)."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
 
 
 _TRANSIENT_MESSAGE = re.compile(

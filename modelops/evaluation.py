@@ -10,7 +10,7 @@ from modelops.errors import ConfigurationError, QualityGateFailed
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-# Metrics evaluate() produces, and whether a higher value is better.
+# Metrics evaluate_binary() produces, and whether a higher value is better.
 METRICS: dict[str, bool] = {
     "roc_auc": True,
     "average_precision": True,
@@ -21,28 +21,48 @@ METRICS: dict[str, bool] = {
     "log_loss": False,
     "brier_score": False,
 }
-# Every metric a gate may name, and whether higher is better (text classifiers add macro_f1).
-DIRECTION: dict[str, bool] = {**METRICS, "macro_f1": True}
+# What a text classifier's evaluation produces (modelops.text.training.evaluate_texts).
+TEXT_METRICS: dict[str, bool] = {"accuracy": True, "macro_f1": True}
+# The metrics a gate may name, by model kind: the one table every threshold check reads.
+METRICS_BY_KIND: dict[str, dict[str, bool]] = {"binary": METRICS, "text": TEXT_METRICS}
+# Whether higher is better, for every metric any kind produces (gates and comparisons).
+DIRECTION: dict[str, bool] = {**METRICS, **TEXT_METRICS}
 _MAX_CURVE_POINTS = 2000
 
 
-def check_threshold_names(thresholds: dict[str, float], known: dict[str, bool] = METRICS) -> None:
-    """Fail fast, before any training, on a threshold for a metric we do not compute.
+def check_thresholds(thresholds: dict[str, float], kind: str = "binary") -> dict[str, float]:
+    """The one check of a quality gate's thresholds, made where parameters enter (before any
+    training): every name is a metric this kind of model reports, every value a finite number.
+
+    Args:
+        thresholds: metric name -> minimum (maximum for losses).
+        kind: the model kind, a key of ``METRICS_BY_KIND``.
+
+    Returns:
+        The thresholds, as floats.
 
     Raises:
         ConfigurationError: an unknown metric name or a non-finite threshold.
     """
     import math
 
+    known = METRICS_BY_KIND[kind]
     unknown = sorted(set(thresholds) - set(known))
     if unknown:
+        what = "Text classifiers are gated on" if kind == "text" else "Known metrics:"
         raise ConfigurationError(
-            f"Unknown metric(s) in thresholds: {', '.join(unknown)}. "
-            f"Known metrics: {', '.join(known)}."
+            f"Unknown metric(s) in thresholds: {', '.join(unknown)}. {what} {', '.join(known)}."
         )
-    bad = [k for k, v in thresholds.items() if not math.isfinite(float(v))]
+    values = {}
+    for name, value in thresholds.items():
+        try:
+            values[name] = float(value)
+        except (TypeError, ValueError):
+            values[name] = math.nan
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
     if bad:
         raise ConfigurationError(f"Thresholds must be finite numbers: {', '.join(bad)}")
+    return values
 
 
 @dataclass
@@ -208,9 +228,9 @@ def apply_gate(metrics: dict[str, float], thresholds: dict[str, float]) -> GateD
         The decision; call :meth:`GateDecision.raise_if_failed` to enforce it.
 
     Raises:
-        ConfigurationError: a threshold names a metric that was not computed.
+        ConfigurationError: a threshold names a metric that was not computed (the names were
+            checked where the parameters entered, by :func:`check_thresholds`).
     """
-    check_threshold_names(thresholds, DIRECTION)
     rows = []
     for name, threshold in thresholds.items():
         if name not in metrics:

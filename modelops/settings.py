@@ -1,7 +1,9 @@
 """Configuration from the environment variables the field already uses.
 
-Built by :func:`get_settings` when needed, never at import time: importing this module creates
-no directory, sets no tracking URI and opens no connection.
+Only the documented variables are read (``MODELOPS_*``, ``MLFLOW_*``, ``ML_MODEL_DEPLOY_*``): a
+field is never filled from its bare name, so ``HOME`` or a stray ``TRACKING_URI`` in someone's
+shell cannot redirect the project. Built by :func:`get_settings` when needed, never at import
+time: importing this module creates no directory, sets no tracking URI and opens no connection.
 """
 
 from __future__ import annotations
@@ -12,43 +14,54 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
 class Settings(BaseSettings):
     """Where MLflow and Kubernetes live; every field has an embedded default."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # validate_by_name=False: fields are read from their documented variable only.
+    model_config = SettingsConfigDict(extra="ignore", validate_by_name=False)
 
     home: Path = Field(
         default=Path(".modelops"),
-        validation_alias=AliasChoices("MODELOPS_HOME"),
-        description="Folder for the embedded defaults: the MLflow SQLite file and artifacts.",
+        validation_alias=_env("MODELOPS_HOME"),
+        description="Folder for the embedded defaults: the MLflow SQLite file, artifacts, "
+        "local serving records. Relative paths are resolved against the working directory.",
     )
-    tracking_uri: str | None = Field(
-        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI")
-    )
-    registry_uri: str | None = Field(
-        default=None, validation_alias=AliasChoices("MLFLOW_REGISTRY_URI")
-    )
+    tracking_uri: str | None = Field(default=None, validation_alias=_env("MLFLOW_TRACKING_URI"))
+    registry_uri: str | None = Field(default=None, validation_alias=_env("MLFLOW_REGISTRY_URI"))
     experiment_name: str = Field(
-        default="modelops", validation_alias=AliasChoices("MLFLOW_EXPERIMENT_NAME")
+        default="modelops", validation_alias=_env("MLFLOW_EXPERIMENT_NAME")
     )
     ui_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("MODELOPS_MLFLOW_UI_URL"),
+        validation_alias=_env("MODELOPS_MLFLOW_UI_URL"),
         description="Base URL of the MLflow UI, for links in Prefect artifacts.",
     )
     deploy_namespace: str = Field(
-        default="default", validation_alias=AliasChoices("ML_MODEL_DEPLOY_NAMESPACE")
+        default="default", validation_alias=_env("ML_MODEL_DEPLOY_NAMESPACE")
     )
-    deploy_image: str | None = Field(
-        default=None, validation_alias=AliasChoices("ML_MODEL_DEPLOY_IMAGE")
+    deploy_image: str | None = Field(default=None, validation_alias=_env("ML_MODEL_DEPLOY_IMAGE"))
+    templates_dir: Path | None = Field(
+        default=None,
+        validation_alias=_env("MODELOPS_TEMPLATES_DIR"),
+        description="Folder of Kubernetes manifest templates (serving/, batch/); default: the "
+        "templates shipped inside the installed package.",
     )
+
+    @property
+    def home_dir(self) -> Path:
+        """``home`` as an absolute path."""
+        return self.home.expanduser().resolve()
 
     @property
     def resolved_tracking_uri(self) -> str:
         """The tracking URI in force: the environment's, else a SQLite file under ``home``."""
         if self.tracking_uri:
             return self.tracking_uri
-        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+        return f"sqlite:///{self.home_dir / 'mlflow.db'}"
 
     @property
     def resolved_registry_uri(self) -> str:

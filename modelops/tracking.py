@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,23 @@ class TrackingContext(BaseModel):
     experiment_id: str
     parent_run_id: str
     ui_url: str | None = None
+    flow_run_id: str | None = None  # the Prefect flow run this MLflow run belongs to
+    deployment_name: str | None = None  # its Prefect deployment, if any
+    lineage: dict[str, str] = {}  # orchestrator tags (prefect.*) copied onto model versions
+
+    def actor(self, explicit: str | None = None) -> str:
+        """Who is acting, for the audit trail: the explicit actor, else the deployment that
+        started the run, else the OS user."""
+        import getpass
+
+        if explicit and explicit.strip():
+            return explicit.strip()
+        if self.deployment_name:
+            return f"deployment:{self.deployment_name}"
+        try:
+            return f"user:{getpass.getuser()}"
+        except Exception:
+            return "user:unknown"
 
     def client(self) -> MlflowClient:
         """A client bound to this context's tracking and registry stores."""
@@ -81,6 +99,9 @@ def start_parent_run(
     run_name: str,
     tags: dict[str, str] | None = None,
     params: dict[str, Any] | None = None,
+    flow_run_id: str | None = None,
+    deployment_name: str | None = None,
+    lineage: dict[str, str] | None = None,
 ) -> TrackingContext:
     """Create the parent run of a flow run.
 
@@ -89,12 +110,15 @@ def start_parent_run(
         run_name: the run's display name.
         tags: tags for the run (the Prefect flow-run id among them).
         params: flow parameters to log (nested values are flattened to dotted keys).
+        flow_run_id: the Prefect flow run, if any (kept in the context for audit events).
+        deployment_name: its Prefect deployment, if any.
+        lineage: orchestrator tags to copy onto the versions this run registers.
 
     Returns:
         The tracking context tasks log through.
     """
     if settings.resolved_tracking_uri.startswith("sqlite:///"):
-        settings.home.mkdir(parents=True, exist_ok=True)
+        settings.home_dir.mkdir(parents=True, exist_ok=True)
     client = get_client(settings.resolved_tracking_uri, settings.resolved_registry_uri)
     experiment_id = ensure_experiment(
         client, settings.experiment_name, settings.default_artifact_location
@@ -108,6 +132,9 @@ def start_parent_run(
         experiment_id=experiment_id,
         parent_run_id=run.info.run_id,
         ui_url=settings.ui_base_url,
+        flow_run_id=flow_run_id,
+        deployment_name=deployment_name,
+        lineage=lineage or {},
     )
     if params:
         log_params(ctx, run.info.run_id, params)
@@ -225,42 +252,35 @@ def log_dataset(ctx: TrackingContext, run_id: str, dataset: Any, context: str) -
     ctx.client().log_inputs(run_id, datasets=[entity])
 
 
+_GLOBAL_URI_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def use_tracking_uri(uri: str) -> Iterator[None]:
     """Point MLflow's process-wide tracking URI at ``uri`` for a block, then put it back.
 
-    Some MLflow calls ignore the client they are made through and resolve ``models:/`` and
-    ``runs:/`` URIs, or the active run, with the global URI. ``mlflow.set_tracking_uri`` also
-    writes ``MLFLOW_TRACKING_URI`` into ``os.environ``: left alone, one flow run's store would
-    leak into every later settings read in this process. Both are restored on exit.
+    The one place this project touches MLflow's global state, for the one call that needs it:
+    MLflow's SQL registry resolves a ``models:/<id>`` source in ``create_model_version`` with the
+    process-wide URI instead of the client's. Everything else passes URIs explicitly
+    (:mod:`modelops.model_io`). ``mlflow.set_tracking_uri`` also writes
+    ``MLFLOW_TRACKING_URI`` into ``os.environ``; both are restored on exit, and a lock keeps two
+    threads from swapping the URI under each other.
     """
     import os
 
     import mlflow
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    saved_global = tracking_utils._tracking_uri  # None means "follow the environment"
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(saved_global)  # type: ignore[arg-type]  # None = unset
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
-def active_run(ctx: TrackingContext, run_id: str) -> Iterator[None]:
-    """Make ``run_id`` MLflow's active run in this thread, for fluent-only APIs (log_model).
-
-    The active-run stack is thread-local; the tracking URI is process-wide, so every context
-    used concurrently in one process must share one tracking URI (a flow run's always do).
-    """
-    import mlflow
-
-    with use_tracking_uri(ctx.tracking_uri), mlflow.start_run(run_id=run_id, nested=True):
-        yield
+    with _GLOBAL_URI_LOCK:
+        saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        saved_global = tracking_utils._tracking_uri  # None means "follow the environment"
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(saved_global)  # type: ignore[arg-type]  # None = unset
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value

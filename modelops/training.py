@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from modelops.data import DatasetSchema
 from modelops.errors import ConfigurationError
+from modelops.types import Split
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,22 +33,6 @@ class EstimatorConfig(BaseModel):
         default_factory=dict,
         description='Hyper-parameters passed to the estimator, e.g. {"C": 0.5}.',
     )
-
-
-@dataclass
-class Split:
-    """A stratified train/test split with the target encoded as 0/1."""
-
-    X_train: pd.DataFrame
-    X_test: pd.DataFrame
-    y_train: Any
-    y_test: Any
-    labels: tuple[Any, Any]  # (negative, positive) as they appear in the data
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        """Row counts per part."""
-        return {"train_rows": len(self.X_train), "test_rows": len(self.X_test)}
 
 
 def encode_target(series: pd.Series, positive_label: Any = None) -> tuple[Any, tuple[Any, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 
 from modelops.data import DatasetSchema
@@ -109,15 +108,23 @@ def validate_dataframe(df: pd.DataFrame, schema: DatasetSchema, name: str = "dat
         DataValidationError: one or more expectations failed; the message names each one and
             the report is attached as ``.report``.
     """
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     # GX logs an INFO line per context about a temporary docs directory it never creates.
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
 
-    ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    # In memory, no analytics, no progress bars on stderr: said in the context's own config.
+    project = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    ctx = gx.get_context(mode="ephemeral", project_config=project)
     batch = (
         ctx.data_sources.add_pandas("modelops")
         .add_dataframe_asset(name)
@@ -195,3 +202,24 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """A validation report as markdown: verdict, failures, then one row per expectation."""
+    verdict = "PASSED" if report["success"] else "FAILED"
+    stats = report["statistics"]
+    lines = [
+        f"**Data validation: {verdict}** ({stats.get('successful_expectations')} of "
+        f"{stats.get('evaluated_expectations')} expectations met) for `{report['name']}`",
+        "",
+    ]
+    if report["failures"]:
+        lines += ["Failed:", *[f"- {f}" for f in report["failures"]], ""]
+    lines += ["| expectation | column | result | observed |", "|---|---|---|---|"]
+    for r in report["results"]:
+        observed = r["observed"] if r["observed"] is not None else r.get("unexpected_count")
+        lines.append(
+            f"| {r['expectation']} | {r['kwargs'].get('column', '')} | "
+            f"{'ok' if r['success'] else '**FAIL**'} | {observed if observed is not None else ''} |"
+        )
+    return "\n".join(lines)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -41,7 +40,12 @@ COMPUTE_TASK: dict[str, Any] = {"retries": 0, "cache_policy": NONE}
 
 
 def flow_run_info() -> dict[str, str]:
-    """Identity of the current Prefect flow run (empty values outside a flow run)."""
+    """Identity of the current Prefect flow run (empty values outside a flow run).
+
+    Read once per flow run, when its MLflow run opens (:func:`tasks.tracking.start_mlflow_run`);
+    tasks then take it from the tracking context: ``prefect.runtime.deployment`` queries the API
+    on every read when the deployment is not in the run context.
+    """
     from prefect.runtime import deployment, flow_run
 
     info = {
@@ -54,20 +58,6 @@ def flow_run_info() -> dict[str, str]:
     if url:
         info["prefect.flow_run_url"] = url
     return info
-
-
-def default_actor(actor: str | None = None) -> str:
-    """Who is acting: the explicit actor, else the deployment, else the OS user."""
-    if actor and actor.strip():
-        return actor.strip()
-    from prefect.runtime import deployment
-
-    if deployment.name:
-        return f"deployment:{deployment.name}"
-    try:
-        return f"user:{getpass.getuser()}"
-    except Exception:
-        return "user:unknown"
 
 
 def artifact_key(*parts: str) -> str:

@@ -1,92 +1,50 @@
-"""Registry tasks: register a version (idempotently) and move aliases with an audit record."""
+"""Registry tasks: register a version (idempotently) and move an alias with an audit record."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import get_run_logger, task
-from pydantic import BaseModel
 
-from modelops import registry, tracking
-from tasks.common import IO_TASK, artifact_key, default_actor, flow_run_info, markdown_artifact
-from tasks.training import TrainedModel
-
-
-class RegisteredVersion(BaseModel):
-    """A model version as the flows report it."""
-
-    name: str
-    version: str
-    run_id: str
-    source: str
-    created: bool
+from modelops.registry.aliases import STAGING
+from modelops.steps import train as steps
+from modelops.tracking import TrackingContext
+from modelops.types import AuditEvent, LoggedModel, RegisteredVersion
+from tasks.common import IO_TASK, artifact_key, markdown_artifact
 
 
 @task(name="register_model", **IO_TASK)
 def register_model(
-    ctx: tracking.TrackingContext, model_name: str, model: TrainedModel, description: str = ""
+    ctx: TrackingContext,
+    model_name: str,
+    model: LoggedModel,
+    description: str = "",
+    tags: dict[str, str] | None = None,
 ) -> RegisteredVersion:
-    """Register the trained model as a new version; a retry never makes a second one."""
-    client = ctx.client()
-    prefect_info = flow_run_info()
-    version, created = registry.register_version(
-        client,
-        model_name,
-        model_id=model.model_id,
-        run_id=model.run_id,
-        tags={
-            "modelops.parent_run_id": ctx.parent_run_id,
-            **{k: v for k, v in prefect_info.items() if v},
-        },
-        description=description or None,
-    )
-    tracking.set_tags(
-        ctx,
-        ctx.parent_run_id,
-        {"modelops.registered_model": model_name, "modelops.model_version": version.version},
-    )
-    get_run_logger().info(
-        "%s version %s of %r (run %s)",
-        "Registered" if created else "Found existing",
-        version.version,
-        model_name,
-        model.run_id,
-    )
-    return RegisteredVersion(
-        name=model_name,
-        version=str(version.version),
-        run_id=model.run_id,
-        source=str(version.source),
-        created=created,
-    )
+    """Register the logged model as a new version; a retry never makes a second one."""
+    version = steps.register_model(ctx, model_name, model, description, tags=tags)
+    get_run_logger().info("%s version %s of %r (run %s)",
+                          "Registered" if version.created else "Found existing", version.version,
+                          model_name, model.run_id)  # fmt: skip
+    return version
 
 
 @task(name="set_model_alias", **IO_TASK)
 def set_model_alias(
-    ctx: tracking.TrackingContext,
-    version: RegisteredVersion,
-    alias: str,
-    reason: str,
-    metrics: dict[str, float] | None = None,
-    actor: str | None = None,
-) -> dict:
-    """Point an alias (e.g. ``staging``) at the version and record who, when and why."""
-    event = registry.set_alias_audited(
-        ctx.client(),
-        version.name,
-        alias,
-        version.version,
-        action=f"set-{alias}",
-        actor=default_actor(actor),
-        reason=reason,
-        flow_run_id=flow_run_info()["prefect.flow_run_id"] or None,
-        metrics=metrics,
-        extra={"mlflow_run_id": ctx.parent_run_id},
-    )
-    tracking.set_tags(ctx, ctx.parent_run_id, {f"modelops.alias.{alias}": version.version})
-    moved = f"from version {event['from_version']}" if event.get("from_version") else "(new)"
+    ctx: TrackingContext, version: RegisteredVersion, reason: str, **options: Any
+) -> AuditEvent:
+    """Point an alias (``staging`` by default) at the version; record who, when and why.
+
+    ``options`` are :func:`modelops.steps.train.stage_model`'s: metrics, actor, alias.
+    """
+    event = steps.stage_model(ctx, version, reason, **options)
+    alias = event.alias or STAGING
+    moved = f"from version {event.from_version}" if event.from_version else "(new)"
+    url = ctx.run_url()
     markdown_artifact(
         f"**{version.name}** `@{alias}` → version **{version.version}** {moved}\n\n"
-        f"- actor: {event['actor']}\n- reason: {event['reason']}\n- time: {event['time']}\n"
-        + (f"- MLflow run: {ctx.run_url()}\n" if ctx.run_url() else ""),
+        f"- actor: {event.actor}\n- reason: {event.reason}\n- time: {event.time}\n"
+        + (f"- MLflow run: {url}\n" if url else ""),
         key=artifact_key(version.name, alias),
         description=f"{version.name}@{alias}",
     )

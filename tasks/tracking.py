@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 
 from modelops import tracking
 from modelops.settings import get_settings
-from tasks.common import IO_TASK, artifact_key, flow_run_info, markdown_artifact
+from tasks.common import IO_TASK, artifact_key, flow_run_info, markdown_artifact, model_lock
 
 
 @task(name="start_mlflow_run", **IO_TASK)
@@ -18,15 +18,15 @@ def start_mlflow_run(
     run_name: str, params: dict[str, Any] | None = None, tags: dict[str, str] | None = None
 ) -> tracking.TrackingContext:
     """Open the parent MLflow run of this flow run, tagged with the Prefect flow run."""
-    settings = get_settings()
     prefect_info = flow_run_info()
     ctx = tracking.start_parent_run(
-        settings, run_name, tags={**prefect_info, **(tags or {})}, params=params
-    )
-    logger = get_run_logger()
+        get_settings(), run_name, tags={**prefect_info, **(tags or {})}, params=params,
+        flow_run_id=prefect_info["prefect.flow_run_id"] or None,
+        deployment_name=prefect_info["prefect.deployment_name"] or None,
+        lineage={k: v for k, v in prefect_info.items() if v},
+    )  # fmt: skip
     url = ctx.run_url()
-    where = url or f"run {ctx.parent_run_id} in {ctx.tracking_uri}"
-    logger.info("MLflow run: %s", where)
+    get_run_logger().info("MLflow run: %s", url or f"run {ctx.parent_run_id} in {ctx.tracking_uri}")
     open_hint = (
         f"[{ctx.parent_run_id}]({url})"
         if url
@@ -47,6 +47,20 @@ def end_mlflow_run(ctx: tracking.TrackingContext, status: str, error: str | None
     if error:
         tracking.set_tags(ctx, ctx.parent_run_id, {"error.message": error[:4900]})
     tracking.end_run(ctx, ctx.parent_run_id, status)
+
+
+@contextlib.contextmanager
+def flow_run(
+    flow: str, model_name: str, params: dict[str, Any], lock: str | None = None
+) -> Iterator[tracking.TrackingContext]:
+    """What every flow body runs in: its parent MLflow run ``<flow>-<model>`` (tagged with the
+    flow), and, for flows that change what serves or what is in production, the model's lock
+    (``lock`` names it: runs holding the same lock for one model never overlap)."""
+    with contextlib.ExitStack() as stack:
+        if lock:
+            stack.enter_context(model_lock(lock, model_name))
+        yield stack.enter_context(mlflow_parent_run(f"{flow}-{model_name}", params=params,
+                                                    tags={"modelops.flow": flow}))  # fmt: skip
 
 
 @contextlib.contextmanager

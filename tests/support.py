@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from modelops.serving.local import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +27,7 @@ def register_fixture_version(
 
     from modelops import registry
     from modelops.data import resolve_schema
-    from modelops.models import log_sklearn_model
+    from modelops.model_io import log_sklearn_model
     from modelops.sample import make_leads
     from modelops.settings import get_settings
     from modelops.tracking import child_run, start_parent_run
@@ -47,7 +48,7 @@ def register_fixture_version(
     client = ctx.client()
     version, _ = registry.register_version(client, name, info.model_id, run_id)
     if stage:
-        registry.set_alias_audited(
+        registry.move_alias(
             client, name, "staging", str(version.version), action="set-staging",
             actor="fixture", reason="fixture",
         )  # fmt: skip
@@ -56,6 +57,7 @@ def register_fixture_version(
 
 def snapshot_registry() -> dict:
     """Every registered model's aliases and every version's tags, for before/after checks."""
+    from modelops.registry.versions import all_versions
     from modelops.settings import get_settings
     from modelops.tracking import get_client
 
@@ -63,7 +65,7 @@ def snapshot_registry() -> dict:
     client = get_client(s.resolved_tracking_uri, s.resolved_registry_uri)
     snapshot = {}
     for model in client.search_registered_models():
-        versions = client.search_model_versions(f"name = '{model.name}'")
+        versions = all_versions(client, model.name)
         snapshot[model.name] = {
             "aliases": {k: str(v) for k, v in model.aliases.items()},
             "versions": sorted((str(v.version), tuple(sorted(v.tags.items()))) for v in versions),
@@ -72,13 +74,6 @@ def snapshot_registry() -> dict:
 
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import free_port, wait_http
+from support import wait_http
+
+from modelops.serving.local import free_port
 
 
 def _as_postgres(*cmd: str) -> list[str]:

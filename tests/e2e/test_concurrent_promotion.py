@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from modelops import registry
-from modelops.promotion import AliasState
+from modelops.registry import AliasState
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
@@ -52,8 +52,8 @@ def test_concurrent_promotions_leave_one_production_and_a_consistent_history(
 
     # Serialised: the later promotion saw the earlier one's result as its champion.
     def last_promotion(version: str) -> dict:
-        events = registry.audit_events(client.get_model_version("lead-scoring", version))
-        return [e for e in events if e["action"] == "promote"][-1]
+        events = registry.read_events(client.get_model_version("lead-scoring", version))
+        return [e.model_dump() for e in events if e.action == "promote"][-1]
 
     winner_event, runner_event = last_promotion(winner), last_promotion(runner_up)
     assert winner_event["from_version"] == runner_up

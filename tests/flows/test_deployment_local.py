@@ -11,7 +11,7 @@ import pytest
 from flows.deployment import deployment
 from modelops.cli import main as cli
 from modelops.data import SAMPLE_DATA
-from modelops.serving import running_server
+from modelops.serving.local import running_server
 from modelops.settings import get_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -26,24 +26,24 @@ def test_local_target_serves_predictions_and_can_be_stopped(
     promote_model("lead-scoring", 1, "Production")
     try:
         record = deployment(target="local", workers=1, timeout_seconds=120)
-        assert record["target"] == "local" and record["version"] == "1"
+        assert record.target == "local" and record.version == "1"
         rows = pd.read_csv(SAMPLE_DATA, nrows=5).drop(columns="won").astype("float64")
         payload = {"dataframe_split": rows.to_dict(orient="split") | {"index": None}}
         payload["dataframe_split"].pop("index")
-        answer = httpx.post(f"{record['url']}/invocations", json=payload, timeout=30).json()
+        answer = httpx.post(f"{record.url}/invocations", json=payload, timeout=30).json()
         assert len(answer["predictions"]) == 5 and set(answer["predictions"]) <= {0, 1}
-        assert httpx.get(f"{record['url']}/health", timeout=5).status_code == 200
+        assert httpx.get(f"{record.url}/health", timeout=5).status_code == 200
 
         # Redeploying another version swaps servers only after the new one answered.
         make_version()
         again = deployment(version="2", target="local", workers=1, timeout_seconds=120)
-        assert again["previous_version"] == "1" and again["url"] != record["url"]
+        assert again.previous_version == "1" and again.url != record.url
         with pytest.raises(httpx.HTTPError):
-            httpx.get(f"{record['url']}/health", timeout=2)
+            httpx.get(f"{record.url}/health", timeout=2)
     finally:
         assert cli(["stop", "lead-scoring"]) == 0
     assert "stopped lead-scoring v2" in capsys.readouterr().out
-    assert running_server(get_settings().home.resolve(), "lead-scoring") is None
+    assert running_server(get_settings().home_dir, "lead-scoring") is None
 
 
 def test_local_batch_scoring_traces_every_row_to_its_version(make_version: Any, tmp_path) -> None:

@@ -13,7 +13,7 @@ from flows.promotion import promotion
 from flows.rollback import rollback
 from modelops.api import ModelStage, get_model_metadata, load_production_model, promote_model
 from modelops.errors import ConfigurationError, ModelNotFound, PromotionRefused, RegistryError
-from modelops.registry import audit_events
+from modelops.registry import read_events
 from modelops.settings import get_settings
 from modelops.tracking import get_client
 
@@ -30,14 +30,14 @@ def _aliases(name: str = "lead-scoring") -> dict[str, str]:
 
 
 def _events(version: str, name: str = "lead-scoring") -> list[dict]:
-    return audit_events(_client().get_model_version(name, version))
+    return [e.model_dump() for e in read_events(_client().get_model_version(name, version))]
 
 
 def test_first_promotion_needs_no_champion(make_version: Any) -> None:
     make_version()
     result = promotion(actor="alice", reason="first release")
-    assert result == {"name": "lead-scoring", "version": "1", "previous_production": None,
-                      "changed": True}  # fmt: skip
+    assert result.model_dump() == {"name": "lead-scoring", "version": "1",
+                                   "previous_production": None, "changed": True}  # fmt: skip
     assert _aliases() == {"production": "1"}  # staging cleared: nothing awaits promotion
     last = _events("1")[-1]
     assert (last["action"], last["actor"], last["reason"]) == ("promote", "alice", "first release")
@@ -52,7 +52,7 @@ def test_better_challenger_wins_and_old_champion_is_kept_for_rollback(
     make_version()  # v2, staged, as good as v1
     result = promotion(held_out_path=str(held_out_csv), margin=0.01,
                        compare_metrics=["roc_auc", "log_loss"])  # fmt: skip
-    assert result["version"] == "2" and result["previous_production"] == "1"
+    assert result.version == "2" and result.previous_production == "1"
     assert _aliases() == {"production": "2", "previous-production": "1"}
     v1 = _client().get_model_version("lead-scoring", "1")
     assert v1.tags["modelops.archived"] == "true"
@@ -93,7 +93,7 @@ def test_unstaged_version_is_refused_unless_overridden(make_version: Any) -> Non
     assert _events("1")[-1]["action"] == "promotion-refused"
 
     result = promotion(version="1", override_staging_reason="hotfix approved by bob")
-    assert result["version"] == "1" and _aliases() == {"production": "1"}
+    assert result.version == "1" and _aliases() == {"production": "1"}
     assert _events("1")[-1]["staging_override"] == "hotfix approved by bob"
 
 
@@ -105,7 +105,7 @@ def test_rollback_restores_previous_production_in_one_step(
     make_version()
     promotion(held_out_path=str(held_out_csv), margin=0.05)
     result = rollback(reason="latency regression", actor="oncall")
-    assert result == {"name": "lead-scoring", "version": "1", "rolled_back": "2"}
+    assert result.model_dump() == {"name": "lead-scoring", "version": "1", "rolled_back": "2"}
     assert _aliases() == {"production": "1"}
     v2 = _client().get_model_version("lead-scoring", "2")
     assert v2.tags["modelops.archived"] == "true"

@@ -11,13 +11,13 @@ import pytest
 from support import snapshot_registry
 from support_text import build_tiny_bert
 
-from modelops.data import SAMPLE_DATA
 from modelops.errors import ConfigurationError, DataValidationError
 from modelops.settings import get_settings
+from modelops.text.sample import SAMPLE_TEXTS
 from modelops.tracking import get_client
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
-EMOTIONS = SAMPLE_DATA.parent / "emotions.csv"
+EMOTIONS = SAMPLE_TEXTS
 FAST = {"epochs": 2, "batch_size": 16, "learning_rate": 1e-3}
 
 
@@ -40,24 +40,22 @@ def test_fine_tune_register_stage_promote_and_batch_score(
     from flows.text_training import text_training
 
     result = text_training(base_model=tiny_bert, fine_tune=FAST, thresholds={"macro_f1": 0.0})
-    assert result["version"] == "1" and result["labels"] == sorted(
-        pd.read_csv(EMOTIONS).label.unique()
-    )
+    assert result.version == "1" and result.labels == sorted(pd.read_csv(EMOTIONS).label.unique())
     client = _client()
     staged = client.get_model_version_by_alias("emotion-classifier", "staging")
-    runs = client.search_runs([client.get_run(result["mlflow_run_id"]).info.experiment_id],
-                              filter_string=f"tags.mlflow.parentRunId = '{result['mlflow_run_id']}'")  # fmt: skip
+    runs = client.search_runs([client.get_run(result.mlflow_run_id).info.experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")  # fmt: skip
     by_name = {r.info.run_name: r for r in runs}
     evaluate = by_name["evaluate_text_model"].info.run_id
     assert {f.path for f in client.list_artifacts(evaluate)} >= {
         "confusion_matrix.png",
         "per_class.json",
     }
-    assert {"accuracy", "macro_f1"} <= set(client.get_run(result["mlflow_run_id"]).data.metrics)
+    assert {"accuracy", "macro_f1"} <= set(client.get_run(result.mlflow_run_id).data.metrics)
     assert staged.run_id == by_name["fine_tune_text_model"].info.run_id
 
     # The tabular promotion and deployment flows work unchanged for a transformers version.
-    assert promotion(model_name="emotion-classifier")["version"] == "1"
+    assert promotion(model_name="emotion-classifier").version == "1"
     from flows.deployment import deployment
     from modelops.cli import main as cli
 
@@ -66,10 +64,10 @@ def test_fine_tune_register_stage_promote_and_batch_score(
                             timeout_seconds=180)  # fmt: skip
         import httpx
 
-        answer = httpx.post(f"{served['url']}/invocations", timeout=60,
+        answer = httpx.post(f"{served.url}/invocations", timeout=60,
                             json={"inputs": ["thank you so much", "this is unacceptable"]}).json()  # fmt: skip
         assert len(answer["predictions"]) == 2
-        assert {p["label"] for p in answer["predictions"]} <= set(result["labels"])
+        assert {p["label"] for p in answer["predictions"]} <= set(result.labels)
     finally:
         cli(["stop", "emotion-classifier"])
 
@@ -79,11 +77,11 @@ def test_fine_tune_register_stage_promote_and_batch_score(
                                 model_name="emotion-classifier", batch_size=16)  # fmt: skip
     scored = pd.read_csv(out)
     assert scored_info["rows"] == len(scored) == 40
-    assert set(scored["label"]) <= set(result["labels"]) and scored["score"].between(0, 1).all()
+    assert set(scored["label"]) <= set(result.labels) and scored["score"].between(0, 1).all()
     assert set(scored["model_version"].astype(str)) == {"1"}
     assert set(scored["mlflow_run_id"]) == {staged.run_id}
     scoring_run = client.search_runs(
-        [client.get_run(result["mlflow_run_id"]).info.experiment_id],
+        [client.get_run(result.mlflow_run_id).info.experiment_id],
         filter_string="tags.`modelops.flow` = 'batch-scoring'")[0]  # fmt: skip
     history = client.get_metric_history(scoring_run.info.run_id, "batch.latency_ms_per_item")
     assert [m.step for m in history] == [0, 1, 2]  # 40 texts in batches of 16
@@ -134,15 +132,40 @@ def test_register_pretrained_snapshot_from_a_pypi_package(mlflow_store: str) -> 
     from flows.register_pretrained import register_pretrained
 
     result = register_pretrained(description="sentence embeddings", tags={"team": "search"})
-    assert result["version"] == "1" and result["resolved_revision"].startswith("local-sha256:")
+    assert result.version == "1"
+    assert result.metadata["resolved_revision"].startswith("local-sha256:")
     client = _client()
     version = client.get_model_version("all-minilm-l6-v2", "1")
     path = client.download_artifacts(version.run_id, "model-metadata.json")
     metadata = json.loads(Path(path).read_text())
     assert metadata["task"] == "feature-extraction" and metadata["tags"] == {"team": "search"}
-    assert metadata["resolved_revision"] == result["resolved_revision"]
+    assert metadata["resolved_revision"] == result.metadata["resolved_revision"]
 
     state = register_pretrained(revision="main", return_state=True)
     with pytest.raises(ConfigurationError, match="only applies to hub ids"):
         state.result()
     assert len(client.search_model_versions("name = 'all-minilm-l6-v2'")) == 1
+
+
+def test_register_pretrained_from_the_command_line_tags_and_stages_the_version(
+    mlflow_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelops.cli import main
+    from modelops.text.training import default_base_model
+
+    before = snapshot_registry()
+    assert main(["register-pretrained", "sentence-encoder", default_base_model(),
+                 "--tag", "stage=production"]) == 2  # fmt: skip
+    assert "production is reached through the promotion flow" in capsys.readouterr().err
+    assert snapshot_registry() == before
+
+    code = main(["register-pretrained", "sentence-encoder", default_base_model(),
+                 "--description", "sentence embeddings", "--tag", "team=search",
+                 "--tag", "stage=staging"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    client = _client()
+    version = client.get_model_version("sentence-encoder", "1")
+    assert version.tags["team"] == "search" and version.tags["stage"] == "staging"
+    assert str(client.get_model_version_by_alias("sentence-encoder", "staging").version) == "1"
+    assert client.get_registered_model("sentence-encoder").description == "sentence embeddings"
+    assert '"model_name": "sentence-encoder"' in capsys.readouterr().out

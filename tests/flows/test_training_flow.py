@@ -10,7 +10,7 @@ import pytest
 
 from flows.training import training
 from modelops.errors import QualityGateFailed
-from modelops.registry import audit_events
+from modelops.registry import read_events
 from modelops.settings import get_settings
 from modelops.tracking import get_client
 
@@ -46,13 +46,13 @@ def test_training_registers_stages_and_records_lineage(mlflow_store: str) -> Non
     assert str(staged.version) == "1"
     assert 0.75 < result.metrics["roc_auc"] < 0.9, "sample data should give a realistic AUC"
     assert staged.tags["prefect.flow_run_id"] == str(flow_run_id)
-    (event,) = audit_events(staged)
-    assert event["action"] == "set-staging"
-    assert event["to_version"] == "1" and event["from_version"] is None
-    assert event["reason"] == "passed the quality gate"
-    assert event["flow_run_id"] == str(flow_run_id)
-    assert event["actor"].startswith("user:")
-    assert event["metrics"]["roc_auc"] == pytest.approx(result.metrics["roc_auc"])
+    (event,) = read_events(staged)
+    assert event.action == "set-staging"
+    assert event.to_version == "1" and event.from_version is None
+    assert event.reason == "passed the quality gate"
+    assert event.flow_run_id == str(flow_run_id)
+    assert event.actor.startswith("user:")
+    assert event.metrics["roc_auc"] == pytest.approx(result.metrics["roc_auc"])
 
     # Parent run: tagged with the Prefect flow run, carries the dataset and the metrics.
     parent = client.get_run(result.mlflow_run_id)
@@ -116,8 +116,8 @@ def test_second_run_adds_a_version_and_moves_staging(mlflow_store: str) -> None:
     assert (first.version, second.version) == ("1", "2")
     client = _client()
     assert str(client.get_model_version_by_alias("lead-scoring", "staging").version) == "2"
-    (event,) = audit_events(client.get_model_version("lead-scoring", "2"))
-    assert event["from_version"] == "1" and event["to_version"] == "2"
+    (event,) = read_events(client.get_model_version("lead-scoring", "2"))
+    assert event.from_version == "1" and event.to_version == "2"
     assert len(client.search_model_versions("name = 'lead-scoring'")) == 2
 
 

@@ -120,7 +120,7 @@ def test_valid_sample_passes_with_categorical_and_boolean_features() -> None:
 
 
 def test_bundled_text_sample_is_exactly_what_its_generator_makes(tmp_path: Path) -> None:
-    from modelops.text_sample import LABELS, write_emotions
+    from modelops.text.sample import LABELS, write_emotions
 
     written = write_emotions(tmp_path / "emotions.csv")
     assert written.read_bytes() == (SAMPLE_DATA.parent / "emotions.csv").read_bytes()

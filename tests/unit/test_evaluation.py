@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from modelops.errors import ConfigurationError, QualityGateFailed
-from modelops.evaluation import METRICS, apply_gate, evaluate_binary, plot_curves
+from modelops.evaluation import (
+    METRICS,
+    apply_gate,
+    check_thresholds,
+    evaluate_binary,
+    plot_curves,
+)
 
 
 def test_metrics_match_scikit_learn_and_curves_are_thinned() -> None:
@@ -56,13 +62,15 @@ def test_gate_boundary_is_inclusive_and_empty_gate_passes() -> None:
 )
 def test_bad_thresholds_are_configuration_errors(thresholds: dict, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        apply_gate({"roc_auc": 0.8}, thresholds)
+        check_thresholds(thresholds, "binary")
 
 
 def test_lifecycle_refuses_deploying_what_it_does_not_promote() -> None:
-    from tasks.summary import check_stages
+    from pydantic import ValidationError
 
-    check_stages("production", "local")
-    check_stages("staging", False)
-    with pytest.raises(ConfigurationError, match="Use promote_to=production, or deploy=false"):
-        check_stages("staging", "kubernetes")
+    from modelops.params import LifecycleParams
+
+    LifecycleParams(promote_to="production", deploy="local")
+    LifecycleParams(promote_to="staging", deploy=False)
+    with pytest.raises(ValidationError, match="Use promote_to=production, or deploy=false"):
+        LifecycleParams(promote_to="staging", deploy="kubernetes")

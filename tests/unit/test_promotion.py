@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from modelops import promotion, registry
+from modelops import registry
 from modelops.errors import ConfigurationError
+from modelops.registry import champion, promotion
 
 
 class _AuditFails(MlflowClient):
@@ -49,20 +50,20 @@ def test_promoting_the_champion_again_changes_nothing(make_version: Any, mlflow_
     first = promotion.promote_to_production(client, "lead-scoring", "1", actor="a", reason="r")
     again = promotion.promote_to_production(client, "lead-scoring", "1", actor="a", reason="r")
     assert first.changed and not again.changed
-    assert len(registry.audit_events(client.get_model_version("lead-scoring", "1"))) == 2
+    assert len(registry.read_events(client.get_model_version("lead-scoring", "1"))) == 2
 
 
 def test_comparison_margin_and_direction() -> None:
-    champion = {"roc_auc": 0.80, "log_loss": 0.50}
-    assert promotion.compare(champion, {"roc_auc": 0.795, "log_loss": 0.505},
-                             ["roc_auc", "log_loss"], margin=0.01).passed  # fmt: skip
-    worse = promotion.compare(champion, {"roc_auc": 0.78, "log_loss": 0.52},
-                              ["roc_auc", "log_loss"], margin=0.01)  # fmt: skip
+    held = {"roc_auc": 0.80, "log_loss": 0.50}
+    assert champion.compare(held, {"roc_auc": 0.795, "log_loss": 0.505},
+                            ["roc_auc", "log_loss"], margin=0.01).passed  # fmt: skip
+    worse = champion.compare(held, {"roc_auc": 0.78, "log_loss": 0.52},
+                             ["roc_auc", "log_loss"], margin=0.01)  # fmt: skip
     assert [r["passed"] for r in worse.rows] == [False, False]
     assert "| roc_auc | 0.8000 | 0.7800 | -0.0200 | >= -0.0100 | **worse** |" in worse.markdown(
         "m", "1", "2"
     )
     with pytest.raises(ConfigurationError, match="unknown"):
-        promotion.compare(champion, champion, ["auc"], 0.0)
+        champion.compare(held, held, ["auc"], 0.0)
     with pytest.raises(ConfigurationError, match="margin must be >= 0"):
-        promotion.compare(champion, champion, ["roc_auc"], -0.1)
+        champion.compare(held, held, ["roc_auc"], -0.1)

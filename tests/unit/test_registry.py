@@ -55,7 +55,7 @@ def test_a_race_past_the_check_converges_on_the_first_version(client: MlflowClie
 def test_alias_move_is_audited_and_a_retry_is_a_no_op(client: MlflowClient) -> None:
     for _ in range(2):
         registry.register_version(client, "m", *_logged_model(client))
-    first = registry.set_alias_audited(
+    first = registry.move_alias(
         client,
         "m",
         "staging",
@@ -65,7 +65,7 @@ def test_alias_move_is_audited_and_a_retry_is_a_no_op(client: MlflowClient) -> N
         reason="gate",
         flow_run_id="fr-1",
     )
-    moved = registry.set_alias_audited(
+    moved = registry.move_alias(
         client,
         "m",
         "staging",
@@ -76,7 +76,7 @@ def test_alias_move_is_audited_and_a_retry_is_a_no_op(client: MlflowClient) -> N
         flow_run_id="fr-2",
         metrics={"roc_auc": 0.8},
     )
-    retried = registry.set_alias_audited(
+    retried = registry.move_alias(
         client,
         "m",
         "staging",
@@ -86,10 +86,10 @@ def test_alias_move_is_audited_and_a_retry_is_a_no_op(client: MlflowClient) -> N
         reason="gate",
         flow_run_id="fr-2",
     )
-    assert first["from_version"] is None and moved["from_version"] == "1"
+    assert first.from_version is None and moved.from_version == "1"
     assert retried == moved
-    events = registry.audit_events(client.get_model_version("m", "2"))
-    assert len(events) == 1 and events[0]["metrics"] == {"roc_auc": 0.8}
+    events = registry.read_events(client.get_model_version("m", "2"))
+    assert len(events) == 1 and events[0].metrics == {"roc_auc": 0.8}
     assert registry.alias_version(client, "m", "staging") == "2"
     assert registry.alias_version(client, "m", "production") is None
 
@@ -105,15 +105,15 @@ def test_alias_is_put_back_when_its_audit_record_cannot_be_written(mlflow_store:
     good = MlflowClient(tracking_uri=mlflow_store, registry_uri=mlflow_store)
     for _ in range(2):
         registry.register_version(good, "m", *_logged_model(good))
-    registry.set_alias_audited(good, "m", "staging", "1", action="a", actor="x", reason="r")
+    registry.move_alias(good, "m", "staging", "1", action="a", actor="x", reason="r")
     bad = _FailingTags(tracking_uri=mlflow_store, registry_uri=mlflow_store)
     with pytest.raises(ConnectionResetError):
-        registry.set_alias_audited(bad, "m", "staging", "2", action="a", actor="x", reason="r")
+        registry.move_alias(bad, "m", "staging", "2", action="a", actor="x", reason="r")
     assert registry.alias_version(good, "m", "staging") == "1"
     with pytest.raises(ConnectionResetError):
-        registry.set_alias_audited(bad, "m", "production", "2", action="a", actor="x", reason="r")
+        registry.move_alias(bad, "m", "production", "2", action="a", actor="x", reason="r")
     assert registry.alias_version(good, "m", "production") is None
-    assert registry.audit_events(good.get_model_version("m", "2")) == []
+    assert registry.read_events(good.get_model_version("m", "2")) == []
 
 
 def test_missing_version_is_a_clear_error(client: MlflowClient) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+SAMPLE_TEXTS = Path(__file__).resolve().parents[1] / "sample_data" / "emotions.csv"
 LABELS = ["joy", "anger", "sadness", "fear", "surprise", "neutral"]
 _PHRASES = {
     "joy": ["I love how quickly {x} was sorted out", "thank you so much, {x} works perfectly",

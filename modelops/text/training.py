@@ -1,12 +1,11 @@
-"""Text classifiers with Hugging Face transformers: validate, fine-tune, evaluate, score.
+"""Text classifiers with Hugging Face transformers: validate, split, fine-tune, evaluate.
 
-Needs the ``[text]`` extra (transformers, torch). Nothing imports this module on the tabular
+Needs the ``[text]`` extra (transformers, torch). Nothing imports this package on the tabular
 path, and it imports torch/transformers only inside its functions.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +18,16 @@ from modelops.errors import ConfigurationError, DataValidationError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from modelops.types import TextData
+
 
 def quiet_transformers() -> None:
-    """No download attempts when offline is declared, no progress bars, no chatter."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    """No progress bars and no chatter from transformers and the hub client (their own
+    switches, not environment variables: nothing process-wide is set for other code)."""
+    from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging as hf_logging
 
+    disable_progress_bars()
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
 
@@ -108,7 +109,23 @@ def validate_texts(
     return report
 
 
-def _cannot_load(source: str, revision: str | None, exc: Exception) -> ConfigurationError:
+def split_texts(
+    frame: pd.DataFrame, text_col: str, label_col: str, labels: list[str], report: dict[str, Any],
+    test_size: float, seed: int,
+) -> TextData:  # fmt: skip
+    """Encode labels as their index in ``labels`` and make a stratified split."""
+    from sklearn.model_selection import train_test_split
+
+    from modelops.types import TextData
+
+    targets = [labels.index(str(v)) for v in frame[label_col]]
+    texts = frame[text_col].astype(str).tolist()
+    a, b, c, d = train_test_split(texts, targets, test_size=test_size, random_state=seed,
+                                  stratify=targets)  # fmt: skip
+    return TextData(a, c, b, d, labels, report)
+
+
+def cannot_load_error(source: str, revision: str | None, exc: Exception) -> ConfigurationError:
     where = f"revision {revision!r} of " if revision else ""
     return ConfigurationError(
         f"Cannot load {where}{source!r}: {str(exc).splitlines()[0]}. Check the id and "
@@ -143,7 +160,7 @@ def load_base(base_model: str, revision: str | None, labels: list[str]) -> tuple
             ignore_mismatched_sizes=True,
         )  # fmt: skip
     except (OSError, ValueError) as exc:
-        raise _cannot_load(base_model, revision, exc) from exc
+        raise cannot_load_error(base_model, revision, exc) from exc
     return tokenizer, model
 
 
@@ -274,79 +291,3 @@ def confusion_figure(confusion: Any, labels: list[str]) -> Any:
     ax.set(xlabel="Predicted", ylabel="Actual", title="Confusion matrix")
     fig.tight_layout()
     return fig
-
-
-def text_requirements() -> list[str]:
-    """What serving a transformers model needs (explicit: MLflow's inference adds torchvision,
-    which does not install here and would pull a CUDA torch elsewhere)."""
-    from modelops.models import pinned_requirements
-
-    return pinned_requirements("mlflow", "transformers", "tokenizers", "torch", "numpy", "pandas")
-
-
-def log_text_model(ctx: Any, run_id: str, tuned: FineTuned, example: list[str],
-                   metadata: dict[str, Any] | None = None) -> Any:  # fmt: skip
-    """Log with MLflow's transformers flavour: task, tokenizer, label map, input example."""
-    import mlflow.transformers
-
-    from modelops.tracking import active_run
-
-    with active_run(ctx, run_id):
-        return mlflow.transformers.log_model(
-            transformers_model={"model": tuned.model, "tokenizer": tuned.tokenizer},
-            name="model",
-            task="text-classification",
-            input_example=example,
-            pip_requirements=text_requirements(),
-            metadata={"labels": tuned.labels, **(metadata or {})},
-        )
-
-
-def snapshot_identity(source: str, revision: str | None, config: Any) -> str:
-    """The exact revision of a snapshot: the hub commit, or a content hash of a local folder.
-
-    Raises:
-        ConfigurationError: a revision was given for a local folder (it would be ignored).
-    """
-    import hashlib
-
-    local = Path(source)
-    if local.exists():
-        if revision:
-            raise ConfigurationError(
-                f"revision={revision!r} only applies to hub ids; {source!r} is a local folder. "
-                f"Drop the revision, or name the model by its hub id."
-            )
-        digest = hashlib.sha256()
-        for path in sorted(p for p in local.rglob("*") if p.is_file()):
-            digest.update(str(path.relative_to(local)).encode())
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-        return f"local-sha256:{digest.hexdigest()[:16]}"
-    return getattr(config, "_commit_hash", None) or revision or "main"
-
-
-def load_snapshot(source: str, revision: str | None, task: str) -> tuple[Any, Any]:
-    """Tokenizer and model of an existing snapshot (no training), by task.
-
-    Raises:
-        ConfigurationError: not a model, unknown task, or the id/revision cannot be loaded.
-    """
-    quiet_transformers()
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
-
-    classes = {"text-classification": AutoModelForSequenceClassification,
-               "feature-extraction": AutoModel}  # fmt: skip
-    if task not in classes:
-        raise ConfigurationError(f"Unsupported task {task!r}; use one of {sorted(classes)}")
-    local = Path(source)
-    if local.exists() and not (local / "config.json").is_file():
-        raise ConfigurationError(f"{source!r} is not a model directory (no config.json).")
-    if local.exists() and revision:
-        snapshot_identity(source, revision, None)  # raises: revision on a local folder
-    try:
-        return (AutoTokenizer.from_pretrained(source, revision=revision),
-                classes[task].from_pretrained(source, revision=revision))  # fmt: skip
-    except (OSError, ValueError) as exc:
-        raise _cannot_load(source, revision, exc) from exc

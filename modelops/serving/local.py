@@ -1,9 +1,8 @@
-"""Model versions as scoring servers: the input example, and the `local` target.
+"""The ``local`` target: a model version served on 127.0.0.1 by a background process.
 
-The local target runs MLflow's own scoring server (``mlflow models serve``, the FastAPI one) on
-127.0.0.1 in the background; its process id and URL are kept in
-``$MODELOPS_HOME/serving/<model>.json`` so it can be found and stopped later
-(``python -m modelops stop <model>``).
+The process id and URL are kept in ``$MODELOPS_HOME/serving/<model>.json`` so the server can be
+found and stopped later (``modelops stop <model>``). Re-deploying is blue/green: the old server
+stops only after the new one answered its smoke test.
 """
 
 from __future__ import annotations
@@ -18,50 +17,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from modelops.errors import ConfigurationError, DeploymentFailed
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
-
-
-def example_and_flavors(
-    client: MlflowClient, name: str, version: str
-) -> tuple[dict, int, list[str]]:
-    """The scoring request built from the input example, its rows, and the model's flavours.
-
-    Raises:
-        ConfigurationError: the version was logged without an input example.
-    """
-    import mlflow.artifacts
-    from mlflow.models import Model
-
-    from modelops.tracking import use_tracking_uri
-
-    with use_tracking_uri(client.tracking_uri):
-        local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}/MLmodel")
-        folder = str(Path(local).parent)
-        model = Model.load(local)
-        info = model.saved_input_example_info
-        if info and not (Path(folder) / info["artifact_path"]).exists():  # remote store
-            mlflow.artifacts.download_artifacts(
-                f"models:/{name}/{version}/{info['artifact_path']}",
-                dst_path=folder,
-            )
-    example = model.load_input_example(folder)
-    if example is None:
-        raise ConfigurationError(
-            f"Version {version} of {name!r} has no input example, so it cannot be smoke-tested. "
-            f"Log models with input_example=... (the training flows do)."
-        )
-    flavors = sorted(model.flavors)
-    if hasattr(example, "to_json"):
-        # to_json writes missing values as null; json.dumps would write NaN, which is not JSON
-        # and which a strict scoring server (or the API server's proxy) rejects.
-        split = json.loads(example.to_json(orient="split", index=False))
-        return {"dataframe_split": split}, len(example), flavors
-    return {"inputs": list(example)}, len(example), flavors
+from modelops.errors import DeploymentFailed
+from modelops.naming import local_server_key
+from modelops.registry.versions import model_uri
+from modelops.serving.scoring import score_http
+from modelops.types import DeploymentRecord, ServingTarget
 
 
 @dataclass
@@ -82,9 +43,7 @@ class LocalServer:
 
 def server_record(home: Path, model_name: str) -> Path:
     """The record file of the local server of ``model_name``."""
-    from modelops.k8s import dns_label
-
-    return home / "serving" / f"{dns_label(model_name)}.json"
+    return home / "serving" / f"{local_server_key(model_name)}.json"
 
 
 def free_port() -> int:
@@ -125,9 +84,7 @@ def start_local_server(
     port = free_port()
     folder = home / "serving"
     folder.mkdir(parents=True, exist_ok=True)
-    from modelops.k8s import dns_label
-
-    log_path = folder / f"{dns_label(model_name)}-v{version}-{port}.log"
+    log_path = folder / f"{local_server_key(model_name)}-v{version}-{port}.log"
     # MLflow execs `uvicorn` by name: the interpreter's own bin folder must come first on PATH
     # even when the virtual environment is not activated.
     bin_dir = str(Path(sys.executable).parent)
@@ -136,7 +93,7 @@ def start_local_server(
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-             f"models:/{model_name}/{version}", "--host", "127.0.0.1", "--port", str(port),
+             model_uri(model_name, version), "--host", "127.0.0.1", "--port", str(port),
              "--workers", str(workers), "--env-manager", env_manager],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )  # fmt: skip
@@ -192,22 +149,38 @@ def stop_local(home: Path, model_name: str) -> LocalServer | None:
     return server
 
 
-def score_http(url: str, payload: dict[str, Any], rows: int, timeout: float = 30) -> list[Any]:
-    """POST a scoring request to ``url/invocations`` and check there is one prediction per row.
+def serve_locally(
+    home: Path, tracking_uri: str, target: ServingTarget, workers: int, timeout: float
+) -> tuple[DeploymentRecord, dict[str, float]]:
+    """Serve a version on 127.0.0.1, blue/green: the old local server of the model stops only
+    after the new one answered the smoke test.
+
+    Returns:
+        The deployment record, and timings (``rollout_seconds``, ``smoke_seconds``).
 
     Raises:
-        DeploymentFailed: the request failed or the answer has the wrong shape.
+        DeploymentFailed: the new server did not come up or failed its smoke test; it was
+            stopped and the old one (if any) keeps serving.
     """
-    import httpx
-
-    from modelops.k8s import check_predictions
-
+    old = running_server(home, target.name)
+    started = time.monotonic()
+    new = start_local_server(home, tracking_uri, target.name, target.version, workers=workers,
+                             timeout=timeout)  # fmt: skip
+    rollout_seconds = time.monotonic() - started
     try:
-        response = httpx.post(f"{url}/invocations", json=payload, timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise DeploymentFailed(f"Smoke test request to {url} failed: {exc}") from exc
-    if response.status_code != 200:
-        raise DeploymentFailed(
-            f"Smoke test got HTTP {response.status_code} from {url}: {response.text[:500]}"
-        )
-    return check_predictions(response.json(), rows)
+        smoke_started = time.monotonic()
+        score_http(new.url, target.payload, target.rows)
+        smoke_seconds = time.monotonic() - smoke_started
+    except DeploymentFailed as exc:
+        stop_server(new)
+        kept = f"version {old.version} keeps serving at {old.url}" if old else "nothing was serving"
+        raise DeploymentFailed(f"{exc} The new server was stopped; {kept}.") from exc
+    if old is not None and old.pid != new.pid:
+        stop_server(old)
+    record_server(home, new)
+    record = DeploymentRecord(
+        target="local", version=new.version, url=new.url,
+        previous_version=old.version if old else None, pid=new.pid, log=new.log,
+        stop=f"modelops stop {target.name}",
+    )  # fmt: skip
+    return record, {"rollout_seconds": rollout_seconds, "smoke_seconds": smoke_seconds}

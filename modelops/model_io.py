@@ -1,0 +1,199 @@
+"""Models in MLflow: log fitted models and load registered versions, through explicit URIs.
+
+Logging goes through an ``MlflowClient`` (create the logged model, save the flavour into a
+temporary folder, upload, finalize) instead of MLflow's fluent ``log_model``, which needs an
+"active run" and the process-wide tracking URI. Loading downloads the version with explicit
+tracking and registry URIs, then loads the local copy. Nothing here changes process state.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelops.registry.versions import logged_model_uri
+from modelops.tracking import TrackingContext
+from modelops.types import LoggedModel
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.models import Model
+
+# Serving needs exactly these; letting MLflow infer them costs seconds per call and, with torch
+# installed, lists torch and pytest for a logistic regression (skops imports them).
+SKLEARN_RUNTIME = ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy")
+
+
+def pinned_requirements(*packages: str) -> list[str]:
+    """``name==installed-version`` for each installed package (skips missing ones)."""
+    pins = []
+    for name in packages:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def log_model(
+    ctx: TrackingContext,
+    run_id: str,
+    save: Callable[[str, Model], None],
+    *,
+    name: str = "model",
+    flavor: str = "custom",
+    metadata: dict[str, Any] | None = None,
+) -> LoggedModel:
+    """Log a model as an MLflow ``LoggedModel`` under ``run_id``.
+
+    Args:
+        ctx: the tracking context (its client and experiment).
+        run_id: the run that produced the model.
+        save: ``save(path, mlflow_model)`` writes the flavour into ``path`` (e.g. a partial of
+            ``mlflow.sklearn.save_model``).
+        name: the model's name within the run.
+        flavor: the flavour name, recorded as a tag on the logged model.
+        metadata: free-form metadata stored in the MLmodel file.
+
+    Returns:
+        The logged model's run id, id and ``models:/<id>`` URI.
+    """
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.models import Model
+
+    client = ctx.client()
+    logged = client.create_logged_model(
+        ctx.experiment_id, name=name, source_run_id=run_id, tags={"mlflow.flavor": flavor}
+    )
+    try:
+        mlmodel = Model(
+            artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=run_id,
+            metadata=metadata, model_id=logged.model_id,
+        )  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="modelops-model-") as tmp:
+            path = str(Path(tmp) / "model")
+            save(path, mlmodel)
+            client.log_model_artifacts(logged.model_id, path)
+        client.log_outputs(run_id, models=[LoggedModelOutput(logged.model_id, step=0)])
+    except BaseException:
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    return LoggedModel(run_id=run_id, model_id=logged.model_id,
+                       model_uri=logged_model_uri(logged.model_id))  # fmt: skip
+
+
+def log_sklearn_model(
+    ctx: TrackingContext,
+    run_id: str,
+    model: Any,
+    input_example: pd.DataFrame,
+    name: str = "model",
+    metadata: dict[str, Any] | None = None,
+) -> LoggedModel:
+    """Log a fitted scikit-learn model with its signature, input example and requirements.
+
+    The format is skops, not pickle: loading a skops file cannot run arbitrary code, which
+    matters for a model that a serving container pulls from a shared registry.
+
+    Args:
+        ctx: the tracking context.
+        run_id: the run to log under.
+        model: the fitted estimator or pipeline.
+        input_example: a few rows of features; the signature is inferred from them.
+        name: the model's name within the run.
+        metadata: free-form metadata stored in the MLmodel file.
+    """
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, model.predict(input_example))
+
+    def save(path: str, mlmodel: Model) -> None:
+        mlflow.sklearn.save_model(
+            model, path, mlflow_model=mlmodel, serialization_format="skops",
+            skops_trusted_types=_trusted_types(model), signature=signature,
+            input_example=input_example, pip_requirements=pinned_requirements(*SKLEARN_RUNTIME),
+            metadata=metadata,
+        )  # fmt: skip
+
+    return log_model(ctx, run_id, save, name=name, flavor="sklearn", metadata=metadata)
+
+
+def _trusted_types(model: Any) -> list[str] | None:
+    """Types skops should trust on load beyond its defaults: the model's own numpy dtypes."""
+    try:
+        from skops.io import dumps, get_untrusted_types
+
+        return get_untrusted_types(data=dumps(model)) or None
+    except Exception:
+        return None
+
+
+def store_uris(client: MlflowClient) -> tuple[str, str]:
+    """The tracking and registry URIs an ``MlflowClient`` was made with."""
+    tracking_uri = str(client.tracking_uri)
+    return tracking_uri, str(client._registry_uri or tracking_uri)
+
+
+def version_location(client: MlflowClient, name: str, ref: str | int) -> str:
+    """Where a registered version's files are (an artifact URI), by number, alias or "latest".
+
+    Resolved through ``client``: MLflow's own ``models:/name/N`` resolution ignores the URIs it
+    is given and uses the process-wide registry URI.
+    """
+    from modelops.registry.versions import resolve_version
+
+    version = resolve_version(client, name, ref)
+    return str(client.get_model_version_download_uri(name, str(version.version)))
+
+
+def download_version(
+    client: MlflowClient, name: str, ref: str | int, path: str = "", dst: str | None = None
+) -> Path:
+    """Download a registered version (or one file of it, ``path``) to a local folder."""
+    import mlflow.artifacts
+
+    tracking_uri, registry_uri = store_uris(client)
+    location = version_location(client, name, ref).rstrip("/")
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{location}/{path}" if path else location, dst_path=dst,
+        tracking_uri=tracking_uri, registry_uri=registry_uri,
+    )  # fmt: skip
+    return Path(local)
+
+
+def read_mlmodel(client: MlflowClient, name: str, ref: str | int) -> tuple[Model, Path]:
+    """A version's ``MLmodel`` description and a folder holding it with its input example,
+    without downloading the weights."""
+    import tempfile
+
+    from mlflow.models import Model
+
+    folder = tempfile.mkdtemp(prefix="modelops-mlmodel-")
+    local = download_version(client, name, ref, "MLmodel", dst=folder)
+    model = Model.load(str(local))
+    info = model.saved_input_example_info
+    if info:
+        download_version(client, name, ref, info["artifact_path"], dst=folder)
+    return model, Path(folder)
+
+
+def load_pyfunc(client: MlflowClient, name: str, ref: str | int) -> Any:
+    """A registered version as an MLflow pyfunc (schema enforcement, any flavour)."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(str(download_version(client, name, ref)))
+
+
+def load_sklearn(client: MlflowClient, name: str, ref: str | int) -> tuple[Any, Model]:
+    """A registered scikit-learn version (for probabilities) and its MLmodel description."""
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    local = download_version(client, name, ref)
+    return mlflow.sklearn.load_model(str(local)), Model.load(str(local / "MLmodel"))

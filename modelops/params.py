@@ -1,0 +1,183 @@
+"""Flow parameters that several flows share, defined once.
+
+``training`` and ``lifecycle`` take the same training parameters; rather than copy a list of
+keyword arguments, each flow takes one pydantic model and :func:`keyword_parameters` exposes its
+fields as the flow's keyword parameters. Prefect builds the UI form, the deployment schema and
+the validation of ``-p key=value`` from that signature, and ``modelops <command> --help`` lists
+the same fields with the same descriptions: one definition, every surface.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
+
+from modelops.data import FeatureSpec
+from modelops.errors import ConfigurationError
+from modelops.evaluation import check_thresholds
+from modelops.training import EstimatorConfig
+
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
+
+
+def _as_value_error(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Pydantic reports ValueError as a parameter error; ours raise ConfigurationError."""
+
+    @functools.wraps(check)
+    def run(value: Any) -> Any:
+        try:
+            return check(value)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from exc
+
+    return run
+
+
+BinaryThresholds = Annotated[
+    dict[str, float], AfterValidator(_as_value_error(lambda v: check_thresholds(v, "binary")))
+]
+TextThresholds = Annotated[
+    dict[str, float], AfterValidator(_as_value_error(lambda v: check_thresholds(v, "text")))
+]
+
+
+class TrainingParams(BaseModel):
+    """Parameters of the ``training`` flow (and the training stage of ``lifecycle``)."""
+
+    data_path: str | None = Field(
+        default=None,
+        description="CSV or Parquet path/URI; empty for the bundled lead-scoring sample.",
+    )
+    target: str = Field(default="won", description="The binary label column.")
+    model_name: str = Field(default="lead-scoring", description="The registered model name.")
+    estimator: EstimatorConfig = Field(
+        default_factory=EstimatorConfig,
+        description="scikit-learn estimator kind and hyper-parameters.",
+    )
+    thresholds: BinaryThresholds = Field(
+        default_factory=lambda: {"roc_auc": 0.7, "precision": 0.6},
+        description="The quality gate: minimum held-out metric values (maximum for losses "
+        "such as log_loss) a model needs to be registered.",
+    )
+    test_size: float = Field(default=0.2, gt=0, lt=1, description="Held-out fraction.")
+    random_seed: int = Field(default=42, description="Seed for the split and the estimator.")
+    features: dict[str, FeatureSpec] | None = Field(
+        default=None,
+        description="Declared feature schema; default: `<data>.schema.json` beside the file, "
+        "else inferred from the data.",
+    )
+    min_rows: int = Field(default=100, ge=1, description="Fewest rows a training table may have.")
+    stage_alias: str = Field(
+        default="staging", description="The alias the new version gets once registered."
+    )
+    actor: str | None = Field(
+        default=None,
+        description="Who to record in the audit trail; default the deployment or OS user.",
+    )
+
+
+class LifecycleParams(TrainingParams):
+    """Parameters of the ``lifecycle`` flow: training, then how far to take the model."""
+
+    promote_to: Literal["staging", "production"] = Field(
+        default="staging",
+        description='Stop at "staging", or go on to "production" (champion/challenger).',
+    )
+    held_out_path: str | None = Field(
+        default=None, description="Data for champion/challenger (default: data_path)."
+    )
+    compare_metrics: list[str] = Field(
+        default_factory=lambda: ["roc_auc"],
+        description="Metrics the challenger must not be worse on.",
+    )
+    margin: float = Field(
+        default=0.0, ge=0, description="How much worse the challenger may be and still win."
+    )
+    deploy: Literal[False, "local", "kubernetes"] = Field(
+        default=False,
+        description='false (stop after the registry), "local" or "kubernetes" (serves '
+        "production; needs promote_to=production).",
+    )
+    namespace: str | None = Field(
+        default=None, description='Kubernetes namespace for deploy="kubernetes".'
+    )
+
+    @model_validator(mode="after")
+    def _deploy_needs_production(self) -> LifecycleParams:
+        if self.deploy and self.promote_to != "production":
+            raise ValueError(
+                f"deploy={self.deploy!r} serves the production version, but "
+                f"promote_to={self.promote_to!r} stops before production. Use "
+                f"promote_to=production, or deploy=false."
+            )
+        return self
+
+    def training(self) -> TrainingParams:
+        """The training stage's parameters."""
+        return TrainingParams.model_validate(
+            self.model_dump(include=set(TrainingParams.model_fields))
+        )
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per invalid parameter: ``name: what is wrong``."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "parameters"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)
+
+
+def keyword_parameters(model: type[M]) -> Callable[[Callable[[M], R]], Callable[..., R]]:
+    """Expose ``model``'s fields as the keyword parameters of ``fn(params: model)``.
+
+    The wrapper's signature lists every field (type, constraints, default) and its docstring
+    lists their descriptions, so Prefect's parameter schema, its UI form and ``--help`` show
+    them; the call validates the keywords into one ``model`` and passes it on.
+
+    Raises:
+        ConfigurationError: (from the wrapper) the keywords do not make a valid ``model``.
+    """
+
+    def decorate(fn: Callable[[M], R]) -> Callable[..., R]:
+        parameters, doc_args = [], []
+        for name, field in model.model_fields.items():
+            annotation: Any = field.annotation
+            if field.metadata:
+                annotation = Annotated[(annotation, *field.metadata)]  # keep gt/lt/validators
+            default = field.get_default(call_default_factory=True)
+            parameters.append(
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                  annotation=annotation)
+            )  # fmt: skip
+            doc_args.append(f"    {name}: {field.description or ''}")
+        signature = inspect.Signature(
+            parameters, return_annotation=inspect.signature(fn).return_annotation
+        )
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> R:
+            bound = signature.bind(*args, **kwargs)
+            try:
+                params = model.model_validate(dict(bound.arguments))
+            except ValidationError as exc:
+                raise ConfigurationError(
+                    f"Invalid parameters: {describe_validation_error(exc)}"
+                ) from None
+            return fn(params)
+
+        del wrapper.__wrapped__  # inspect.signature must see the fields, not ``params``
+        wrapper.__signature__ = signature  # type: ignore[attr-defined]
+        wrapper.__params_model__ = model  # type: ignore[attr-defined]  # for cross-field checks
+        wrapper.__annotations__ = {}
+        summary = inspect.cleandoc(fn.__doc__ or "")
+        wrapper.__doc__ = summary + "\n\nArgs:\n" + "\n".join(doc_args)
+        return wrapper
+
+    return decorate

@@ -1,0 +1,147 @@
+"""The one undo mechanism for registry writes: a journal that makes alias moves transactional.
+
+MLflow has no multi-write transaction. Every change that moves an alias, sets a tag and writes
+an audit event goes through :func:`transaction`: each write is journalled with what was there
+before, and if any later step fails the journal puts everything back, newest first — so an
+alias never points at a version without the audit record of how it got there.
+
+What it guarantees: a failure that raises leaves aliases and tags as they were, or an error that
+names what could not be restored. A process killed between two writes cannot undo anything;
+the README ("What a promotion guarantees") says what such a half-done move looks like.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from modelops.errors import RegistryError
+from modelops.registry.aliases import alias_version
+from modelops.registry.audit import audit_key, read_events, write_event
+from modelops.registry.versions import get_version
+from modelops.types import AuditEvent
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+class AliasJournal:
+    """Registry writes that can be undone in reverse order."""
+
+    def __init__(self, client: MlflowClient, name: str) -> None:
+        self.client = client
+        self.name = name
+        self._undo: list[tuple[str, tuple[Any, ...]]] = []
+
+    def set_alias(self, alias: str, version: str) -> None:
+        """Point ``alias`` at ``version``."""
+        before = alias_version(self.client, self.name, alias)
+        self._undo.append(("alias", (alias, before)))
+        self.client.set_registered_model_alias(self.name, alias, str(version))
+
+    def delete_alias(self, alias: str) -> None:
+        """Remove ``alias`` if it is set."""
+        before = alias_version(self.client, self.name, alias)
+        if before is None:
+            return
+        self._undo.append(("alias", (alias, before)))
+        self.client.delete_registered_model_alias(self.name, alias)
+
+    def set_tag(self, version: str, key: str, value: str) -> None:
+        """Set a version tag."""
+        before = self.client.get_model_version(self.name, version).tags.get(key)
+        self._undo.append(("tag", (version, key, before)))
+        self.client.set_model_version_tag(self.name, version, key, value)
+
+    def delete_tag(self, version: str, key: str) -> None:
+        """Delete a version tag if present."""
+        before = self.client.get_model_version(self.name, version).tags.get(key)
+        if before is None:
+            return
+        self._undo.append(("tag", (version, key, before)))
+        self.client.delete_model_version_tag(self.name, version, key)
+
+    def audit(self, version: str, event: AuditEvent) -> AuditEvent:
+        """Append an audit event to ``version``."""
+        written = write_event(self.client, self.name, str(version), event)
+        self._undo.append(("tag", (str(version), audit_key(event.when), None)))
+        return written
+
+    def undo(self) -> list[str]:
+        """Revert every write, newest first; returns what could not be reverted."""
+        problems = []
+        for kind, args in reversed(self._undo):
+            try:
+                if kind == "alias":
+                    alias, before = args
+                    if before is None:
+                        self.client.delete_registered_model_alias(self.name, alias)
+                    else:
+                        self.client.set_registered_model_alias(self.name, alias, before)
+                else:
+                    version, key, before = args
+                    if before is None:
+                        self.client.delete_model_version_tag(self.name, version, key)
+                    else:
+                        self.client.set_model_version_tag(self.name, version, key, before)
+            except Exception as exc:  # keep undoing the rest
+                problems.append(f"{kind} {args}: {exc}")
+        self._undo.clear()
+        return problems
+
+
+@contextlib.contextmanager
+def transaction(client: MlflowClient, name: str) -> Iterator[AliasJournal]:
+    """A journal whose writes are all undone if the block raises.
+
+    Raises:
+        RegistryError: the block failed and undoing its writes failed too (says which).
+    """
+    journal = AliasJournal(client, name)
+    try:
+        yield journal
+    except BaseException as exc:
+        problems = journal.undo()
+        if problems:
+            raise RegistryError(
+                f"{exc} — and undoing the partial change failed for: {'; '.join(problems)}. "
+                f"Check the aliases of {name!r} with `modelops versions {name}`."
+            ) from exc
+        raise
+
+
+def move_alias(
+    client: MlflowClient,
+    name: str,
+    alias: str,
+    version: str | int,
+    *,
+    action: str,
+    actor: str,
+    reason: str,
+    flow_run_id: str | None = None,
+    metrics: dict[str, float] | None = None,
+    **extra: Any,
+) -> AuditEvent:
+    """Point ``alias`` at ``version`` and record the move, as one undoable step.
+
+    Re-running the same move from the same flow run (a retry) changes nothing and returns the
+    event already recorded.
+
+    Returns:
+        The audit event.
+    """
+    version = str(version)
+    previous = alias_version(client, name, alias)
+    if previous == version and flow_run_id:
+        for event in reversed(read_events(get_version(client, name, version))):
+            if (event.flow_run_id, event.action, event.alias) == (flow_run_id, action, alias):
+                return event
+    event = AuditEvent(
+        action=action, alias=alias, from_version=previous, to_version=version, actor=actor,
+        reason=reason, flow_run_id=flow_run_id, metrics=metrics or {}, **extra,
+    )  # fmt: skip
+    with transaction(client, name) as journal:
+        journal.set_alias(alias, version)
+        return journal.audit(version, event)

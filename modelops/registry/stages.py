@@ -1,0 +1,235 @@
+"""Stages on top of aliases: the seed-compatible Python API of the registry.
+
+``ModelStage``, ``promote_model``, ``get_model_metadata`` and ``load_production_model`` keep the
+names and keywords of the original lifecycle module. Stages are derived from aliases and tags
+(MLflow's own stages are deprecated since 2.9); every change goes through the same promotion
+policy and audit trail as the flows.
+"""
+
+from __future__ import annotations
+
+import getpass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from modelops.errors import ConfigurationError, ModelNotFound
+from modelops.registry.aliases import (
+    ARCHIVED_TAG,
+    LIFECYCLE_ALIASES,
+    PRODUCTION,
+    STAGING,
+    AliasState,
+    alias_version,
+)
+from modelops.registry.audit import AUDIT_PREFIX, read_events
+from modelops.registry.journal import transaction
+from modelops.registry.promotion import check_staged, promote_to_production, stage_version
+from modelops.registry.versions import all_versions, registered_model, resolve_version
+from modelops.settings import Settings, get_settings
+from modelops.types import AuditEvent
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+class ModelStage(StrEnum):
+    """Where a version stands, derived from its aliases and tags."""
+
+    NONE = "None"
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+    ARCHIVED = "Archived"
+
+    @classmethod
+    def parse(cls, value: str | ModelStage | None) -> ModelStage:
+        """Accept ``"production"``, ``"Production"``, ``ModelStage.PRODUCTION`` or None."""
+        if value is None:
+            return cls.NONE
+        if isinstance(value, ModelStage):
+            return value
+        for stage in cls:
+            if stage.value.lower() == str(value).strip().lower():
+                return stage
+        raise ConfigurationError(
+            f"Unknown stage {value!r}; use one of {', '.join(s.value for s in cls)}."
+        )
+
+
+def stage_of(aliases: list[str], tags: dict[str, str]) -> ModelStage:
+    """The stage a version is in, from its aliases (production wins) and archive tag."""
+    if PRODUCTION in aliases:
+        return ModelStage.PRODUCTION
+    if STAGING in aliases:
+        return ModelStage.STAGING
+    if tags.get(ARCHIVED_TAG) == "true":
+        return ModelStage.ARCHIVED
+    return ModelStage.NONE
+
+
+def _client(settings: Settings | None = None) -> MlflowClient:
+    from modelops.tracking import get_client
+
+    settings = settings or get_settings()
+    return get_client(settings.resolved_tracking_uri, settings.resolved_registry_uri)
+
+
+def get_model_metadata(
+    model_name: str,
+    stage: str | ModelStage | None = None,
+    settings: Settings | None = None,
+) -> list[dict[str, Any]]:
+    """Every version of a model (newest first) with stage, aliases, lineage and audit trail.
+
+    Aliases are read from the registered model, not from ``search_model_versions``, which does
+    not return them (mlflow/mlflow#9783).
+
+    Args:
+        model_name: the registered model.
+        stage: keep only versions in this stage (None: all).
+        settings: where MLflow lives (default: from the environment).
+
+    Returns:
+        One dict per version: version, stage, aliases, created, run_id, source, status,
+        params and metrics of its training run, tags, and the audit events (oldest first).
+
+    Raises:
+        ModelNotFound: no such registered model.
+    """
+    client = _client(settings)
+    model = registered_model(client, model_name)
+    wanted = ModelStage.parse(stage) if stage is not None else None
+    aliases_by_version: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        aliases_by_version.setdefault(str(version), []).append(alias)
+    rows = []
+    for mv in all_versions(client, model_name):
+        aliases = sorted(aliases_by_version.get(str(mv.version), []))
+        tags = dict(mv.tags or {})
+        current = stage_of(aliases, tags)
+        if wanted is not None and current != wanted:
+            continue
+        params: dict[str, str] = {}
+        metrics: dict[str, float] = {}
+        if mv.run_id:
+            try:
+                run = client.get_run(mv.run_id)
+                params, metrics = dict(run.data.params), dict(run.data.metrics)
+                parent = run.data.tags.get("mlflow.parentRunId")
+                if parent:  # the evaluation metrics live on the flow's parent run
+                    parent_run = client.get_run(parent)
+                    metrics = {**dict(parent_run.data.metrics), **metrics}
+            except Exception:  # a deleted run must not hide the version
+                pass
+        rows.append(
+            {
+                "name": model_name,
+                "version": int(mv.version),
+                "stage": current.value,
+                "aliases": aliases,
+                "created": _ms_to_iso(mv.creation_timestamp),
+                "run_id": mv.run_id,
+                "source": mv.source,
+                "status": mv.status,
+                "params": params,
+                "metrics": metrics,
+                "tags": {k: v for k, v in tags.items() if not k.startswith(AUDIT_PREFIX)},
+                "audit": [e.model_dump(mode="json") for e in read_events(mv)],
+            }
+        )
+    return rows
+
+
+def _ms_to_iso(ms: int | None) -> str | None:
+    from datetime import UTC, datetime
+
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+
+
+def promote_model(
+    model_name: str,
+    version: str | int = "latest",
+    stage: str | ModelStage = ModelStage.PRODUCTION,
+    archive_existing: bool = True,
+    *,
+    actor: str | None = None,
+    reason: str = "promoted through the Python API",
+    override_staging_reason: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Move a version to a stage, recording who, when and why on the version.
+
+    Stages map onto aliases: Production → ``production`` (staged versions only, unless
+    ``override_staging_reason`` is given; the old champion keeps ``previous-production`` and,
+    with ``archive_existing``, is tagged archived); Staging → ``staging``; Archived → drop its
+    lifecycle aliases and tag it archived; None → drop its aliases and the archived tag.
+
+    Args:
+        model_name: the registered model.
+        version: a version number, ``"latest"``, an alias, or ``models:/name/N``.
+        stage: the target stage.
+        archive_existing: tag the replaced production version archived.
+        actor: who is acting (default: the OS user).
+        reason: why, for the audit trail.
+        override_staging_reason: promote to Production a version that is not staged.
+        settings: where MLflow lives (default: from the environment).
+
+    Returns:
+        The version's metadata after the change (as :func:`get_model_metadata` rows).
+
+    Raises:
+        ModelNotFound: unknown model, version or alias.
+        PromotionRefused: Production requested for a version that is not staged.
+    """
+    client = _client(settings)
+    target = ModelStage.parse(stage)
+    mv = resolve_version(client, model_name, version)
+    number = str(mv.version)
+    who = actor or f"user:{getpass.getuser()}"
+    state = AliasState.read(client, model_name)
+    if target is ModelStage.PRODUCTION:
+        overridden = check_staged(mv, state.staging, override_staging_reason)
+        promote_to_production(
+            client,
+            model_name,
+            number,
+            actor=who,
+            reason=reason,
+            archive_existing=archive_existing,
+            override_reason=override_staging_reason if overridden else None,
+        )
+    elif target is ModelStage.STAGING:
+        stage_version(client, model_name, number, actor=who, reason=reason)
+    else:
+        with transaction(client, model_name) as journal:
+            for alias in LIFECYCLE_ALIASES:
+                if alias_version(client, model_name, alias) == number:
+                    journal.delete_alias(alias)
+            if target is ModelStage.ARCHIVED:
+                journal.set_tag(number, ARCHIVED_TAG, "true")
+            else:
+                journal.delete_tag(number, ARCHIVED_TAG)
+            journal.audit(number, AuditEvent(
+                action=f"set-stage-{target.value.lower()}", actor=who, reason=reason,
+                to_version=number,
+            ))  # fmt: skip
+    return next(r for r in get_model_metadata(model_name, settings=settings)
+                if str(r["version"]) == number)  # fmt: skip
+
+
+def load_production_model(model_name: str, settings: Settings | None = None) -> Any:
+    """The production version as an MLflow pyfunc model (``models:/name@production``).
+
+    Raises:
+        ModelNotFound: no such model, or nothing is in production.
+    """
+    from modelops.model_io import load_pyfunc
+
+    client = _client(settings)
+    registered_model(client, model_name)
+    if alias_version(client, model_name, PRODUCTION) is None:
+        raise ModelNotFound(
+            f"Model {model_name!r} has no production version yet: promote one (promotion flow)."
+        )
+    return load_pyfunc(client, model_name, PRODUCTION)

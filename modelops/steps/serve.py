@@ -1,0 +1,146 @@
+"""The serving steps: resolve the version, roll it out (Kubernetes or local), record where it
+runs, batch-score files."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from modelops import tracking
+from modelops.k8s import cluster as k8s_cluster
+from modelops.k8s import manifests, rollout
+from modelops.registry.versions import resolve_version
+from modelops.serving import local, scoring
+from modelops.settings import get_settings
+from modelops.types import DeploymentRecord, ServingTarget
+
+
+def resolve_serving_version(
+    ctx: tracking.TrackingContext, model_name: str, version: str
+) -> ServingTarget:
+    """Resolve an alias or number to a version, with its input example as the smoke request."""
+    client = ctx.client()
+    mv = resolve_version(client, model_name, version)
+    payload, rows, flavors = scoring.example_and_flavors(client, model_name, str(mv.version))
+    tracking.log_params(ctx, ctx.parent_run_id, {"resolved_version": str(mv.version),
+                                                 "model_run_id": mv.run_id or ""})  # fmt: skip
+    return ServingTarget(name=model_name, version=str(mv.version), run_id=mv.run_id,
+                         payload=payload, rows=rows, flavors=flavors)  # fmt: skip
+
+
+def deploy_to_kubernetes(
+    ctx: tracking.TrackingContext,
+    target: ServingTarget,
+    spec: manifests.ServingSpec,
+    cluster: k8s_cluster.Cluster,
+    timeout_seconds: float,
+    poll_seconds: float = 2.0,
+    log: Any = None,
+) -> DeploymentRecord:
+    """Apply the Deployment and Service, wait for the rollout, smoke-test; restore on failure.
+
+    Raises:
+        DeploymentFailed: the rollout or smoke test failed (the previous spec was restored).
+        PermissionDenied: the cluster refused an operation (401/403).
+    """
+    deployment, service = manifests.render_serving(spec)
+    for manifest in (deployment, service):
+        tracking.log_json(ctx, ctx.parent_run_id, manifest,
+                          f"manifests/{manifest['kind'].lower()}.json")  # fmt: skip
+    outcome = rollout.deploy_serving(cluster, spec, target.payload, target.rows, timeout_seconds,
+                                     poll_seconds, log=log)  # fmt: skip
+    tracking.log_metrics(ctx, ctx.parent_run_id, {
+        "apply_seconds": outcome.apply_seconds, "rollout_seconds": outcome.rollout_seconds,
+        "smoke_seconds": outcome.smoke_seconds,
+    })  # fmt: skip
+    return DeploymentRecord(
+        target="kubernetes", version=outcome.version, previous_version=outcome.previous_version,
+        url=f"http://{outcome.name}.{outcome.namespace}.svc.cluster.local/invocations",
+        namespace=outcome.namespace, deployment=outcome.name, service=outcome.name,
+        image=spec.image, action=outcome.deployment_action, cluster=cluster.source,
+    )  # fmt: skip
+
+
+def deploy_locally(
+    ctx: tracking.TrackingContext, target: ServingTarget, workers: int, timeout_seconds: float
+) -> DeploymentRecord:
+    """Serve the version on 127.0.0.1, blue/green.
+
+    Raises:
+        DeploymentFailed: the new server failed; the old one (if any) keeps serving.
+    """
+    settings = get_settings()
+    record, timings = local.serve_locally(settings.home_dir, settings.resolved_tracking_uri,
+                                          target, workers, timeout_seconds)  # fmt: skip
+    tracking.log_metrics(ctx, ctx.parent_run_id, timings)
+    return record
+
+
+def record_deployment(
+    ctx: tracking.TrackingContext, target: ServingTarget, record: DeploymentRecord
+) -> DeploymentRecord:
+    """Write the deployment record to MLflow and tag the version with where it is served."""
+    record = record.model_copy(update={
+        "time": datetime.now(UTC).isoformat(), "flow_run_id": ctx.flow_run_id,
+        "mlflow_run_id": ctx.parent_run_id,
+    })  # fmt: skip
+    data = record.model_dump(mode="json")
+    tracking.log_json(ctx, ctx.parent_run_id, data, "deployment.json")
+    tracking.log_params(ctx, ctx.parent_run_id, {
+        f"deployment.{k}": v for k, v in data.items()
+        if k in ("target", "namespace", "deployment", "image", "url")
+    })  # fmt: skip
+    where = (f"kubernetes.{data['namespace']}.{data['deployment']}"
+             if record.target == "kubernetes" else "local")  # fmt: skip
+    ctx.client().set_model_version_tag(target.name, target.version, f"modelops.deployed.{where}",
+                                       json.dumps(data, default=str))  # fmt: skip
+    return record
+
+
+def run_scoring_job(
+    ctx: tracking.TrackingContext,
+    spec: manifests.ServingSpec,
+    cluster: k8s_cluster.Cluster,
+    input_uri: str,
+    output_uri: str,
+    job_suffix: str,
+    timeout_seconds: float,
+    poll_seconds: float = 2.0,
+) -> dict[str, Any]:
+    """Create the scoring Job, wait for it to finish, and report how it ended.
+
+    Raises:
+        DeploymentFailed: the Job did not succeed (the message says how to read its logs).
+    """
+    from modelops.errors import DeploymentFailed
+
+    job = manifests.render_batch_job(spec, input_uri, output_uri, job_suffix)
+    tracking.log_json(ctx, ctx.parent_run_id, job, "manifests/job.json")
+    action, _ = k8s_cluster.apply(cluster, job)
+    outcome = rollout.job_outcome(cluster, job, timeout_seconds, poll_seconds)
+    tracking.log_metrics(ctx, ctx.parent_run_id, {"job_seconds": outcome.seconds})
+    name = job["metadata"]["name"]
+    record = {"target": "kubernetes", "namespace": spec.namespace, "job": name, "action": action,
+              "succeeded": outcome.ready, "input": input_uri, "output": output_uri,
+              "version": spec.version, "cluster": cluster.source}  # fmt: skip
+    tracking.log_json(ctx, ctx.parent_run_id, record, "batch_scoring.json")
+    if not outcome.ready:
+        raise DeploymentFailed(
+            f"Batch scoring Job {spec.namespace}/{name} did not succeed: {outcome.reason}. Its "
+            f"pods' logs say why: kubectl -n {spec.namespace} logs job/{name}"
+        )
+    return record
+
+
+def score_file_locally(
+    ctx: tracking.TrackingContext, target: ServingTarget, input_uri: str, output_uri: str
+) -> dict[str, Any]:
+    """Score a CSV/Parquet file in this process; every output row names its version and run."""
+    result = scoring.score_file(ctx.client(), target, input_uri, output_uri)
+    seconds = result["seconds"]
+    tracking.log_metrics(ctx, ctx.parent_run_id, {
+        "rows": result["rows"], "latency_ms_total": seconds * 1000,
+        "latency_ms_per_row": seconds * 1000 / max(result["rows"], 1),
+    })  # fmt: skip
+    return result

@@ -1,0 +1,94 @@
+"""What a lifecycle run did, for people: the summary artifact and the "where to look" text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelops.registry.versions import model_uri
+from modelops.settings import Settings
+from modelops.types import DeploymentRecord, LifecycleResult, PromotionResult, TrainingResult
+
+SHOWN_METRICS = ("roc_auc", "precision", "recall", "f1", "accuracy", "log_loss")
+
+
+def lifecycle_result(
+    trained: TrainingResult, promoted: PromotionResult | None, served: DeploymentRecord | None,
+    input_example: dict[str, Any] | None = None,
+) -> LifecycleResult:  # fmt: skip
+    """The lifecycle's typed result."""
+    return LifecycleResult(
+        model_name=trained.model_name, version=trained.version,
+        aliases=["production"] if promoted else [trained.alias or "staging"],
+        metrics=trained.metrics, mlflow_run_id=trained.mlflow_run_id,
+        production=promoted.version if promoted else None,
+        serving_url=served.url if served else None, input_example=input_example,
+    )  # fmt: skip
+
+
+def lifecycle_markdown(
+    trained: TrainingResult, result: LifecycleResult, promoted: PromotionResult | None,
+    served: DeploymentRecord | None, promote_to: str, deploy: Any, run_name: str,
+    ui_url: str | None,
+) -> str:  # fmt: skip
+    """One markdown page: data, validation, gate, version and aliases, deployment, links."""
+    name, version = trained.model_name, trained.version
+    lines = [
+        f"## {name} v{version} — lifecycle run `{run_name}`",
+        "",
+        f"- **data**: {trained.rows:,} rows; validation "
+        f"{trained.validation.get('successful_expectations')}/"
+        f"{trained.validation.get('evaluated_expectations')} expectations met",
+        "- **quality gate**: PASSED",
+        "",
+        "| metric | value | threshold | result |",
+        "|---|---:|---:|---|",
+        *[f"| {r['metric']} | {r['value']:.4f} | {r['comparison']} {r['threshold']:.4f} | "
+          f"{'pass' if r['passed'] else 'FAIL'} |" for r in trained.gate],
+        "",
+        f"- **registered**: `{name}` version **{version}**, aliases: "
+        + ", ".join(f"`@{a}`" for a in result.aliases),
+    ]  # fmt: skip
+    if promoted:
+        previous = promoted.previous_production
+        lines.append(f"- **production**: version {promoted.version}"
+                     + (f" (previous production: {previous})" if previous else ""))  # fmt: skip
+    else:
+        lines.append(f"- **stopped after**: {promote_to}")
+    if served:
+        lines.append(f"- **serving**: {served.target} at `{served.url}`")
+    elif deploy:
+        lines.append("- **serving**: not deployed")
+    run_link = (f"[{trained.mlflow_run_id}]({ui_url}/#/experiments/{trained.mlflow_experiment_id}"
+                f"/runs/{trained.mlflow_run_id})" if ui_url else f"`{trained.mlflow_run_id}`")  # fmt: skip
+    version_link = (f"[{name} v{version}]({ui_url}/#/models/{name}/versions/{version})"
+                    if ui_url else f"`{model_uri(name, version)}`")  # fmt: skip
+    lines += ["", f"MLflow run: {run_link} · model version: {version_link}"]
+    return "\n".join(lines)
+
+
+def look_here(result: LifecycleResult, settings: Settings) -> str:
+    """Where to look at what the main job made, as the commands a person types next."""
+    name = result.model_name
+    metrics = ", ".join(f"{k}={v:.3f}" for k, v in result.metrics.items() if k in SHOWN_METRICS)
+    lines = [
+        "",
+        f"{name} version {result.version}: " + ", ".join(f"@{a}" for a in result.aliases),
+        f"  metrics: {metrics}",
+        f"  MLflow run: {result.mlflow_run_id}",
+    ]
+    if result.serving_url:
+        lines += [
+            f"  serving: {result.serving_url}/invocations  (try: curl -s "
+            f"{result.serving_url}/invocations -H 'Content-Type: application/json' -d "
+            '\'{"dataframe_split": {"columns": ["completeness", "email_confidence", '
+            '"phone_confidence", "source_priority", "intent_signal_score"], '
+            '"data": [[0.9, 0.8, 0.7, 4, 60]]}}\')',
+            f"  stop it:  .venv/bin/python -m modelops stop {name}",
+        ]
+    ui = settings.ui_base_url
+    lines += ["Look at it:",
+              f"  open {ui}/#/models/{name}" if ui else
+              f"  .venv/bin/mlflow ui --backend-store-uri {settings.resolved_tracking_uri}\n"
+              f"  then open http://127.0.0.1:5000/#/models/{name}",
+              f"  .venv/bin/python -m modelops versions {name}"]  # fmt: skip
+    return "\n".join(lines) + "\n"

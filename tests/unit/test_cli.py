@@ -1,0 +1,76 @@
+"""The command line's shape: every flow parameter is an option, bad values fail before a run."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from modelops import cli
+from modelops.errors import ConfigurationError
+
+
+@pytest.mark.parametrize("command", cli.FLOW_COMMANDS, ids=lambda c: c.name)
+def test_help_lists_every_parameter_of_the_flow_it_runs(
+    command: cli.FlowCommand, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = command.load()
+    with pytest.raises(SystemExit) as done:
+        cli.main([command.name, "--help"])
+    assert done.value.code == 0
+    usage = capsys.readouterr().out
+    for name in inspect.signature(flow.fn).parameters:
+        flags = command.flags.get(name, ["--" + name.replace("_", "-")])
+        shown = name if name in command.positionals else flags[0]
+        assert shown in usage, f"{command.name} --help does not list {name}"
+    described = [line for line in usage.splitlines() if line.strip()]
+    assert len(described) > len(inspect.signature(flow.fn).parameters)
+
+
+def test_flow_commands_run_the_flows_prefect_yaml_deploys() -> None:
+    import yaml
+
+    ROOT = Path(__file__).resolve().parents[2]
+    entrypoints = {d["entrypoint"].split(":")[0].replace("/", ".").removesuffix(".py")
+                   for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}  # fmt: skip
+    commands = {c.flow.split(":")[0] for c in cli.FLOW_COMMANDS}
+    assert entrypoints <= commands
+
+
+def test_bad_values_are_refused_before_any_flow_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["train", "--test-size", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --test-size: Input should be less than 1"
+    assert cli.main(["train", "--thresholds", '{"rocauc": 0.7}']) == 2
+    assert "Unknown metric(s) in thresholds: rocauc" in capsys.readouterr().err
+    assert cli.main(["run", "--promote-to", "staging"]) == 2  # deploy=local needs production
+    assert "Use promote_to=production, or deploy=false" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["deploy", "--target", "mars"])
+    assert exit_info.value.code == 2
+
+
+def test_key_value_options_and_json_options_parse() -> None:
+    flow = next(c for c in cli.FLOW_COMMANDS if c.name == "register-pretrained").load()
+    values = cli._coerce(flow, {"tags": ["team=search", "stage=staging"], "labels": ["a", "b"]})
+    assert values["tags"] == {"team": "search", "stage": "staging"}
+    assert values["labels"] == ["a", "b"]
+    with pytest.raises(ConfigurationError):
+        cli._coerce(flow, {"tags": ["no-equals-sign"]})
+
+
+def test_docstring_args_are_read_whole() -> None:
+    docs = cli.arg_docs(
+        """Do it.
+
+        Args:
+            first: one line.
+            second: spans
+                two lines.
+
+        Returns:
+            nothing.
+        """
+    )
+    assert docs == {"first": "one line.", "second": "spans two lines."}

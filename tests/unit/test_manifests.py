@@ -1,0 +1,98 @@
+"""Manifest rendering, on its own: no cluster, no MLflow, just templates in and objects out."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from modelops.errors import ConfigurationError
+from modelops.k8s.manifests import (
+    HASH_ANNOTATION,
+    ServingSpec,
+    removable_objects,
+    render_batch_job,
+    render_serving,
+    templates_root,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _spec(**overrides: object) -> ServingSpec:
+    values: dict = {"model_name": "Lead Scoring/EU (v2)!", "version": "3", "run_id": "a" * 32,
+                    "namespace": "ml", "image": "registry.local/lead:1",
+                    "tracking_uri": "http://mlflow:5000"}  # fmt: skip
+    return ServingSpec(**{**values, **overrides})
+
+
+def test_rendered_manifests_pass_the_official_schemas() -> None:
+    spec = _spec()
+    for manifest in (
+        *render_serving(spec),
+        render_batch_job(spec, "s3://b/in.csv", "s3://b/out.csv", "run1"),
+    ):
+        kubernetes_validate.validate(manifest, "1.30", strict=True)
+    rbac = list(yaml.safe_load_all((ROOT / "deployments/rbac/rbac.yaml").read_text()))
+    assert {d["kind"] for d in rbac} == {"ServiceAccount", "Role", "RoleBinding"}
+    for manifest in rbac:
+        kubernetes_validate.validate(manifest, "1.30", strict=True)
+
+
+def test_serving_objects_name_the_model_and_version() -> None:
+    deployment, service = render_serving(_spec())
+    assert deployment["metadata"]["name"] == service["metadata"]["name"]
+    assert deployment["metadata"]["name"].endswith("-serving")
+    assert deployment["metadata"]["annotations"]["modelops.io/model-name"] == (
+        "Lead Scoring/EU (v2)!"
+    )
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["--model-uri", "models:/Lead Scoring/EU (v2)!/3"]
+    assert deployment["metadata"]["labels"]["modelops.io/version"] == "3"
+    assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    # What teardown deletes is what deployment created.
+    names = {
+        (m["kind"], m["metadata"]["name"]) for m in removable_objects(_spec().model_name, "ml")
+    }
+    assert names == {("Deployment", deployment["metadata"]["name"]),
+                     ("Service", service["metadata"]["name"])}  # fmt: skip
+
+
+def test_the_hash_changes_with_the_spec_and_not_with_the_flow_run() -> None:
+    first, _ = render_serving(_spec())
+    same, _ = render_serving(_spec(flow_run_id="another-run"))
+    other, _ = render_serving(_spec(version="4"))
+    annotations = [m["metadata"]["annotations"][HASH_ANNOTATION] for m in (first, same, other)]
+    assert annotations[0] == annotations[1] != annotations[2]
+
+
+def test_templates_come_from_the_package_unless_a_folder_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MODELOPS_TEMPLATES_DIR", raising=False)
+    assert (templates_root() / "serving" / "deployment.yaml").is_file()
+    custom = tmp_path / "templates"
+    shutil.copytree(templates_root() / "serving", custom / "serving")
+    deployment = yaml.safe_load((custom / "serving" / "deployment.yaml").read_text())
+    deployment["metadata"].setdefault("labels", {})["team"] = "fraud"
+    (custom / "serving" / "deployment.yaml").write_text(yaml.safe_dump(deployment))
+    monkeypatch.setenv("MODELOPS_TEMPLATES_DIR", str(custom))
+    assert templates_root() == custom
+    rendered, _ = render_serving(_spec())
+    assert rendered["metadata"]["labels"]["team"] == "fraud"
+    monkeypatch.setenv("MODELOPS_TEMPLATES_DIR", str(tmp_path / "missing"))
+    with pytest.raises(ConfigurationError, match="set MODELOPS_TEMPLATES_DIR"):
+        render_serving(_spec())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("namespace", "Not_Valid", "Invalid namespace"), ("image", "bad image!", "container image"),
+     ("version", "latest", "registered version number")],
+)  # fmt: skip
+def test_invalid_values_never_reach_a_manifest(field: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _spec(**{field: value})
