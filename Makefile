@@ -55,7 +55,7 @@ pools: $(STAMP)
 	    --base-job-template deployments/work-pools/kubernetes-base-job-template.json
 
 deploy: $(STAMP)
-	MODELOPS_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
+	$(BIN)/prefect --no-prompt deploy --all
 
 worker: $(STAMP)
 	$(BIN)/prefect worker start --pool modelops-process

@@ -122,7 +122,6 @@ def prefect_stack(tmp: Path) -> Iterator[dict[str, Any]]:
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
         "MLFLOW_EXPERIMENT_NAME": "e2e",
         "MODELOPS_HOME": str(tmp / "modelops"),
-        "MODELOPS_PROJECT_DIR": str(ROOT),
         "MODELOPS_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}",
         "DO_NOT_TRACK": "true",
         "MLFLOW_ENABLE_TELEMETRY": "false",
