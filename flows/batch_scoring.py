@@ -8,6 +8,7 @@ from prefect import flow
 from pydantic import Field
 
 from modelops.k8s.manifests import Resources, serving_spec
+from modelops.params import ModelName
 from tasks.serving import resolve_serving_version, run_scoring_job, score_file_locally
 from tasks.tracking import flow_run
 
@@ -16,7 +17,7 @@ from tasks.tracking import flow_run
 def batch_scoring(
     input_uri: str,
     output_uri: str,
-    model_name: str = "lead-scoring",
+    model_name: ModelName = "lead-scoring",
     version: str = "production",
     target: Literal["local", "kubernetes"] = "local",
     namespace: str | None = None,

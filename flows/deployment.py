@@ -8,6 +8,7 @@ from prefect import flow
 from pydantic import Field
 
 from modelops.k8s.manifests import Resources, serving_spec
+from modelops.params import ModelName
 from modelops.types import DeploymentRecord
 from tasks.serving import (
     deploy_locally,
@@ -20,7 +21,7 @@ from tasks.tracking import flow_run
 
 @flow(name="deployment", log_prints=True)
 def deployment(
-    model_name: str = "lead-scoring",
+    model_name: ModelName = "lead-scoring",
     version: str = "production",
     target: Literal["local", "kubernetes"] = "local",
     namespace: str | None = None,

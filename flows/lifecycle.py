@@ -29,8 +29,7 @@ def lifecycle(params: LifecycleParams) -> LifecycleResult:
             model_name=p.model_name, version=trained.version,
             held_out_path=p.held_out_path or p.data_path or str(SAMPLE_DATA), target=p.target,
             compare_metrics=p.compare_metrics, margin=p.margin, actor=p.actor,
-            reason=f"lifecycle: passed the gate and champion/challenger "
-            f"({', '.join(p.compare_metrics)})",
+            reason="lifecycle run: trained, gated and staged, then promoted",
         )  # fmt: skip
         if p.deploy:
             served = deployment(model_name=p.model_name, version=promoted.version,

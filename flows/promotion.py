@@ -7,14 +7,20 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
+from modelops.params import ModelName
 from modelops.types import PromotionResult
-from tasks.promotion import compare_with_champion, promote_candidate, resolve_candidate
+from tasks.promotion import (
+    compare_with_champion,
+    promote_candidate,
+    recover_interrupted,
+    resolve_candidate,
+)
 from tasks.tracking import flow_run
 
 
 @flow(name="promotion", log_prints=True)
 def promotion(
-    model_name: str = "lead-scoring",
+    model_name: ModelName = "lead-scoring",
     version: str = "staging",
     held_out_path: str | None = None,
     target: str | None = None,
@@ -22,7 +28,7 @@ def promotion(
     margin: Annotated[float, Field(ge=0)] = 0.0,
     override_staging_reason: str | None = None,
     archive_existing: bool = True,
-    reason: str = "staged version passed the champion/challenger check",
+    reason: str = "promoted by the promotion flow",
     actor: str | None = None,
 ) -> PromotionResult:
     """Promote a model version to production (champion/challenger when a champion exists).
@@ -45,6 +51,7 @@ def promotion(
     params = {"model_name": model_name, "version": version, "margin": margin,
               "compare_metrics": compare_metrics, "held_out_path": held_out_path}  # fmt: skip
     with flow_run("promotion", model_name, params, lock="promotion") as ctx:
+        recover_interrupted(ctx, model_name)
         candidate = resolve_candidate(ctx, model_name, version, override_staging_reason, actor)
         comparison = compare_with_champion(ctx, candidate, held_out_path, metrics=compare_metrics,
                                            margin=margin, target=target, actor=actor)  # fmt: skip

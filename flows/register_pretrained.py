@@ -7,6 +7,7 @@ from typing import Literal
 from prefect import flow
 
 from modelops.errors import ConfigurationError
+from modelops.params import ModelName
 from modelops.registry.aliases import STAGING
 from modelops.types import SnapshotResult
 from tasks.registry import register_model, set_model_alias
@@ -18,7 +19,7 @@ from tasks.tracking import flow_run
 def register_pretrained(
     source: str | None = None,
     revision: str | None = None,
-    model_name: str = "all-minilm-l6-v2",
+    model_name: ModelName = "all-minilm-l6-v2",
     task: Literal["text-classification", "feature-extraction"] = "feature-extraction",
     labels: list[str] | None = None,
     description: str = "",

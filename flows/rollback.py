@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from prefect import flow
 
+from modelops.params import ModelName
 from modelops.types import RollbackResult
-from tasks.promotion import rollback_model
+from tasks.promotion import recover_interrupted, rollback_model
 from tasks.tracking import flow_run
 
 
 @flow(name="rollback", log_prints=True)
 def rollback(
-    model_name: str = "lead-scoring", reason: str = "", actor: str | None = None
+    model_name: ModelName = "lead-scoring", reason: str = "", actor: str | None = None
 ) -> RollbackResult:
     """Put production back on the previous production version and record why.
 
@@ -22,6 +23,7 @@ def rollback(
     """
     params = {"model_name": model_name, "reason": reason}
     with flow_run("rollback", model_name, params, lock="promotion") as ctx:
+        recover_interrupted(ctx, model_name)
         return rollback_model(ctx, model_name, reason, actor)
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from prefect import flow
 
+from modelops.params import ModelName
 from modelops.settings import get_settings
 from tasks.common import model_lock
 from tasks.serving import remove_serving
@@ -14,7 +15,7 @@ from tasks.serving import remove_serving
 
 @flow(name="teardown", log_prints=True)
 def teardown(
-    model_name: str = "lead-scoring",
+    model_name: ModelName = "lead-scoring",
     target: Literal["local", "kubernetes"] = "local",
     namespace: str | None = None,
 ) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
-from modelops.params import TextThresholds
+from modelops.params import ModelName, TextThresholds
 from modelops.text.training import FineTuneConfig
 from modelops.types import TextTrainingResult
 from tasks.registry import register_model, set_model_alias
@@ -21,7 +21,7 @@ def text_training(
     text_column: str = "text",
     label_column: str = "label",
     labels: list[str] | None = None,
-    model_name: str = "emotion-classifier",
+    model_name: ModelName = "emotion-classifier",
     base_model: str | None = None,
     revision: str | None = None,
     fine_tune: FineTuneConfig = FineTuneConfig(),  # never mutated

@@ -29,8 +29,9 @@ def training(params: TrainingParams) -> TrainingResult:
         evaluation = evaluate_model(ctx, model, split, p.model_name)
         decision = check_quality_gate(ctx, evaluation.metrics, p.thresholds, p.model_name)
         version = register_model(ctx, p.model_name, model)
-        set_model_alias(ctx, version, reason="passed the quality gate",
-                        metrics=evaluation.metrics, actor=p.actor, alias=p.stage_alias)  # fmt: skip
+        if p.stage_alias:
+            set_model_alias(ctx, version, reason="passed the quality gate",
+                            metrics=evaluation.metrics, actor=p.actor, alias=p.stage_alias)  # fmt: skip
     return TrainingResult(
         model_name=p.model_name, version=version.version, alias=p.stage_alias,
         mlflow_run_id=ctx.parent_run_id, mlflow_experiment_id=ctx.experiment_id,

@@ -26,7 +26,7 @@ _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz", ".tsv")
 class FeatureSpec(BaseModel):
     """What one feature column must look like."""
 
-    kind: Literal["numeric", "categorical", "boolean"] = "numeric"
+    kind: Literal["numeric", "categorical", "boolean", "datetime"] = "numeric"
     min: float | None = Field(default=None, description="Smallest allowed value (numeric).")
     max: float | None = Field(default=None, description="Largest allowed value (numeric).")
     values: list[str | int | float | bool] | None = Field(
@@ -273,18 +273,25 @@ def resolve_schema(
 
 
 def infer_schema(df: pd.DataFrame, target: str, min_rows: int = 50) -> DatasetSchema:
-    """A permissive schema read off the data: types from dtypes, every feature nullable."""
+    """A permissive schema read off the data, every feature nullable: True/False columns are
+    boolean, numbers numeric, dates and times (datetime values, or text in ISO 8601 or
+    MM/DD/YYYY) datetime, anything else categorical."""
     import pandas as pd
+
+    from modelops.features import is_boolean_values, looks_like_datetime
 
     feats: dict[str, FeatureSpec] = {}
     for col in df.columns:
         if col == target:
             continue
         series = df[col]
-        if pd.api.types.is_bool_dtype(series):
-            kind: Literal["numeric", "categorical", "boolean"] = "boolean"
+        kind: Literal["numeric", "categorical", "boolean", "datetime"]
+        if is_boolean_values(series):
+            kind = "boolean"
         elif pd.api.types.is_numeric_dtype(series):
             kind = "numeric"
+        elif pd.api.types.is_datetime64_any_dtype(series) or looks_like_datetime(series):
+            kind = "datetime"
         else:
             kind = "categorical"
         feats[str(col)] = FeatureSpec(kind=kind, nullable=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,23 +31,39 @@ DIRECTION: dict[str, bool] = {**METRICS, **TEXT_METRICS}
 _MAX_CURVE_POINTS = 2000
 
 
-def check_thresholds(thresholds: dict[str, float], kind: str = "binary") -> dict[str, float]:
+# The values each metric can take: a threshold outside them can never be met (or always is).
+RANGES: dict[str, tuple[float, float]] = {
+    **{name: (0.0, 1.0) for name in (*METRICS, *TEXT_METRICS) if name != "log_loss"},
+    "log_loss": (0.0, math.inf),
+}
+
+
+def check_thresholds(
+    thresholds: dict[str, float], kind: str = "binary", required: bool = True
+) -> dict[str, float]:
     """The one check of a quality gate's thresholds, made where parameters enter (before any
-    training): every name is a metric this kind of model reports, every value a finite number.
+    training): every name is a metric this kind of model reports, every value a finite number
+    within the metric's range, and (``required``) at least one threshold — an empty gate would
+    register any model.
 
     Args:
         thresholds: metric name -> minimum (maximum for losses).
         kind: the model kind, a key of ``METRICS_BY_KIND``.
+        required: refuse an empty gate.
 
     Returns:
         The thresholds, as floats.
 
     Raises:
-        ConfigurationError: an unknown metric name or a non-finite threshold.
+        ConfigurationError: an unknown metric, a value that is not a finite number in range,
+            or no threshold at all.
     """
-    import math
-
     known = METRICS_BY_KIND[kind]
+    if required and not thresholds:
+        raise ConfigurationError(
+            f"No thresholds: an empty quality gate would register any model. Give at least "
+            f"one, e.g. {{{next(iter(known))!r}: 0.7}}."
+        )
     unknown = sorted(set(thresholds) - set(known))
     if unknown:
         what = "Text classifiers are gated on" if kind == "text" else "Known metrics:"
@@ -62,6 +79,13 @@ def check_thresholds(thresholds: dict[str, float], kind: str = "binary") -> dict
     bad = [k for k, v in values.items() if not math.isfinite(v)]
     if bad:
         raise ConfigurationError(f"Thresholds must be finite numbers: {', '.join(bad)}")
+    for name, value in values.items():
+        low, high = RANGES[name]
+        if not low <= value <= high:
+            raise ConfigurationError(
+                f"Threshold {name}={value:g} is outside the metric's range [{low:g}, {high:g}]: "
+                f"no model could {'pass' if known[name] else 'fail'} it."
+            )
     return values
 
 
@@ -200,11 +224,15 @@ class GateDecision:
         """
         if self.passed:
             return
-        failed = ", ".join(r["metric"] for r in self.rows if not r["passed"])
+        failed = [r for r in self.rows if not r["passed"]]
+        names = ", ".join(r["metric"] for r in failed)
+        why = "; ".join(
+            f"{r['metric']} {r['value']:.4f}, needs {r['comparison']} {r['threshold']:.4f}"
+            for r in failed
+        )
         raise QualityGateFailed(
-            f"Quality gate failed on {failed}:\n{self.text()}\n"
-            f"The model was not registered. Improve the model or the data, or revisit the "
-            f"thresholds.",
+            f"Quality gate failed on {names} ({why}): the model was not registered.\n"
+            f"{self.text()}\nImprove the model or the data, or revisit the thresholds.",
             decision=self.as_dict(),
         )
 

@@ -94,6 +94,7 @@ def log_sklearn_model(
     input_example: pd.DataFrame,
     name: str = "model",
     metadata: dict[str, Any] | None = None,
+    optional_inputs: set[str] | frozenset[str] = frozenset(),
 ) -> LoggedModel:
     """Log a fitted scikit-learn model with its signature, input example and requirements.
 
@@ -107,11 +108,17 @@ def log_sklearn_model(
         input_example: a few rows of features; the signature is inferred from them.
         name: the model's name within the run.
         metadata: free-form metadata stored in the MLmodel file.
+        optional_inputs: columns that may be missing at inference time (they had missing
+            values in training); a few example rows cannot tell.
     """
     import mlflow.sklearn
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
 
-    signature = infer_signature(input_example, model.predict(input_example))
+    inferred = infer_signature(input_example, model.predict(input_example))
+    inputs = Schema([ColSpec(c.type, c.name, required=c.name not in optional_inputs)
+                     for c in inferred.inputs.inputs])  # fmt: skip
+    signature = ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
     def save(path: str, mlmodel: Model) -> None:
         mlflow.sklearn.save_model(

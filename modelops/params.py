@@ -14,11 +14,19 @@ import inspect
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from modelops.data import FeatureSpec
 from modelops.errors import ConfigurationError
 from modelops.evaluation import check_thresholds
+from modelops.naming import check_alias, check_model_name
 from modelops.training import EstimatorConfig
 
 M = TypeVar("M", bound=BaseModel)
@@ -38,6 +46,12 @@ def _as_value_error(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return run
 
 
+ModelName = Annotated[str, AfterValidator(_as_value_error(check_model_name))]
+StageAlias = Annotated[
+    str | None,
+    BeforeValidator(lambda v: None if v in ("", "none", "None") else v),  # "" means no alias
+    AfterValidator(_as_value_error(lambda v: None if v is None else check_alias(v))),
+]
 BinaryThresholds = Annotated[
     dict[str, float], AfterValidator(_as_value_error(lambda v: check_thresholds(v, "binary")))
 ]
@@ -54,7 +68,7 @@ class TrainingParams(BaseModel):
         description="CSV or Parquet path/URI; empty for the bundled lead-scoring sample.",
     )
     target: str = Field(default="won", description="The binary label column.")
-    model_name: str = Field(default="lead-scoring", description="The registered model name.")
+    model_name: ModelName = Field(default="lead-scoring", description="The registered model name.")
     estimator: EstimatorConfig = Field(
         default_factory=EstimatorConfig,
         description="scikit-learn estimator kind and hyper-parameters.",
@@ -72,8 +86,10 @@ class TrainingParams(BaseModel):
         "else inferred from the data.",
     )
     min_rows: int = Field(default=100, ge=1, description="Fewest rows a training table may have.")
-    stage_alias: str = Field(
-        default="staging", description="The alias the new version gets once registered."
+    stage_alias: StageAlias = Field(
+        default="staging",
+        description="The alias the new version gets once registered (empty: none); "
+        "production is reached through promotion only.",
     )
     actor: str | None = Field(
         default=None,

@@ -11,7 +11,8 @@ import functools
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
+FLOW_RUN_TAG = "prefect.flow_run_id"
+HOST_TAG, PID_TAG, STARTED_TAG = "modelops.host", "modelops.pid", "modelops.process_started"
+REPAIRED_TAG = "modelops.repaired"
 
 
 class TrackingContext(BaseModel):
@@ -67,12 +71,57 @@ class TrackingContext(BaseModel):
         )
 
 
+# MLflow retries each HTTP request 7 times over ~4 minutes by default, which made a step wait
+# minutes on a server that is down for good, and then the task's own retries multiplied that.
+# Requests retry briefly here and the task retry policy (modelops.errors.is_transient) decides
+# the rest: a server back within ~40 s is survived, one down for good fails in under a minute.
+# MLflow reads these only from the environment; a value already set there wins.
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+
+
 @functools.lru_cache(maxsize=16)
 def get_client(tracking_uri: str, registry_uri: str | None = None) -> MlflowClient:
-    """A cached ``MlflowClient`` (creating one per call would reconnect to SQLite each time)."""
+    """A cached ``MlflowClient`` for a store, initialised once, safely.
+
+    A SQLite store is created and migrated under a file lock beside it, and switched to WAL
+    journaling, so concurrent first runs neither race the schema migration
+    (``table _alembic_tmp_experiments already exists``) nor lock each other out as often.
+    """
+    import os
+
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+    if tracking_uri.startswith(("http://", "https://")):
+        for key, value in HTTP_RETRY_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+    for uri in {tracking_uri, registry_uri or tracking_uri}:
+        if uri.startswith("sqlite:///"):
+            _initialise_sqlite(client, Path(uri.removeprefix("sqlite:///")))
+    return client
+
+
+def _initialise_sqlite(client: MlflowClient, db: Path) -> None:
+    """Create and migrate a SQLite store once, whoever else starts at the same moment."""
+    import fcntl
+    import sqlite3
+
+    if str(db) in (":memory:", ""):
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client.search_experiments(max_results=1)  # creates and migrates the tables
+            client.search_registered_models(max_results=1)
+            with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
@@ -123,9 +172,8 @@ def start_parent_run(
     experiment_id = ensure_experiment(
         client, settings.experiment_name, settings.default_artifact_location
     )
-    run = client.create_run(
-        experiment_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()}
-    )
+    run = client.create_run(experiment_id, run_name=run_name,
+                            tags={**process_tags(), **{k: str(v) for k, v in (tags or {}).items()}})  # fmt: skip
     ctx = TrackingContext(
         tracking_uri=settings.resolved_tracking_uri,
         registry_uri=settings.resolved_registry_uri,
@@ -139,6 +187,69 @@ def start_parent_run(
     if params:
         log_params(ctx, run.info.run_id, params)
     return ctx
+
+
+def process_tags() -> dict[str, str]:
+    """Which process a run belongs to: how a later run knows this one's process is gone."""
+    import os
+    import socket
+
+    import psutil
+
+    pid = os.getpid()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid),
+            STARTED_TAG: f"{psutil.Process(pid).create_time():.3f}"}  # fmt: skip
+
+
+def _process_gone(pid: int, started: str | None) -> bool:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return True
+    # A recycled pid belongs to a process started at another time.
+    return started is not None and abs(process.create_time() - float(started)) > 1
+
+
+def repair_stale_runs(
+    client: MlflowClient,
+    experiment_id: str,
+    ended_flow_runs: Callable[[set[str]], set[str]] | None = None,
+) -> list[str]:
+    """Mark FAILED the runs left RUNNING by a flow run that can no longer end them.
+
+    A flow run killed (or cut off from the tracking server until it gave up) cannot close its
+    MLflow runs; the next flow run in the experiment does, here. A run is stale when its
+    process, on this host, is gone (pid and start time recorded in its tags), or when
+    ``ended_flow_runs`` says its orchestrator run has ended (runs started on other hosts).
+
+    Returns:
+        The ids of the runs marked FAILED (each tagged ``modelops.repaired`` with why).
+    """
+    import socket
+
+    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                 max_results=1000)  # fmt: skip
+    host = socket.gethostname()
+    ended = set()
+    if ended_flow_runs is not None:
+        ids = {r.data.tags[FLOW_RUN_TAG] for r in running if r.data.tags.get(FLOW_RUN_TAG)}
+        ended = ended_flow_runs(ids) if ids else set()
+    repaired = []
+    for run in running:
+        tags = run.data.tags
+        why = None
+        if tags.get(HOST_TAG) == host and tags.get(PID_TAG, "").isdigit():
+            if _process_gone(int(tags[PID_TAG]), tags.get(STARTED_TAG)):
+                why = f"its process {tags[PID_TAG]} on {host} ended without closing it"
+        elif tags.get(FLOW_RUN_TAG) in ended:
+            why = f"its Prefect flow run {tags[FLOW_RUN_TAG]} has ended"
+        if why:
+            client.set_tag(run.info.run_id, REPAIRED_TAG, f"marked FAILED: {why}")
+            client.set_terminated(run.info.run_id, status="FAILED")
+            repaired.append(run.info.run_id)
+    return repaired
 
 
 def end_run(ctx: TrackingContext, run_id: str, status: str = "FINISHED") -> None:
@@ -156,7 +267,7 @@ def child_run(ctx: TrackingContext, name: str, tags: dict[str, str] | None = Non
     run = client.create_run(
         ctx.experiment_id,
         run_name=name,
-        tags={PARENT_TAG: ctx.parent_run_id, **(tags or {})},
+        tags={PARENT_TAG: ctx.parent_run_id, **process_tags(), **(tags or {})},
     )
     run_id = run.info.run_id
     started = time.perf_counter()

@@ -68,17 +68,25 @@ def encode_target(series: pd.Series, positive_label: Any = None) -> tuple[Any, t
 
 
 def feature_frame(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
-    """The declared feature columns, numeric ones as float64.
+    """The declared feature columns, in the types the model is trained and served with.
 
-    Integer columns become float64 so the logged signature accepts missing values at inference
-    time (an integer schema would reject a NaN the pipeline's imputer could handle).
+    Numeric and boolean columns become float64 (booleans as 1.0/0.0), so the logged signature
+    accepts missing values at inference time (an integer or bool schema would reject a NaN the
+    pipeline's imputer handles); date/time columns become datetime64 (text is parsed).
     """
+    from modelops.features import to_datetime
+
     X = df[list(schema.features)]
-    numeric = [n for n, s in schema.features.items() if s.kind == "numeric"]
-    to_cast = [c for c in numeric if X[c].dtype != "float64"]
-    if to_cast:
-        X = X.astype(dict.fromkeys(to_cast, "float64"))
-    return X
+    changed = {}
+    for name, spec in schema.features.items():
+        column = X[name]
+        if spec.kind in ("numeric", "boolean") and column.dtype != "float64":
+            if spec.kind == "boolean" and column.dtype.kind not in "biuf":
+                column = column.map(lambda v: float(v) if isinstance(v, bool | int) else v)
+            changed[name] = column.astype("float64")
+        elif spec.kind == "datetime" and column.dtype.kind != "M":
+            changed[name] = to_datetime(column)
+    return X.assign(**changed) if changed else X
 
 
 def split_dataset(
@@ -139,17 +147,26 @@ def _make_estimator(config: EstimatorConfig, seed: int) -> Any:
 def build_pipeline(schema: DatasetSchema, config: EstimatorConfig, seed: int = 42) -> Pipeline:
     """Preprocessing by declared feature kind, then the estimator.
 
-    Numeric features are scaled (and median-imputed when declared nullable); categorical and
-    boolean ones are imputed and one-hot encoded, ignoring categories unseen in training.
+    Numeric features are scaled (and median-imputed, with a missing-value indicator, when
+    declared nullable); booleans (1.0/0.0) are imputed with the most frequent value; dates and
+    times become days since 1970, weekday and month (see :mod:`modelops.features`), then are
+    treated like nullable numbers; categorical ones are imputed and one-hot encoded, with at
+    most 32 columns per feature (rare and unseen categories share one), so a column of ids
+    cannot blow the model up.
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline, make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-    dense = [n for n, s in schema.features.items() if s.kind == "numeric" and not s.nullable]
-    sparse = [n for n, s in schema.features.items() if s.kind == "numeric" and s.nullable]
-    other = [n for n, s in schema.features.items() if s.kind != "numeric"]
+    from modelops.features import datetime_parts
+
+    def kind(k: str, nullable: bool | None = None) -> list[str]:
+        return [n for n, s in schema.features.items()
+                if s.kind == k and (nullable is None or s.nullable == nullable)]  # fmt: skip
+
+    dense, sparse = kind("numeric", nullable=False), kind("numeric", nullable=True)
+    flags, dates, other = kind("boolean"), kind("datetime"), kind("categorical")
     parts: list[tuple[str, Any, list[str]]] = []
     if dense:
         parts.append(("numeric", StandardScaler(), dense))
@@ -163,17 +180,32 @@ def build_pipeline(schema: DatasetSchema, config: EstimatorConfig, seed: int = 4
                 sparse,
             )
         )
+    if flags:
+        parts.append(("boolean", SimpleImputer(strategy="most_frequent"), flags))
+    if dates:
+        parts.append(
+            (
+                "datetime",
+                make_pipeline(
+                    FunctionTransformer(datetime_parts),
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                    StandardScaler(),
+                ),
+                dates,
+            )
+        )
     if other:
         parts.append(
             (
                 "categorical",
                 make_pipeline(
                     SimpleImputer(strategy="most_frequent"),
-                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                    OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=32,
+                                  sparse_output=False),
                 ),
                 other,
             )
-        )
+        )  # fmt: skip
     pre = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("preprocess", pre), ("model", _make_estimator(config, seed))])
 

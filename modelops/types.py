@@ -46,6 +46,13 @@ class AuditEvent(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     compared_with: str | None = None
     staging_override: str | None = None
+    basis: str | None = None  # what decided it: the comparison, the gate, an override
+    # Multi-step moves (promote, rollback) are written first as "started" and marked
+    # "completed" last; one interrupted by a killed process is finished or "abandoned" by the
+    # next promotion or rollback of the model (modelops.registry.promotion.recover).
+    state: str | None = None
+    restores_previous: str | None = None  # rollback: what previous-production becomes
+    recovered: str | None = None  # how an interrupted move was finished or abandoned
 
     @property
     def when(self) -> datetime:

@@ -20,25 +20,53 @@ NUMERIC_TYPES = [
 BOOLEAN_TYPES = ["bool", "boolean"]
 
 
-def build_expectations(schema: DatasetSchema) -> list[Any]:
-    """The expectation suite for ``schema``, in the order a person would check things."""
+FINITE = {"modelops.check": "finite"}  # meta of the expectation that refuses inf/-inf
+
+
+def build_expectations(schema: DatasetSchema, df: pd.DataFrame | None = None) -> list[Any]:
+    """The expectation suite for ``schema``, in the order a person would check things.
+
+    With ``df``, a column that is missing gets only its "column exists" expectation (the
+    others would fail with Great Expectations internals instead of saying it is missing), and
+    numeric columns also get a finiteness check (``inf`` would only fail later, in training).
+    """
+    import sys
+
     import great_expectations as gx
 
     e = gx.expectations
     target = schema.target
+    present = set(map(str, df.columns)) if df is not None else None
     out: list[Any] = [
         e.ExpectTableRowCountToBeBetween(min_value=schema.min_rows),
         e.ExpectColumnToExist(column=target),
-        e.ExpectColumnValuesToNotBeNull(column=target),
-        # Binary with both classes present: exactly two distinct labels.
-        e.ExpectColumnUniqueValueCountToBeBetween(column=target, min_value=2, max_value=2),
     ]
+    if present is None or target in present:
+        out += [
+            e.ExpectColumnValuesToNotBeNull(column=target),
+            # Binary with both classes present: exactly two distinct labels.
+            e.ExpectColumnUniqueValueCountToBeBetween(column=target, min_value=2, max_value=2),
+        ]
     for name, spec in schema.features.items():
         out.append(e.ExpectColumnToExist(column=name))
+        if present is not None and name not in present:
+            continue
+        if (
+            df is not None
+            and spec.kind == "numeric"
+            and df[name].dtype.kind == "f"
+            and spec.min is None
+            and spec.max is None
+        ):
+            big = sys.float_info.max
+            out.append(e.ExpectColumnValuesToBeBetween(column=name, min_value=-big,
+                                                       max_value=big, meta=FINITE))  # fmt: skip
         if spec.kind == "numeric":
             out.append(e.ExpectColumnValuesToBeInTypeList(column=name, type_list=NUMERIC_TYPES))
-        elif spec.kind == "boolean":
+        elif spec.kind == "boolean" and (df is None or df[name].dtype.kind == "b"):
             out.append(e.ExpectColumnValuesToBeInTypeList(column=name, type_list=BOOLEAN_TYPES))
+        elif spec.kind == "boolean":  # True/False with missing values is an object column
+            out.append(e.ExpectColumnValuesToBeInSet(column=name, value_set=[True, False]))
         if spec.nullable:
             # Missing values are allowed, a column with no values at all is not.
             out.append(
@@ -48,7 +76,10 @@ def build_expectations(schema: DatasetSchema) -> list[Any]:
             )
         else:
             out.append(e.ExpectColumnValuesToNotBeNull(column=name))
-        if spec.kind == "numeric" and (spec.min is not None or spec.max is not None):
+        # A range check on a column that is not numeric only fails with GX internals; the type
+        # check above already says what is wrong with it.
+        is_numeric = df is None or df[name].dtype.kind in "iufb"
+        if spec.kind == "numeric" and is_numeric and (spec.min is not None or spec.max is not None):
             out.append(
                 e.ExpectColumnValuesToBeBetween(column=name, min_value=spec.min, max_value=spec.max)
             )
@@ -83,7 +114,9 @@ def _describe(result: dict[str, Any]) -> str:
         ),
         "expect_column_proportion_of_non_null_values_to_be_between": "every value is missing",
         "expect_column_values_to_be_between": (
-            f"{unexpected} value(s) outside [{kw.get('min_value')}, {kw.get('max_value')}], "
+            f"{unexpected} infinite value(s); replace or drop them"
+            if result.get("meta") == FINITE
+            else f"{unexpected} value(s) outside [{kw.get('min_value')}, {kw.get('max_value')}], "
             f"e.g. {sample}"
         ),
         "expect_column_values_to_be_in_set": (
@@ -131,7 +164,7 @@ def validate_dataframe(df: pd.DataFrame, schema: DatasetSchema, name: str = "dat
         .add_batch_definition_whole_dataframe("whole")
     )
     suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}-suite"))
-    for expectation in build_expectations(schema):
+    for expectation in build_expectations(schema, df):
         suite.add_expectation(expectation)
     definition = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=f"{name}-validation", data=batch, suite=suite)
@@ -162,6 +195,7 @@ def validate_dataframe(df: pd.DataFrame, schema: DatasetSchema, name: str = "dat
                 "observed": _plain(r.result.get("observed_value")),
                 "unexpected_count": r.result.get("unexpected_count"),
                 "unexpected_sample": [_plain(v) for v in partial[:5]],
+                "meta": dict(config.meta or {}) or None,
                 "exception": exception,
             }
         )
@@ -178,8 +212,8 @@ def validate_dataframe(df: pd.DataFrame, schema: DatasetSchema, name: str = "dat
     if not report["success"]:
         n = len(failures)
         raise DataValidationError(
-            f"Data validation failed for {name!r}: {n} of {len(results)} expectation(s) "
-            f"failed:\n"
+            f"Data validation failed for {name!r}: {n} of {len(results)} expectation(s) failed"
+            f", first {failures[0]}:\n"
             + "\n".join(f"  - {line}" for line in failures)
             + "\nFix the data (or the declared schema) and run again.",
             failures=failures,

@@ -25,7 +25,9 @@ def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(exc, BaseException) and is_transient(exc)
 
 
-# I/O tasks: 3 retries after ~2 s, 4 s, 8 s (each +/- 50% jitter so parallel runs spread out).
+# Every task: 3 retries after ~2 s, 4 s, 8 s (each +/- 50% jitter so parallel runs spread out),
+# taken only for transient faults (retry_on_transient): a pure computation that fails on its
+# input fails at once, one that talks to MLflow or Prefect survives a server's restart.
 IO_TASK: dict[str, Any] = {
     "retries": 3,
     "retry_delay_seconds": exponential_backoff(backoff_factor=2),
@@ -35,8 +37,6 @@ IO_TASK: dict[str, Any] = {
     # side effects (runs, versions, aliases) that must not be skipped by a cache hit.
     "cache_policy": NONE,
 }
-# Pure computation (no I/O worth retrying): no retries, no caching.
-COMPUTE_TASK: dict[str, Any] = {"retries": 0, "cache_policy": NONE}
 
 
 def flow_run_info() -> dict[str, str]:
@@ -54,8 +54,8 @@ def flow_run_info() -> dict[str, str]:
         "prefect.flow_name": flow_run.flow_name or "",
         "prefect.deployment_name": deployment.name or "",
     }
-    url = flow_run.ui_url
-    if url:
+    url = flow_run.ui_url  # "None/flow-runs/..." when PREFECT_UI_URL is unset: not a link
+    if url and url.startswith(("http://", "https://")):
         info["prefect.flow_run_url"] = url
     return info
 

@@ -12,7 +12,7 @@ from modelops.steps import train as steps
 from modelops.tracking import TrackingContext
 from modelops.types import LoadedData
 from modelops.validation import report_markdown
-from tasks.common import COMPUTE_TASK, IO_TASK, artifact_key, markdown_artifact
+from tasks.common import IO_TASK, artifact_key, markdown_artifact
 
 
 @task(name="load_dataset", **IO_TASK)
@@ -31,7 +31,7 @@ def load_dataset(
     return data
 
 
-@task(name="validate_dataset", **COMPUTE_TASK)
+@task(name="validate_dataset", **IO_TASK)
 def validate_dataset(ctx: TrackingContext, data: LoadedData) -> dict[str, Any]:
     """Check the table against a Great Expectations suite built from its schema."""
     try:

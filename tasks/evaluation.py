@@ -8,7 +8,7 @@ from modelops.evaluation import Evaluation, GateDecision
 from modelops.steps import train as steps
 from modelops.tracking import TrackingContext
 from modelops.types import Split, TrainedModel
-from tasks.common import COMPUTE_TASK, IO_TASK, artifact_key, markdown_artifact, table_artifact
+from tasks.common import IO_TASK, artifact_key, markdown_artifact, table_artifact
 
 
 @task(name="evaluate_model", **IO_TASK)
@@ -28,7 +28,7 @@ def evaluate_model(
     return evaluation
 
 
-@task(name="check_quality_gate", **COMPUTE_TASK)
+@task(name="check_quality_gate", **IO_TASK)
 def check_quality_gate(
     ctx: TrackingContext, metrics: dict[str, float], thresholds: dict[str, float], model_name: str
 ) -> GateDecision:

@@ -15,6 +15,15 @@ from tasks.common import IO_TASK, artifact_key, markdown_artifact
 resolve_candidate = task(name="resolve_candidate", **IO_TASK)(steps.resolve_candidate)
 
 
+@task(name="recover_interrupted", **IO_TASK)
+def recover_interrupted(ctx: TrackingContext, model_name: str) -> list[str]:
+    """Finish or abandon a promotion or rollback a killed process left half done."""
+    lines = steps.recover_interrupted(ctx, model_name)
+    for line in lines:
+        get_run_logger().warning("Recovered an interrupted move: %s", line)
+    return lines
+
+
 @task(name="compare_with_champion", **IO_TASK)
 def compare_with_champion(
     ctx: TrackingContext, candidate: Candidate, held_out_path: str | None, **options: Any

@@ -10,10 +10,10 @@ from prefect.runtime import flow_run
 from modelops.settings import get_settings
 from modelops.summary import lifecycle_markdown, lifecycle_result
 from modelops.types import DeploymentRecord, LifecycleResult, PromotionResult, TrainingResult
-from tasks.common import COMPUTE_TASK, artifact_key, markdown_artifact
+from tasks.common import IO_TASK, artifact_key, markdown_artifact
 
 
-@task(name="publish_lifecycle_summary", **COMPUTE_TASK)
+@task(name="publish_lifecycle_summary", **IO_TASK)
 def publish_lifecycle_summary(
     trained: TrainingResult, promoted: PromotionResult | None, served: DeploymentRecord | None,
     promote_to: str, deploy: Any,

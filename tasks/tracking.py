@@ -25,8 +25,17 @@ def start_mlflow_run(
         deployment_name=prefect_info["prefect.deployment_name"] or None,
         lineage={k: v for k, v in prefect_info.items() if v},
     )  # fmt: skip
+    logger = get_run_logger()
+    try:
+        repaired = tracking.repair_stale_runs(ctx.client(), ctx.experiment_id, ended_flow_runs)
+    except Exception as exc:  # housekeeping must never stop a run
+        logger.warning("Could not check for stale MLflow runs: %s", exc)
+    else:
+        if repaired:
+            logger.warning("Marked %s MLflow run(s) FAILED that an interrupted run left RUNNING: "
+                           "%s", len(repaired), ", ".join(repaired))  # fmt: skip
     url = ctx.run_url()
-    get_run_logger().info("MLflow run: %s", url or f"run {ctx.parent_run_id} in {ctx.tracking_uri}")
+    logger.info("MLflow run: %s", url or f"run {ctx.parent_run_id} in {ctx.tracking_uri}")
     open_hint = (
         f"[{ctx.parent_run_id}]({url})"
         if url
@@ -39,6 +48,20 @@ def start_mlflow_run(
         description="Where this flow run's MLflow run lives",
     )
     return ctx
+
+
+def ended_flow_runs(ids: set[str]) -> set[str]:
+    """Which of these Prefect flow runs are over (completed, failed, crashed or cancelled)."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in ids]))
+        )
+    return {str(r.id) for r in runs if r.state is not None and r.state.is_final()}
 
 
 @task(name="end_mlflow_run", **IO_TASK)

@@ -8,9 +8,9 @@ from modelops.steps import train as steps
 from modelops.tracking import TrackingContext
 from modelops.training import EstimatorConfig
 from modelops.types import LoadedData, Split, TrainedModel
-from tasks.common import COMPUTE_TASK, IO_TASK
+from tasks.common import IO_TASK
 
-split_dataset = task(name="split_dataset", **COMPUTE_TASK)(steps.split_dataset)
+split_dataset = task(name="split_dataset", **IO_TASK)(steps.split_dataset)
 
 
 @task(name="train_model", **IO_TASK)

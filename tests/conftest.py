@@ -17,12 +17,14 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 for _var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME"):
     os.environ.pop(_var, None)  # a developer's own server must never receive test data
 
 ROOT = Path(__file__).resolve().parents[1]
 
 from support import register_fixture_version, snapshot_registry  # noqa: E402  (after the environment is set)
+from support_k8s import cluster  # noqa: E402, F401  (the emulated Kubernetes API fixture)
 
 
 def _point_mlflow_at(mp: pytest.MonkeyPatch, folder: Path) -> str:

@@ -8,12 +8,13 @@ writes use JSON Patch (exactly what we send is what the server stores). 401/403 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelops.errors import ConfigurationError, PermissionDenied
-from modelops.k8s.manifests import HASH_ANNOTATION
+from modelops.k8s.manifests import HASH_ANNOTATION, MODEL_ANNOTATION
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -72,6 +73,50 @@ def _api_error(exc: Exception, action: str) -> Exception:
     return exc
 
 
+MAX_RETRY_AFTER = 60.0  # seconds: a longer wait is left to the task's retry policy
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The wait a 429 asks for (``Retry-After`` seconds), when it is short enough to honour."""
+    if getattr(exc, "status", None) != 429:
+        return None
+    headers = getattr(exc, "headers", None) or {}
+    try:
+        wait = float(headers.get("Retry-After", headers.get("retry-after", 1)))
+    except (TypeError, ValueError):
+        wait = 1.0
+    return wait if 0 <= wait <= MAX_RETRY_AFTER else None
+
+
+def call(action: str, fn: Any, *args: Any, attempts: int = 5, idempotent: bool = False) -> Any:
+    """Call the API, waiting as long as a 429's ``Retry-After`` asks (the task's own backoff
+    would not), and turning 401/403 into :class:`PermissionDenied`.
+
+    An ``idempotent`` call (a read) also rides out a short burst of 5xx answers and dropped
+    connections (0.5 s, 1 s, 2 s apart); anything longer, and every other error, propagates to
+    the task's retry policy.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    from modelops.errors import is_transient
+
+    for attempt in range(attempts):
+        try:
+            return fn(*args)
+        except ApiException as exc:
+            wait = _retry_after(exc)
+            if wait is None and idempotent and is_transient(exc):
+                wait = 0.5 * 2**attempt
+            if wait is None or attempt == attempts - 1:
+                raise _api_error(exc, action) from exc
+            time.sleep(wait)
+        except Exception as exc:  # urllib3: connection refused, reset, ...
+            if not (idempotent and is_transient(exc)) or attempt >= 3:
+                raise
+            time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 _KINDS = {
     ("apps/v1", "Deployment"): ("AppsV1Api", "namespaced_deployment"),
     ("v1", "Service"): ("CoreV1Api", "namespaced_service"),
@@ -96,12 +141,35 @@ def read(cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any] | None:
     api, suffix = _ops(cluster, manifest)
     meta = manifest["metadata"]
     try:
-        obj = getattr(api, f"read_{suffix}")(meta["name"], meta["namespace"])
+        obj = call(f"read {manifest['kind']} {meta['name']}", getattr(api, f"read_{suffix}"),
+                   meta["name"], meta["namespace"], attempts=4, idempotent=True)  # fmt: skip
     except ApiException as exc:
         if exc.status == 404:
             return None
-        raise _api_error(exc, f"read {manifest['kind']} {meta['name']}") from exc
+        raise
     return cluster.api.sanitize_for_serialization(obj)
+
+
+def check_owner(manifest: dict[str, Any], live: dict[str, Any] | None) -> None:
+    """Refuse to touch a live object that belongs to another model (or to nobody we know).
+
+    Object names are unique per model name (:mod:`modelops.naming`), and the exact model name
+    is kept in the ``modelops.io/model-name`` annotation: checked here before every write.
+
+    Raises:
+        ConfigurationError: the object's annotation names another model, or it has none.
+    """
+    if live is None:
+        return
+    ours = (manifest.get("metadata", {}).get("annotations") or {}).get(MODEL_ANNOTATION)
+    theirs = (live.get("metadata", {}).get("annotations") or {}).get(MODEL_ANNOTATION)
+    if ours is not None and theirs != ours:
+        meta = manifest["metadata"]
+        owner = f"model {theirs!r}" if theirs else "something not deployed by modelops"
+        raise ConfigurationError(
+            f"{manifest['kind']} {meta['namespace']}/{meta['name']} belongs to {owner}, not to "
+            f"{ours!r}; nothing was changed. Remove it, or deploy into another namespace."
+        )
 
 
 def apply(cluster: Cluster, manifest: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
@@ -114,28 +182,42 @@ def apply(cluster: Cluster, manifest: dict[str, Any]) -> tuple[str, dict[str, An
 
     api, suffix = _ops(cluster, manifest)
     meta = manifest["metadata"]
+    what = f"{manifest['kind']} {meta['namespace']}/{meta['name']}"
     before = read(cluster, manifest)
     if before is None:
         try:
-            getattr(api, f"create_{suffix}")(meta["namespace"], manifest)
+            call(f"create {what}", getattr(api, f"create_{suffix}"), meta["namespace"], manifest)
             return "created", None
         except ApiException as exc:
-            if exc.status != 409:  # created meanwhile (or by our own earlier attempt): patch
-                raise _api_error(exc, f"create {manifest['kind']} {meta['name']}") from exc
+            if exc.status == 404:
+                raise ConfigurationError(
+                    f"Cannot create {what}: namespace {meta['namespace']!r} does not exist (or "
+                    f"is not visible to this identity). Create it, or deploy elsewhere "
+                    f"(--namespace, or ML_MODEL_DEPLOY_NAMESPACE)."
+                ) from exc
+            if exc.status != 409:  # 409: created meanwhile (or by our own earlier attempt)
+                raise
             before = read(cluster, manifest)
+    check_owner(manifest, before)
     wanted = manifest["metadata"]["annotations"].get(HASH_ANNOTATION)
-    if before and before.get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION) == wanted:
-        return "unchanged", before
-    patch = [
-        {"op": "add", "path": "/metadata/labels", "value": meta.get("labels", {})},
-        {"op": "add", "path": "/metadata/annotations", "value": meta.get("annotations", {})},
-        {"op": "replace", "path": "/spec", "value": manifest["spec"]},
-    ]
-    try:
-        getattr(api, f"patch_{suffix}")(meta["name"], meta["namespace"], patch)
-    except ApiException as exc:
-        raise _api_error(exc, f"patch {manifest['kind']} {meta['name']}") from exc
-    return "patched", before
+    for attempt in range(2):
+        if (before or {}).get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION) == wanted:
+            return "unchanged", before
+        patch = [
+            {"op": "add", "path": "/metadata/labels", "value": meta.get("labels", {})},
+            {"op": "add", "path": "/metadata/annotations", "value": meta.get("annotations", {})},
+            {"op": "replace", "path": "/spec", "value": manifest["spec"]},
+        ]
+        try:
+            call(f"patch {what}", getattr(api, f"patch_{suffix}"), meta["name"],
+                 meta["namespace"], patch)  # fmt: skip
+            return "patched", before
+        except ApiException as exc:
+            if exc.status != 409 or attempt:  # a conflict: someone wrote meanwhile; look again
+                raise
+            before = read(cluster, manifest)
+            check_owner(manifest, before)
+    raise AssertionError("unreachable")
 
 
 def restore(cluster: Cluster, manifest: dict[str, Any], before: dict[str, Any] | None) -> str:
@@ -146,10 +228,11 @@ def restore(cluster: Cluster, manifest: dict[str, Any], before: dict[str, Any] |
     meta = manifest["metadata"]
     if before is None:
         try:
-            getattr(api, f"delete_{suffix}")(meta["name"], meta["namespace"])
+            call(f"delete {manifest['kind']} {meta['name']}", getattr(api, f"delete_{suffix}"),
+                 meta["name"], meta["namespace"])  # fmt: skip
         except ApiException as exc:
             if exc.status != 404:
-                raise _api_error(exc, f"delete {manifest['kind']} {meta['name']}") from exc
+                raise
         return "deleted"
     old_meta = before.get("metadata", {})
     patch = [
@@ -157,16 +240,20 @@ def restore(cluster: Cluster, manifest: dict[str, Any], before: dict[str, Any] |
         {"op": "add", "path": "/metadata/annotations", "value": old_meta.get("annotations") or {}},
         {"op": "replace", "path": "/spec", "value": before["spec"]},
     ]
-    try:
-        getattr(api, f"patch_{suffix}")(meta["name"], meta["namespace"], patch)
-    except ApiException as exc:
-        raise _api_error(exc, f"restore {manifest['kind']} {meta['name']}") from exc
+    call(f"restore {manifest['kind']} {meta['name']}", getattr(api, f"patch_{suffix}"),
+         meta["name"], meta["namespace"], patch)  # fmt: skip
     return "restored"
 
 
 def delete(cluster: Cluster, manifest: dict[str, Any]) -> bool:
-    """Delete the object if it exists; True when something was deleted."""
-    if read(cluster, manifest) is None:
+    """Delete the object if it exists and is the model's own; True when something was deleted.
+
+    Raises:
+        ConfigurationError: the object belongs to another model (see :func:`check_owner`).
+    """
+    live = read(cluster, manifest)
+    if live is None:
         return False
+    check_owner(manifest, live)
     restore(cluster, manifest, None)
     return True

@@ -19,11 +19,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from modelops.errors import ConfigurationError
-from modelops.naming import dns_label, is_dns_label, label_value, serving_name
+from modelops.naming import is_dns_label, job_name, label_value, serving_name
 from modelops.registry.versions import model_uri
 from modelops.settings import Settings, get_settings
 
 HASH_ANNOTATION = "modelops.io/spec-hash"
+MODEL_ANNOTATION = "modelops.io/model-name"  # the exact registered name: whose object this is
 FLOW_RUN_ANNOTATION = "modelops.io/prefect-flow-run-id"
 VERSION_LABEL = "modelops.io/version"
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
@@ -173,7 +174,7 @@ def render_serving(spec: ServingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Deployment and Service for ``spec``, from the templates."""
     selector, labels = _labels(spec)
     annotations = {
-        "modelops.io/model-name": spec.model_name,
+        MODEL_ANNOTATION: spec.model_name,
         "modelops.io/model-uri": spec.model_uri,
     }
     # The flow run goes on the Deployment only: on the pod template it would restart every pod
@@ -220,10 +221,11 @@ def render_batch_job(
             raise ConfigurationError(f"Invalid {what} URI {value!r}")
     _selector, labels = _labels(spec)
     job = _template("batch/job.yaml")
-    name = dns_label(spec.model_name, f"score-{dns_label(job_suffix)}"[:20].rstrip("-"))
+    name = job_name(spec.model_name, job_suffix)
     job["metadata"].update(name=name, namespace=spec.namespace)
     job["metadata"]["labels"] = {**job["metadata"].get("labels", {}), **labels}
-    job["metadata"]["annotations"] = {"modelops.io/model-uri": spec.model_uri}
+    job["metadata"]["annotations"] = {MODEL_ANNOTATION: spec.model_name,
+                                      "modelops.io/model-uri": spec.model_uri}  # fmt: skip
     pod = job["spec"]["template"]
     pod["metadata"]["labels"] = {**pod["metadata"].get("labels", {}), **labels}
     container = pod["spec"]["containers"][0]
@@ -276,8 +278,11 @@ def serving_spec(
 def removable_objects(model_name: str, namespace: str) -> list[dict[str, Any]]:
     """The objects that serve ``model_name`` in ``namespace``, named as :func:`render_serving`
     names them: enough to find and delete them (teardown)."""
-    metadata = {"name": serving_name(model_name), "namespace": check_namespace(namespace)}
+    def metadata() -> dict[str, Any]:
+        return {"name": serving_name(model_name), "namespace": check_namespace(namespace),
+                "annotations": {MODEL_ANNOTATION: model_name}}  # fmt: skip
+
     return [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": dict(metadata)},
-        {"apiVersion": "v1", "kind": "Service", "metadata": dict(metadata)},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata()},
+        {"apiVersion": "v1", "kind": "Service", "metadata": metadata()},
     ]

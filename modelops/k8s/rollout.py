@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelops.errors import DeploymentFailed, PermissionDenied
+from modelops.errors import DeploymentFailed, PermissionDenied, is_transient
 from modelops.k8s.cluster import Cluster, apply, read, restore
 from modelops.k8s.manifests import VERSION_LABEL, ServingSpec, render_serving
 from modelops.serving.scoring import check_predictions
@@ -40,7 +40,12 @@ def wait_for_rollout(
         # Look only after a poll interval: the status read right after a write may still
         # describe the previous spec on servers that do not report metadata.generation.
         time.sleep(poll)
-        live = read(cluster, deployment) or {}
+        try:
+            live = read(cluster, deployment) or {}
+        except Exception as exc:  # a dropped connection or a 5xx while waiting: look again
+            if not is_transient(exc) or time.monotonic() - started >= timeout:
+                raise
+            continue
         status = live.get("status") or {}
         generation = (live.get("metadata") or {}).get("generation")
         observed = status.get("observedGeneration")
@@ -117,7 +122,13 @@ def job_outcome(
     """Wait for a Job to succeed or fail."""
     started = time.monotonic()
     while True:
-        status = (read(cluster, job) or {}).get("status") or {}
+        try:
+            status = (read(cluster, job) or {}).get("status") or {}
+        except Exception as exc:  # a dropped connection or a 5xx while waiting: look again
+            if not is_transient(exc) or time.monotonic() - started >= timeout:
+                raise
+            time.sleep(poll)
+            continue
         for cond in status.get("conditions") or []:
             if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
                 ok = cond["type"] == "Complete"

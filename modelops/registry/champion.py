@@ -113,6 +113,7 @@ class ScoringModel:
     inputs: list[str]
     target: str | None
     positive_label: str | None
+    signature: Any = None
 
 
 def load_scoring_model(client: MlflowClient, name: str, version: str) -> ScoringModel:
@@ -123,7 +124,8 @@ def load_scoring_model(client: MlflowClient, name: str, version: str) -> Scoring
     schema = info.signature.inputs if info.signature is not None else None
     inputs = list(schema.input_names()) if schema is not None else []
     meta = info.metadata or {}
-    return ScoringModel(version, model, inputs, meta.get("target"), meta.get("positive_label"))
+    return ScoringModel(version, model, inputs, meta.get("target"), meta.get("positive_label"),
+                        info.signature)  # fmt: skip
 
 
 def score_on(model: ScoringModel, frame: pd.DataFrame, target: str) -> dict[str, float]:
@@ -151,10 +153,9 @@ def score_on(model: ScoringModel, frame: pd.DataFrame, target: str) -> dict[str,
             if str(candidate) == positive:
                 positive = candidate
     y, _ = encode_target(frame[target], positive if positive in values else None)
-    X = frame[model.inputs]
-    numeric = [c for c in model.inputs if X[c].dtype.kind in "iub"]
-    if numeric:
-        X = X.astype(dict.fromkeys(numeric, "float64"))
+    from modelops.serving.scoring import conform
+
+    X = conform(frame, model.signature) if model.signature is not None else frame[model.inputs]
     try:
         proba = model.model.predict_proba(X)[:, 1]
     except (ValueError, TypeError) as exc:

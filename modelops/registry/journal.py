@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelops.errors import RegistryError
 from modelops.registry.aliases import alias_version
-from modelops.registry.audit import audit_key, read_events, write_event
+from modelops.registry.audit import audit_key, event_payload, read_events, write_event
 from modelops.registry.versions import get_version
 from modelops.types import AuditEvent
 
@@ -67,6 +67,14 @@ class AliasJournal:
         written = write_event(self.client, self.name, str(version), event)
         self._undo.append(("tag", (str(version), audit_key(event.when), None)))
         return written
+
+    def complete(self, version: str, event: AuditEvent, **changes: Any) -> AuditEvent:
+        """Rewrite a "started" event as completed (the last write of a multi-step move)."""
+        done = event.model_copy(update={"state": "completed", **changes})
+        key = audit_key(event.when)
+        self._undo.append(("tag", (str(version), key, event_payload(event))))
+        write_event(self.client, self.name, str(version), done)
+        return done
 
     def undo(self) -> list[str]:
         """Revert every write, newest first; returns what could not be reverted."""

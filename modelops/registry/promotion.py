@@ -18,8 +18,8 @@ from modelops.registry.aliases import (
     AliasState,
 )
 from modelops.registry.audit import read_events, write_event
-from modelops.registry.journal import move_alias, transaction
-from modelops.registry.versions import get_version
+from modelops.registry.journal import AliasJournal, move_alias, transaction
+from modelops.registry.versions import all_versions, get_version
 from modelops.types import AuditEvent
 
 if TYPE_CHECKING:
@@ -129,23 +129,16 @@ def promote_to_production(
     if expected_champion is not _UNCHECKED:
         base["compared_with"] = expected_champion
 
+    intent = AuditEvent(action="promote", alias=PRODUCTION, from_version=champion,
+                        to_version=version, state="started", **base)  # fmt: skip
     with transaction(client, name) as journal:
-        journal.set_alias(PRODUCTION, version)
-        if champion is not None:
-            journal.set_alias(PREVIOUS_PRODUCTION, champion)
-            if archive_existing:
-                journal.set_tag(champion, ARCHIVED_TAG, "true")
+        journal.audit(version, intent)  # the record first: a kill after any later write
+        journal.set_alias(PRODUCTION, version)  # leaves a move recover() can finish
+        _retire_champion(journal, champion, version, archive_existing, base)
         if state.staging == version:
             journal.delete_alias(STAGING)
         journal.delete_tag(version, ARCHIVED_TAG)
-        event = journal.audit(version, AuditEvent(
-            action="promote", alias=PRODUCTION, from_version=champion, to_version=version, **base,
-        ))  # fmt: skip
-        if champion is not None:
-            journal.audit(champion, AuditEvent(
-                action="archive" if archive_existing else "demote", alias=PREVIOUS_PRODUCTION,
-                from_version=champion, to_version=version, **base,
-            ))  # fmt: skip
+        event = journal.complete(version, intent)
     after = AliasState.read(client, name)
     if after.production != version:
         raise RegistryError(
@@ -154,6 +147,37 @@ def promote_to_production(
             f"promotion flow takes a lock for this)."
         )
     return AliasChange(name, version, champion, changed=True, event=event)
+
+
+def _finish_rollback(journal: AliasJournal, intent: AuditEvent, base: dict[str, Any]) -> None:
+    """Everything a rollback does after production moved back (``intent`` has the plan)."""
+    target, bad = str(intent.to_version), intent.from_version
+    earlier = getattr(intent, "restores_previous", None)
+    journal.delete_tag(target, ARCHIVED_TAG)
+    if earlier is not None:
+        journal.set_alias(PREVIOUS_PRODUCTION, str(earlier))
+    else:
+        journal.delete_alias(PREVIOUS_PRODUCTION)
+    if bad is not None:
+        journal.set_tag(bad, ARCHIVED_TAG, "true")
+        journal.audit(bad, AuditEvent(
+            action="rolled-back", alias=PRODUCTION, from_version=bad, to_version=target, **base,
+        ))  # fmt: skip
+
+
+def _retire_champion(
+    journal: AliasJournal, champion: str | None, version: str, archive: bool, base: dict[str, Any]
+) -> None:
+    """The old champion keeps ``previous-production`` (and the archived tag), with its event."""
+    if champion is None:
+        return
+    journal.set_alias(PREVIOUS_PRODUCTION, champion)
+    if archive:
+        journal.set_tag(champion, ARCHIVED_TAG, "true")
+    journal.audit(champion, AuditEvent(
+        action="archive" if archive else "demote", alias=PREVIOUS_PRODUCTION,
+        from_version=champion, to_version=version, **base,
+    ))  # fmt: skip
 
 
 def rollback_production(
@@ -192,20 +216,57 @@ def rollback_production(
     if earlier is not None and earlier in (bad, target):
         earlier = None
     base = {"actor": actor, "reason": reason, "flow_run_id": flow_run_id, **extra}
-
+    intent = AuditEvent(action="rollback", alias=PRODUCTION, from_version=bad, to_version=target,
+                        state="started", restores_previous=earlier, **base)  # fmt: skip
     with transaction(client, name) as journal:
+        journal.audit(target, intent)
         journal.set_alias(PRODUCTION, target)
-        journal.delete_tag(target, ARCHIVED_TAG)
-        if earlier is not None:
-            journal.set_alias(PREVIOUS_PRODUCTION, str(earlier))
-        else:
-            journal.delete_alias(PREVIOUS_PRODUCTION)
-        if bad is not None:
-            journal.set_tag(bad, ARCHIVED_TAG, "true")
-            journal.audit(bad, AuditEvent(
-                action="rolled-back", alias=PRODUCTION, from_version=bad, to_version=target, **base,
-            ))  # fmt: skip
-        event = journal.audit(target, AuditEvent(
-            action="rollback", alias=PRODUCTION, from_version=bad, to_version=target, **base,
-        ))  # fmt: skip
+        _finish_rollback(journal, intent, base)
+        event = journal.complete(target, intent)
     return AliasChange(name, target, bad, changed=True, event=event)
+
+
+def recover(client: MlflowClient, name: str, *, actor: str) -> list[AuditEvent]:
+    """Finish or abandon promotions and rollbacks of ``name`` that a killed process left half
+    done (their record says "started").
+
+    The record is written before the first alias moves, so: if ``production`` already points
+    where the record says, the rest of the move (previous-production, archive tags, the old
+    champion's event) is finished from the record; if not, nothing had moved and the record is
+    marked abandoned. Only the newest move can be finished — an older started record was
+    superseded by a later completed one. Run under the model's promotion lock.
+
+    Returns:
+        The records rewritten (completed or abandoned).
+    """
+    versions = all_versions(client, name)
+    events = [(str(v.version), e) for v in versions for e in read_events(v)]
+    started = [(v, e) for v, e in events if e.state == "started"]
+    if not started:
+        return []
+    moves = [e for _, e in events if e.action in ("promote", "rollback") and e.state != "abandoned"]
+    newest = max(moves, key=lambda e: e.when)
+    production = AliasState.read(client, name).production
+    fixed = []
+    for version, event in started:
+        note = f"finished by {actor} after the process that started it was interrupted"
+        with transaction(client, name) as journal:
+            if event is newest and production == event.to_version:
+                base = {"actor": event.actor, "reason": event.reason,
+                        "flow_run_id": event.flow_run_id}  # fmt: skip
+                if event.action == "promote":
+                    current = AliasState.read(client, name)
+                    if current.previous_production != event.from_version:
+                        _retire_champion(journal, event.from_version, str(event.to_version),
+                                         True, base)  # fmt: skip
+                    if current.staging == event.to_version:
+                        journal.delete_alias(STAGING)
+                    journal.delete_tag(str(event.to_version), ARCHIVED_TAG)
+                else:
+                    _finish_rollback(journal, event, base)
+                fixed.append(journal.complete(version, event, recovered=note))
+            else:
+                why = "superseded by a later move" if event is not newest else "nothing had moved"
+                fixed.append(journal.complete(version, event, state="abandoned",
+                                              recovered=f"abandoned: {why}"))  # fmt: skip
+    return fixed

@@ -12,7 +12,7 @@ import getpass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from modelops.errors import ConfigurationError, ModelNotFound
+from modelops.errors import ConfigurationError, ModelNotFound, PromotionRefused
 from modelops.registry.aliases import (
     ARCHIVED_TAG,
     LIFECYCLE_ALIASES,
@@ -23,7 +23,13 @@ from modelops.registry.aliases import (
 )
 from modelops.registry.audit import AUDIT_PREFIX, read_events
 from modelops.registry.journal import transaction
-from modelops.registry.promotion import check_staged, promote_to_production, stage_version
+from modelops.registry.promotion import (
+    check_staged,
+    promote_to_production,
+    record_refusal,
+    recover,
+    stage_version,
+)
 from modelops.registry.versions import all_versions, registered_model, resolve_version
 from modelops.settings import Settings, get_settings
 from modelops.types import AuditEvent
@@ -187,9 +193,14 @@ def promote_model(
     mv = resolve_version(client, model_name, version)
     number = str(mv.version)
     who = actor or f"user:{getpass.getuser()}"
+    recover(client, model_name, actor=who)
     state = AliasState.read(client, model_name)
     if target is ModelStage.PRODUCTION:
-        overridden = check_staged(mv, state.staging, override_staging_reason)
+        try:
+            overridden = check_staged(mv, state.staging, override_staging_reason)
+        except PromotionRefused as exc:
+            record_refusal(client, model_name, number, reason=str(exc), actor=who)
+            raise
         promote_to_production(
             client,
             model_name,
@@ -202,17 +213,26 @@ def promote_model(
     elif target is ModelStage.STAGING:
         stage_version(client, model_name, number, actor=who, reason=reason)
     else:
+        if state.production == number:
+            refusal = (
+                f"Version {number} of {model_name!r} is in production: moving it to "
+                f"{target.value} would leave the model without a production version. Roll back "
+                f"(modelops rollback) or promote another version first."
+            )
+            record_refusal(client, model_name, number, reason=refusal, actor=who)
+            raise PromotionRefused(refusal)
         with transaction(client, model_name) as journal:
-            for alias in LIFECYCLE_ALIASES:
-                if alias_version(client, model_name, alias) == number:
-                    journal.delete_alias(alias)
+            removed = [a for a in LIFECYCLE_ALIASES
+                       if alias_version(client, model_name, a) == number]  # fmt: skip
+            for alias in removed:
+                journal.delete_alias(alias)
             if target is ModelStage.ARCHIVED:
                 journal.set_tag(number, ARCHIVED_TAG, "true")
             else:
                 journal.delete_tag(number, ARCHIVED_TAG)
             journal.audit(number, AuditEvent(
                 action=f"set-stage-{target.value.lower()}", actor=who, reason=reason,
-                to_version=number,
+                alias=",".join(removed) or None, from_version=number if removed else None,
             ))  # fmt: skip
     return next(r for r in get_model_metadata(model_name, settings=settings)
                 if str(r["version"]) == number)  # fmt: skip

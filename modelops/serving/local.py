@@ -67,6 +67,8 @@ def running_server(home: Path, model_name: str) -> LocalServer | None:
     if not path.is_file():
         return None
     server = LocalServer(**json.loads(path.read_text()))
+    if server.model_name != model_name:  # file names are unique per model; never stop another's
+        return None
     return server if _alive(server.pid) else None
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from modelops.errors import ConfigurationError, DeploymentFailed
 
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow import MlflowClient
 
     from modelops.types import ServingTarget
@@ -36,7 +37,7 @@ def example_and_flavors(
     if hasattr(example, "to_json"):
         # to_json writes missing values as null; json.dumps would write NaN, which is not JSON
         # and which a strict scoring server (or the API server's proxy) rejects.
-        split = json.loads(example.to_json(orient="split", index=False))
+        split = json.loads(example.to_json(orient="split", index=False, date_format="iso"))
         return {"dataframe_split": split}, len(example), flavors
     return {"inputs": list(example)}, len(example), flavors
 
@@ -75,6 +76,118 @@ def score_http(url: str, payload: dict[str, Any], rows: int, timeout: float = 30
     return check_predictions(response.json(), rows)
 
 
+def conform(frame: pd.DataFrame, schema: Any) -> pd.DataFrame:
+    """The columns a model's input signature names, in its order, converted to its types.
+
+    Conversion follows the signature column by column: numbers and booleans (``True`` → 1.0)
+    into double columns, whole numbers into integer columns, ``true``/``false`` into boolean
+    ones, ISO 8601 text into datetime ones; missing values stay missing where the type can
+    hold them. Extra columns are dropped.
+
+    Raises:
+        ConfigurationError: a column is missing, or holds values its type cannot take; the
+            message names the column and shows a few of the values (never the whole table).
+    """
+    import pandas as pd
+
+    columns = {spec.name: spec for spec in schema.inputs}
+    missing = [name for name, spec in columns.items()
+               if name not in frame.columns and getattr(spec, "required", True)]  # fmt: skip
+    if missing:
+        raise ConfigurationError(
+            f"Missing input column(s) {missing}; the model expects {list(columns)}."
+        )
+    converted, problems = {}, []
+    for name, spec in columns.items():
+        if name not in frame.columns:
+            converted[name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+            continue
+        try:
+            converted[name] = _convert(frame[name], getattr(spec.type, "name", str(spec.type)))
+        except (ValueError, TypeError) as exc:
+            problems.append(f"column {name!r}: {exc}")
+    if problems:
+        raise ConfigurationError(
+            "Input does not match the model's signature: " + "; ".join(problems)
+        )
+    return pd.DataFrame(converted, index=frame.index)
+
+
+_TRUE, _FALSE = {"true", "1", "yes", "t", "y"}, {"false", "0", "no", "f", "n"}
+
+
+def _bool_like(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected true/false, got {value!r}")
+
+
+def _number_like(value: Any) -> Any:
+    """A number, or what JSON and CSV make of one (True, "0.5", "false"), else unchanged."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return float(value.strip().lower() == "true")
+    return value
+
+
+def _sample(series: pd.Series, bad: pd.Series) -> str:
+    values = series[bad].head(3).tolist()
+    return ", ".join(repr(v) for v in values)
+
+
+def _convert(series: pd.Series, kind: str) -> pd.Series:
+    """One column in the signature's type (``double``, ``long``, ``boolean``, ``datetime``,
+    ``string``, ...); ValueError says what is wrong with which values."""
+    import pandas as pd
+
+    from modelops.features import to_datetime
+
+    if kind in ("double", "float"):
+        if series.dtype.kind in "biuf":
+            return series.astype("float64")
+        numbers = pd.to_numeric(series.map(_number_like), errors="coerce")
+        bad = numbers.isna() & series.notna()
+        if bad.any():
+            raise ValueError(f"expected numbers, got {_sample(series, bad)}")
+        return numbers.astype("float64")
+    if kind in ("integer", "long"):
+        numbers = pd.to_numeric(series, errors="coerce")
+        bad = (numbers.isna() & series.notna()) | (numbers.notna() & (numbers % 1 != 0))
+        if bad.any():
+            raise ValueError(f"expected whole numbers, got {_sample(series, bad)}")
+        if numbers.isna().any():
+            raise ValueError("has missing values, which an integer column cannot hold")
+        return numbers.astype("int64" if kind == "long" else "int32")
+    if kind == "boolean":
+        if series.dtype.kind == "b":
+            return series
+        flags = series.map(_bool_like)
+        return flags.astype("bool") if flags.notna().all() else flags
+    if kind == "datetime":
+        stamps = to_datetime(series)
+        bad = stamps.isna() & series.notna()
+        if bad.any():
+            raise ValueError(
+                f"expected dates or times (e.g. 2024-05-01), got {_sample(series, bad)}"
+            )
+        return stamps
+    if kind == "string":
+        if series.dtype.kind in "OUS" or str(series.dtype) in ("str", "string"):
+            return series
+        return series.map(lambda v: v if v is None or v != v else str(v))
+    return series
+
+
 def score_file(
     client: MlflowClient, target: ServingTarget, input_uri: str, output_uri: str
 ) -> dict[str, Any]:
@@ -90,15 +203,11 @@ def score_file(
     frame = load_table(input_uri)
     started = time.monotonic()
     model = load_pyfunc(client, target.name, target.version)
-    inputs = model.metadata.get_input_schema()
-    columns = inputs.input_names() if inputs is not None else list(frame.columns)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ConfigurationError(f"{input_uri!r} lacks the model's input column(s) {missing}")
-    features = frame[columns]
-    numeric = [c for c in columns if features[c].dtype.kind in "iub"]
-    if numeric:
-        features = features.astype(dict.fromkeys(numeric, "float64"))
+    signature = model.metadata.signature
+    try:
+        features = conform(frame, signature) if signature is not None else frame
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{input_uri!r}: {exc}") from None
     out = frame.copy()
     out["prediction"] = list(model.predict(features))
     out["model_version"] = target.version

@@ -26,6 +26,22 @@ def _refuse(
     return PromotionRefused(reason)
 
 
+def recover_interrupted(ctx: tracking.TrackingContext, model_name: str) -> list[str]:
+    """Finish or abandon what a killed promotion or rollback of the model left half done.
+
+    Returns:
+        One line per record rewritten.
+    """
+    from modelops.registry.versions import registered_model
+
+    registered_model(ctx.client(), model_name)  # a clear error for an unknown model
+    fixed = policy.recover(ctx.client(), model_name, actor=ctx.actor())
+    lines = [f"{e.action} of version {e.to_version} at {e.time}: {e.recovered}" for e in fixed]
+    if lines:
+        tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.recovered": "; ".join(lines)[:4900]})
+    return lines
+
+
 def resolve_candidate(
     ctx: tracking.TrackingContext,
     model_name: str,
@@ -126,9 +142,16 @@ def promote_candidate(
     Raises:
         RegistryError: production moved since the comparison; nothing was changed.
     """
+    if comparison is not None:
+        metrics = ", ".join(r["metric"] for r in comparison.rows)
+        basis = f"champion/challenger: not worse than version {candidate.champion} on {metrics}"
+    else:
+        basis = "no champion in production: the quality gate that staged it decided"
+    if candidate.staging_override:
+        basis += f"; not staged, promoted by override ({candidate.staging_override})"
     change = policy.promote_to_production(
         ctx.client(), candidate.name, candidate.version, actor=ctx.actor(actor), reason=reason,
-        flow_run_id=ctx.flow_run_id,
+        flow_run_id=ctx.flow_run_id, basis=basis,
         metrics=comparison.decisive_metrics() if comparison else {},
         archive_existing=archive_existing, override_reason=candidate.staging_override,
         expected_champion=candidate.champion, mlflow_run_id=ctx.parent_run_id,

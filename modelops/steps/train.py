@@ -120,9 +120,11 @@ def train_model(
         started = time.perf_counter()
         fit_pipeline(pipeline, split)
         fit_seconds = time.perf_counter() - started
+        optional = {str(c) for c in split.X_train.columns[split.X_train.isna().any()]}
         logged = log_sklearn_model(
             ctx, run_id, pipeline, input_example=split.X_train.head(5),
             metadata={"positive_label": str(split.labels[1]), "target": schema.target},
+            optional_inputs=optional,
         )  # fmt: skip
         tracking.log_metrics(ctx, run_id, {"fit_seconds": fit_seconds})
     return TrainedModel(run_id=logged.run_id, model_id=logged.model_id,

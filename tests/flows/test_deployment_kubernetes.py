@@ -1,161 +1,18 @@
-"""The `deployment` flow against an emulated Kubernetes API (kmock) over real HTTP.
-
-The official client is not patched: it is pointed at the emulator through a kubeconfig file, as
-a user's would be. The test plays the Deployment controller by writing status (and bumping
-metadata.generation, which kmock does not) whenever the spec changes.
-"""
+"""The `deployment`, `batch-scoring` and `teardown` flows against an emulated Kubernetes API
+(kmock, over real HTTP; see tests/support_k8s.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import kmock
 import pytest
-import yaml
+from support_k8s import DEPLOYMENTS, KEY, NAME, NS, FakeCluster, task_run_count
 
 from flows.deployment import deployment
 from modelops.errors import DeploymentFailed, PermissionDenied
-from modelops.k8s.manifests import HASH_ANNOTATION
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
-
-NS = "ml"
-NAME = "lead-scoring-serving"
-DEPLOYMENTS = kmock.resource("apps/v1/deployments")
-KEY = ("apps/v1/deployments", NS, NAME)
-
-
-@dataclass
-class FakeCluster:
-    handler: Any
-    url: str
-    loop: asyncio.AbstractEventLoop
-    broken_versions: set[str] = field(default_factory=set)
-    wrong_shape: bool = False
-    smoke_requests: int = 0
-    job_name: str | None = None
-    job_fails: bool = False
-
-    def live(self) -> dict[str, Any]:
-        async def read() -> dict[str, Any]:
-            return dict(self.handler.objects[KEY].raw)
-
-        return asyncio.run_coroutine_threadsafe(read(), self.loop).result()
-
-    def count(self, action: Any) -> int:
-        return sum(1 for r in self.handler if r.action == action and r.resource == DEPLOYMENTS)
-
-
-async def _controller(cluster: FakeCluster) -> None:
-    """Roll out every new Deployment spec: ready, unless its version is marked broken."""
-    seen = None
-    while True:
-        try:
-            obj = cluster.handler.objects[KEY]
-            raw = None if obj.deleted else obj.raw
-        except KeyError:
-            raw = None
-        if raw is not None:
-            meta = raw.get("metadata", {})
-            spec_hash = meta.get("annotations", {}).get(HASH_ANNOTATION)
-            if spec_hash != seen:
-                seen = spec_hash
-                generation = (meta.get("generation") or 0) + 1
-                wanted = raw["spec"]["replicas"]
-                ok = (
-                    meta.get("labels", {}).get("modelops.io/version") not in cluster.broken_versions
-                )
-                obj.patch({
-                    "metadata": {"generation": generation},
-                    "status": {"observedGeneration": generation, "replicas": wanted,
-                               "updatedReplicas": wanted, "readyReplicas": wanted if ok else 0,
-                               "availableReplicas": wanted if ok else 0,
-                               "unavailableReplicas": 0 if ok else wanted},
-                })  # fmt: skip
-        elif seen is not None:
-            seen = None
-        if cluster.job_name:
-            try:
-                job = cluster.handler.objects["batch/v1/jobs", NS, cluster.job_name]
-                if not job.deleted and not (job.raw.get("status") or {}).get("conditions"):
-                    kind = "Failed" if cluster.job_fails else "Complete"
-                    job.patch({"status": {
-                        "succeeded": 0 if cluster.job_fails else 1,
-                        "failed": 3 if cluster.job_fails else 0,
-                        "conditions": [{"type": kind, "status": "True",
-                                        "reason": "BackoffLimitExceeded" if cluster.job_fails else "",
-                                        "message": "Job has reached the specified backoff limit"
-                                        if cluster.job_fails else ""}],
-                    }})  # fmt: skip
-            except KeyError:
-                pass
-        await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCluster]:
-    started = threading.Event()
-    box: dict[str, Any] = {}
-
-    def serve() -> None:
-        async def main() -> None:
-            box["stop"] = asyncio.Event()
-            async with kmock.KubernetesEmulator() as h, kmock.Server(h) as server:
-                h.resources.load_bundled()
-                fake = FakeCluster(h, str(server.url).rstrip("/"), asyncio.get_running_loop())
-
-                def invocations(request: Any) -> dict[str, Any]:
-                    fake.smoke_requests += 1
-                    rows = len(request.data["dataframe_split"]["data"])
-                    return {"predictions": [1] * (rows - 1 if fake.wrong_shape else rows)}
-
-                (
-                    h[f"post /api/v1/namespaces/{NS}/services/{NAME}:80/proxy/invocations"]
-                    << invocations
-                )
-                box["fake"] = fake
-                task = asyncio.create_task(_controller(fake))
-                started.set()
-                await box["stop"].wait()
-                task.cancel()
-
-        asyncio.run(main())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert started.wait(30)
-    fake: FakeCluster = box["fake"]
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-        "clusters": [{"name": "emulator", "cluster": {"server": fake.url}}],
-        "users": [{"name": "tester", "user": {}}],
-        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}],
-    }))  # fmt: skip
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    yield fake
-    fake.loop.call_soon_threadsafe(box["stop"].set)
-    thread.join(10)
-
-
-def _task_run_count(state: Any, name: str) -> int:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
-            )
-        )
-    (run,) = [r for r in runs if r.name.startswith(name)]
-    return run.run_count
 
 
 def _deploy(version: str = "1", **kwargs: Any) -> Any:
@@ -263,7 +120,7 @@ def test_server_errors_are_retried(cluster: FakeCluster, make_version: Any) -> N
     # kmock applies an injected write anyway (like a response lost after the write): the retry
     # finds the object, sees it is what we asked for, and converges without a second create.
     assert calls["n"] == 1
-    assert _task_run_count(state, "deploy_to_kubernetes") == 2
+    assert task_run_count(state, "deploy_to_kubernetes") == 2
     assert cluster.live()["metadata"]["labels"]["modelops.io/version"] == "1"
 
 
@@ -280,7 +137,7 @@ def test_conflict_on_create_is_patched(cluster: FakeCluster, make_version: Any) 
     cluster.handler["post", DEPLOYMENTS] << someone_else_created_it
     state = _deploy(return_state=True)
     assert state.is_completed(), state.message
-    assert calls["n"] == 1 and _task_run_count(state, "deploy_to_kubernetes") == 1
+    assert calls["n"] == 1 and task_run_count(state, "deploy_to_kubernetes") == 1
     assert cluster.live()["metadata"]["labels"]["modelops.io/version"] == "1"
 
 
@@ -307,7 +164,7 @@ def test_forbidden_is_a_clear_error_and_not_retried(
     with pytest.raises(PermissionDenied, match=r"HTTP 403.*deployments/rbac/rbac.yaml"):
         state.result()
     assert cluster.count(kmock.action.CREATE) == 1
-    assert _task_run_count(state, "deploy_to_kubernetes") == 1  # no retry
+    assert task_run_count(state, "deploy_to_kubernetes") == 1  # no retry
     # kmock stores a refused write anyway; what matters is that nothing of ours stays behind:
     # the Service created just before the refused Deployment is deleted again.
     assert cluster.handler.objects["v1/services", NS, NAME].deleted

@@ -96,3 +96,26 @@ def test_templates_come_from_the_package_unless_a_folder_is_set(
 def test_invalid_values_never_reach_a_manifest(field: str, value: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _spec(**{field: value})
+
+
+def test_names_are_unique_per_model_and_every_name_is_deployable() -> None:
+    from modelops.naming import job_name, local_server_key, serving_name
+
+    names = ["churn model", "churn-model", "Churn-Model", "東京", "東京 2", "a" * 200,
+             "a" * 200 + "b", "o'brien", "churn.model"]  # fmt: skip
+    serving = [serving_name(n) for n in names]
+    assert len(set(serving)) == len(names)
+    assert len({local_server_key(n) for n in names}) == len(names)
+    assert serving_name("churn-model") == "churn-model-serving"  # valid names are kept as is
+    for name in names:
+        for object_name in (serving_name(name), job_name(name, "nightly run #3")):
+            assert len(object_name) <= 63
+            kubernetes_validate.validate(
+                {"apiVersion": "v1", "kind": "Service",
+                 "metadata": {"name": object_name, "namespace": "ml"},
+                 "spec": {"ports": [{"port": 80}]}}, "1.30", strict=True,
+            )  # fmt: skip
+    for name in ("東京", "churn model"):
+        deployment, _ = render_serving(_spec(model_name=name))
+        kubernetes_validate.validate(deployment, "1.30", strict=True)
+        assert deployment["metadata"]["annotations"]["modelops.io/model-name"] == name
