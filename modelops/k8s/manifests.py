@@ -278,6 +278,7 @@ def serving_spec(
 def removable_objects(model_name: str, namespace: str) -> list[dict[str, Any]]:
     """The objects that serve ``model_name`` in ``namespace``, named as :func:`render_serving`
     names them: enough to find and delete them (teardown)."""
+
     def metadata() -> dict[str, Any]:
         return {"name": serving_name(model_name), "namespace": check_namespace(namespace),
                 "annotations": {MODEL_ANNOTATION: model_name}}  # fmt: skip
