@@ -69,7 +69,7 @@ def deployment(
                 replicas=replicas, workers=workers, env_manager=env_manager, resources=resources,
             )  # fmt: skip
             record = deploy_to_kubernetes(ctx, resolved, spec, timeout_seconds, poll_seconds,
-                                          credentials_block)  # fmt: skip
+                                          credentials_block, cluster_tracking_uri_override)  # fmt: skip
         return record_deployment(ctx, resolved, record)
 
 

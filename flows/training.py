@@ -8,7 +8,7 @@ from modelops.params import TrainingParams, keyword_parameters
 from modelops.types import TrainingResult
 from tasks.data import load_dataset, validate_dataset
 from tasks.evaluation import check_quality_gate, evaluate_model
-from tasks.registry import register_model, set_model_alias
+from tasks.registry import find_earlier_attempt, register_model, set_model_alias
 from tasks.tracking import flow_run
 from tasks.training import split_dataset, train_model
 
@@ -22,21 +22,27 @@ def training(params: TrainingParams) -> TrainingResult:
     """Train a binary classifier from a CSV/Parquet file, gate it, register it and stage it."""
     p = params
     with flow_run("training", p.model_name, p.model_dump(include=LOGGED_PARAMS)) as ctx:
-        data = load_dataset(ctx, p.data_path, p.target, features=p.features, min_rows=p.min_rows)
-        report = validate_dataset(ctx, data)
-        split = split_dataset(ctx, data, p.test_size, p.random_seed)
-        model = train_model(ctx, data, split, p.estimator, p.random_seed)
-        evaluation = evaluate_model(ctx, model, split, p.model_name)
-        decision = check_quality_gate(ctx, evaluation.metrics, p.thresholds, p.model_name)
-        version = register_model(ctx, p.model_name, model)
+        earlier = find_earlier_attempt(ctx, p.model_name)  # a retried run reuses its version
+        if earlier is None:
+            data = load_dataset(ctx, p.data_path, p.target, features=p.features,
+                                min_rows=p.min_rows)  # fmt: skip
+            report = validate_dataset(ctx, data)
+            split = split_dataset(ctx, data, p.test_size, p.random_seed)
+            model = train_model(ctx, data, split, p.estimator, p.random_seed)
+            evaluation = evaluate_model(ctx, model, split, p.model_name)
+            metrics, rows, validation = evaluation.metrics, data.info.rows, report["statistics"]
+            decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)
+            version = register_model(ctx, p.model_name, model)
+        else:
+            (version, metrics), rows, validation = earlier, 0, {}
+            decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)
         if p.stage_alias:
-            set_model_alias(ctx, version, reason="passed the quality gate",
-                            metrics=evaluation.metrics, actor=p.actor, alias=p.stage_alias)  # fmt: skip
+            set_model_alias(ctx, version, reason="passed the quality gate", metrics=metrics,
+                            actor=p.actor, alias=p.stage_alias)  # fmt: skip
     return TrainingResult(
         model_name=p.model_name, version=version.version, alias=p.stage_alias,
         mlflow_run_id=ctx.parent_run_id, mlflow_experiment_id=ctx.experiment_id,
-        metrics=evaluation.metrics, rows=data.info.rows, gate=decision.rows,
-        validation=report["statistics"],
+        metrics=metrics, rows=rows, gate=decision.rows, validation=validation,
     )  # fmt: skip
 
 

@@ -73,7 +73,7 @@ def _show_training(result: Any) -> str:
     alias = f"@{result.alias}" if result.alias else "no alias"
     ui = get_settings().ui_base_url
     look = f"  open {ui}/#/models/{result.model_name}" if ui else (
-        f"  mlflow ui --backend-store-uri {get_settings().resolved_tracking_uri}")  # fmt: skip
+        f"  mlflow ui --backend-store-uri {get_settings().shown_tracking_uri}")  # fmt: skip
     return (f"Registered {result.model_name} version {result.version} ({alias}) from "
             f"{result.rows} rows\n  metrics: {metrics}\n  MLflow run: {result.mlflow_run_id}\n"
             f"Look at it:\n{look}\n  modelops versions {result.model_name}")  # fmt: skip

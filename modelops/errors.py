@@ -147,6 +147,27 @@ def _http_status(exc: BaseException) -> int | None:
     return None
 
 
+_REASONS = ("connection refused", "connection reset", "connection aborted", "timed out",
+            "too many requests", "service unavailable", "database is locked",
+            "remote end closed connection", "max retries exceeded")  # fmt: skip
+
+
+def unreachable(exc: BaseException) -> TransientError:
+    """A transient fault that outlasted every retry, said in one line: what did not answer,
+    why, and what to check. An MLflow server is named by its URL (credentials removed)."""
+    from modelops.settings import redact
+
+    text = " ".join(str(e) for e in _chain(exc))
+    server = re.search(r"API request to (https?://[^\s/]+)", text)
+    what = f"The MLflow tracking server at {redact(server[1])}" if server else "A service"
+    reason = next((r for r in _REASONS if r in text.lower()), type(exc).__name__)
+    check = "MLFLOW_TRACKING_URI" if server else "the logs above"
+    return TransientError(
+        f"{what} did not answer ({reason}) through every retry. Check that it is running and "
+        f"reachable ({check}), then run again."
+    )
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether retrying the operation that raised ``exc`` may succeed.
 

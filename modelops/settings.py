@@ -85,11 +85,41 @@ class Settings(BaseSettings):
     def ui_base_url(self) -> str | None:
         """Where a person can open the MLflow UI, when we can know it."""
         if self.ui_url:
-            return self.ui_url.rstrip("/")
+            return split_credentials(self.ui_url)[0].rstrip("/")
         uri = self.resolved_tracking_uri
         if uri.startswith(("http://", "https://")):
-            return uri.rstrip("/")
+            return split_credentials(uri)[0].rstrip("/")  # a link never carries a password
         return None
+
+    @property
+    def shown_tracking_uri(self) -> str:
+        """The tracking URI as it may be shown to people (credentials removed)."""
+        return str(redact(self.resolved_tracking_uri))
+
+
+def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
+    """A URI without its user-info, and the user name and password it held (if any)."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if not parts.scheme or "@" not in parts.netloc:
+        return uri, None, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    clean = urlunsplit(parts._replace(netloc=host))
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return clean, user, password
+
+
+def redact(uri: str | None) -> str | None:
+    """``uri`` as it may be shown (logs, artifacts, printed hints): no user name or password."""
+    if not uri:
+        return uri
+    clean, user, password = split_credentials(uri)
+    if user is None and password is None:
+        return uri
+    scheme, rest = clean.split("://", 1)
+    return f"{scheme}://***@{rest}"
 
 
 def get_settings() -> Settings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from typing import Any
 
 from modelops.registry.versions import model_uri
@@ -21,7 +23,8 @@ def lifecycle_result(
         aliases=["production"] if promoted else [trained.alias or "staging"],
         metrics=trained.metrics, mlflow_run_id=trained.mlflow_run_id,
         production=promoted.version if promoted else None,
-        serving_url=served.url if served else None, input_example=input_example,
+        serving_url=served.url if served else None,
+        input_example=input_example or (served.example if served else None),
     )  # fmt: skip
 
 
@@ -77,18 +80,16 @@ def look_here(result: LifecycleResult, settings: Settings) -> str:
         f"  MLflow run: {result.mlflow_run_id}",
     ]
     if result.serving_url:
-        lines += [
-            f"  serving: {result.serving_url}/invocations  (try: curl -s "
-            f"{result.serving_url}/invocations -H 'Content-Type: application/json' -d "
-            '\'{"dataframe_split": {"columns": ["completeness", "email_confidence", '
-            '"phone_confidence", "source_priority", "intent_signal_score"], '
-            '"data": [[0.9, 0.8, 0.7, 4, 60]]}}\')',
-            f"  stop it:  .venv/bin/python -m modelops stop {name}",
-        ]
+        lines.append(f"  serving: {result.serving_url}/invocations")
+        if result.input_example:
+            body = shlex.quote(json.dumps(result.input_example, ensure_ascii=False))
+            lines.append(f"  try it:  curl -s {result.serving_url}/invocations "
+                         f"-H 'Content-Type: application/json' -d {body}")  # fmt: skip
+        lines.append(f"  stop it:  .venv/bin/python -m modelops stop {shlex.quote(name)}")
     ui = settings.ui_base_url
     lines += ["Look at it:",
               f"  open {ui}/#/models/{name}" if ui else
-              f"  .venv/bin/mlflow ui --backend-store-uri {settings.resolved_tracking_uri}\n"
+              f"  .venv/bin/mlflow ui --backend-store-uri {settings.shown_tracking_uri}\n"
               f"  then open http://127.0.0.1:5000/#/models/{name}",
-              f"  .venv/bin/python -m modelops versions {name}"]  # fmt: skip
+              f"  .venv/bin/python -m modelops versions {shlex.quote(name)}"]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -58,6 +58,13 @@ class TrackingContext(BaseModel):
         except Exception:
             return "user:unknown"
 
+    @property
+    def shown_tracking_uri(self) -> str:
+        """The tracking URI as it may be shown to people (credentials removed)."""
+        from modelops.settings import redact
+
+        return str(redact(self.tracking_uri))
+
     def client(self) -> MlflowClient:
         """A client bound to this context's tracking and registry stores."""
         return get_client(self.tracking_uri, self.registry_uri)
@@ -87,9 +94,10 @@ HTTP_RETRY_DEFAULTS = {
 def get_client(tracking_uri: str, registry_uri: str | None = None) -> MlflowClient:
     """A cached ``MlflowClient`` for a store, initialised once, safely.
 
-    A SQLite store is created and migrated under a file lock beside it, and switched to WAL
-    journaling, so concurrent first runs neither race the schema migration
-    (``table _alembic_tmp_experiments already exists``) nor lock each other out as often.
+    Concurrent first runs on a fresh store race MLflow's schema migration (SQLite:
+    ``table _alembic_tmp_experiments already exists``; PostgreSQL: ``duplicate key ...
+    alembic_version``). A SQLite store is created under a file lock beside it (and switched to
+    WAL journaling); other SQL stores retry while another process is creating them.
     """
     import os
 
@@ -98,30 +106,60 @@ def get_client(tracking_uri: str, registry_uri: str | None = None) -> MlflowClie
     if tracking_uri.startswith(("http://", "https://")):
         for key, value in HTTP_RETRY_DEFAULTS.items():
             os.environ.setdefault(key, value)
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
-    for uri in {tracking_uri, registry_uri or tracking_uri}:
-        if uri.startswith("sqlite:///"):
-            _initialise_sqlite(client, Path(uri.removeprefix("sqlite:///")))
-    return client
+
+    def make() -> MlflowClient:
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+        client.search_experiments(max_results=1)  # creates and migrates a SQL store's tables
+        client.search_registered_models(max_results=1)
+        return client
+
+    uris = {tracking_uri, registry_uri or tracking_uri}
+    sqlite = [Path(u.removeprefix("sqlite:///")) for u in uris if u.startswith("sqlite:///")]
+    if any(db.name not in (":memory:", "") for db in sqlite):
+        return _under_file_lock([db for db in sqlite if db.name not in (":memory:", "")], make)
+    if any(u.split(":", 1)[0].split("+")[0] in ("postgresql", "mysql", "mssql") for u in uris):
+        return _retrying_creation_race(make)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
 
 
-def _initialise_sqlite(client: MlflowClient, db: Path) -> None:
-    """Create and migrate a SQLite store once, whoever else starts at the same moment."""
+# What a process sees when another is creating or migrating the same fresh database.
+_CREATION_RACE = ("already exists", "duplicate key", "database is locked", "out-of-date")
+
+
+def _retrying_creation_race(make: Callable[[], MlflowClient], attempts: int = 20) -> MlflowClient:
+    """Make a client of a SQL store that other processes may be creating at the same moment.
+
+    Two first runs on a fresh PostgreSQL database both try to create MLflow's tables, and one
+    fails (``duplicate key ... alembic_version``); a moment later the tables exist and it works.
+    """
+    for attempt in range(attempts):
+        try:
+            return make()
+        except Exception as exc:
+            text = str(exc).lower()
+            if attempt == attempts - 1 or not any(race in text for race in _CREATION_RACE):
+                raise
+            time.sleep(0.25 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _under_file_lock(dbs: list[Path], make: Callable[[], MlflowClient]) -> MlflowClient:
+    """Make a client of SQLite stores while holding a lock file beside each, so concurrent
+    first runs do not race the schema migration; the stores are switched to WAL journaling
+    (readers no longer block the writer), which the file keeps."""
     import fcntl
     import sqlite3
 
-    if str(db) in (":memory:", ""):
-        return
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            client.search_experiments(max_results=1)  # creates and migrates the tables
-            client.search_registered_models(max_results=1)
+    with contextlib.ExitStack() as stack:
+        for db in sorted(set(dbs)):
+            db.parent.mkdir(parents=True, exist_ok=True)
+            lock = stack.enter_context(open(db.with_name(db.name + ".lock"), "a"))
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        client = make()
+        for db in set(dbs):
             with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        return client
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
@@ -220,9 +258,9 @@ def repair_stale_runs(
     """Mark FAILED the runs left RUNNING by a flow run that can no longer end them.
 
     A flow run killed (or cut off from the tracking server until it gave up) cannot close its
-    MLflow runs; the next flow run in the experiment does, here. A run is stale when its
-    process, on this host, is gone (pid and start time recorded in its tags), or when
-    ``ended_flow_runs`` says its orchestrator run has ended (runs started on other hosts).
+    MLflow runs; the next flow run in the experiment does, here. A run is stale when
+    ``ended_flow_runs`` says its orchestrator run has ended, or when its process, on this host,
+    is gone (pid and start time recorded in its tags: runs made outside a flow).
 
     Returns:
         The ids of the runs marked FAILED (each tagged ``modelops.repaired`` with why).
@@ -240,11 +278,14 @@ def repair_stale_runs(
     for run in running:
         tags = run.data.tags
         why = None
-        if tags.get(HOST_TAG) == host and tags.get(PID_TAG, "").isdigit():
-            if _process_gone(int(tags[PID_TAG]), tags.get(STARTED_TAG)):
-                why = f"its process {tags[PID_TAG]} on {host} ended without closing it"
-        elif tags.get(FLOW_RUN_TAG) in ended:
-            why = f"its Prefect flow run {tags[FLOW_RUN_TAG]} has ended"
+        if tags.get(FLOW_RUN_TAG) in ended:
+            why = f"its Prefect flow run {tags[FLOW_RUN_TAG]} ended without closing it"
+        elif (
+            tags.get(HOST_TAG) == host
+            and tags.get(PID_TAG, "").isdigit()
+            and _process_gone(int(tags[PID_TAG]), tags.get(STARTED_TAG))
+        ):
+            why = f"its process {tags[PID_TAG]} on {host} ended without closing it"
         if why:
             client.set_tag(run.info.run_id, REPAIRED_TAG, f"marked FAILED: {why}")
             client.set_terminated(run.info.run_id, status="FAILED")

@@ -223,6 +223,8 @@ class DeploymentRecord(BaseModel):
     pid: int | None = None
     log: str | None = None
     stop: str | None = None  # the command that stops it
+    # a request it answers (from the version's input example): what to try it with
+    example: dict[str, Any] | None = None
     # provenance, filled when recorded
     time: str | None = None
     flow_run_id: str | None = None

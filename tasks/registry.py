@@ -29,6 +29,19 @@ def register_model(
     return version
 
 
+@task(name="find_earlier_attempt", **IO_TASK)
+def find_earlier_attempt(
+    ctx: TrackingContext, model_name: str
+) -> tuple[RegisteredVersion, dict[str, float]] | None:
+    """The version an earlier attempt of this flow run registered (a retried flow reuses it)."""
+    earlier = steps.earlier_attempt(ctx, model_name)
+    if earlier is not None:
+        get_run_logger().warning(
+            "An earlier attempt of this flow run registered version %s of %r: reusing it "
+            "instead of training again.", earlier[0].version, model_name)  # fmt: skip
+    return earlier
+
+
 @task(name="set_model_alias", **IO_TASK)
 def set_model_alias(
     ctx: TrackingContext, version: RegisteredVersion, reason: str, **options: Any

@@ -45,11 +45,13 @@ def deploy_to_kubernetes(
     timeout_seconds: float,
     poll_seconds: float = 2.0,
     credentials_block: str | None = None,
+    pods_tracking_uri: str | None = None,
 ) -> DeploymentRecord:
     """Apply the Deployment and Service, wait for the rollout, smoke-test; restore on failure."""
     cluster = connect(credentials_block)
     return steps.deploy_to_kubernetes(ctx, target, spec, cluster, timeout_seconds, poll_seconds,
-                                      log=get_run_logger().info)  # fmt: skip
+                                      log=get_run_logger().info,
+                                      pods_tracking_uri=pods_tracking_uri)  # fmt: skip
 
 
 @task(name="deploy_locally", **IO_TASK)

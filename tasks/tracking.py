@@ -9,6 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from modelops import tracking
+from modelops.errors import ModelOpsError, is_transient, unreachable
 from modelops.settings import get_settings
 from tasks.common import IO_TASK, artifact_key, flow_run_info, markdown_artifact, model_lock
 
@@ -35,15 +36,16 @@ def start_mlflow_run(
             logger.warning("Marked %s MLflow run(s) FAILED that an interrupted run left RUNNING: "
                            "%s", len(repaired), ", ".join(repaired))  # fmt: skip
     url = ctx.run_url()
-    logger.info("MLflow run: %s", url or f"run {ctx.parent_run_id} in {ctx.tracking_uri}")
+    shown = ctx.shown_tracking_uri
+    logger.info("MLflow run: %s", url or f"run {ctx.parent_run_id} in {shown}")
     open_hint = (
         f"[{ctx.parent_run_id}]({url})"
         if url
-        else f"`{ctx.parent_run_id}` (open with `mlflow ui --backend-store-uri {ctx.tracking_uri}`)"
+        else f"`{ctx.parent_run_id}` (open with `mlflow ui --backend-store-uri {shown}`)"
     )
     markdown_artifact(
         f"**MLflow run:** {open_hint}\n\n"
-        f"- experiment id: `{ctx.experiment_id}`\n- tracking URI: `{ctx.tracking_uri}`\n",
+        f"- experiment id: `{ctx.experiment_id}`\n- tracking URI: `{shown}`\n",
         key=artifact_key("mlflow-run", run_name),
         description="Where this flow run's MLflow run lives",
     )
@@ -79,11 +81,16 @@ def flow_run(
     """What every flow body runs in: its parent MLflow run ``<flow>-<model>`` (tagged with the
     flow), and, for flows that change what serves or what is in production, the model's lock
     (``lock`` names it: runs holding the same lock for one model never overlap)."""
-    with contextlib.ExitStack() as stack:
-        if lock:
-            stack.enter_context(model_lock(lock, model_name))
-        yield stack.enter_context(mlflow_parent_run(f"{flow}-{model_name}", params=params,
-                                                    tags={"modelops.flow": flow}))  # fmt: skip
+    try:
+        with contextlib.ExitStack() as stack:
+            if lock:
+                stack.enter_context(model_lock(lock, model_name))
+            yield stack.enter_context(mlflow_parent_run(f"{flow}-{model_name}", params=params,
+                                                        tags={"modelops.flow": flow}))  # fmt: skip
+    except Exception as exc:
+        if is_transient(exc) and not isinstance(exc, ModelOpsError):
+            raise unreachable(exc) from exc  # one line that says what did not answer
+        raise
 
 
 @contextlib.contextmanager

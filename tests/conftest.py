@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from support import register_fixture_version, snapshot_registry  # noqa: E402  (after the environment is set)
 from support_k8s import cluster  # noqa: E402, F401  (the emulated Kubernetes API fixture)
+from support_pg import postgres_url  # noqa: E402, F401  (a throwaway PostgreSQL server)
 
 
 def _point_mlflow_at(mp: pytest.MonkeyPatch, folder: Path) -> str:

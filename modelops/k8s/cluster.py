@@ -121,7 +121,13 @@ _KINDS = {
     ("apps/v1", "Deployment"): ("AppsV1Api", "namespaced_deployment"),
     ("v1", "Service"): ("CoreV1Api", "namespaced_service"),
     ("batch/v1", "Job"): ("BatchV1Api", "namespaced_job"),
+    ("v1", "Secret"): ("CoreV1Api", "namespaced_secret"),
 }
+
+
+def _body(manifest: dict[str, Any]) -> str:
+    """The field that holds what an object is: ``data`` for a Secret, ``spec`` otherwise."""
+    return "data" if manifest.get("kind") == "Secret" else "spec"
 
 
 def _ops(cluster: Cluster, manifest: dict[str, Any]) -> tuple[Any, str]:
@@ -206,7 +212,7 @@ def apply(cluster: Cluster, manifest: dict[str, Any]) -> tuple[str, dict[str, An
         patch = [
             {"op": "add", "path": "/metadata/labels", "value": meta.get("labels", {})},
             {"op": "add", "path": "/metadata/annotations", "value": meta.get("annotations", {})},
-            {"op": "replace", "path": "/spec", "value": manifest["spec"]},
+            {"op": "replace", "path": f"/{_body(manifest)}", "value": manifest[_body(manifest)]},
         ]
         try:
             call(f"patch {what}", getattr(api, f"patch_{suffix}"), meta["name"],
@@ -238,7 +244,7 @@ def restore(cluster: Cluster, manifest: dict[str, Any], before: dict[str, Any] |
     patch = [
         {"op": "add", "path": "/metadata/labels", "value": old_meta.get("labels") or {}},
         {"op": "add", "path": "/metadata/annotations", "value": old_meta.get("annotations") or {}},
-        {"op": "replace", "path": "/spec", "value": before["spec"]},
+        {"op": "replace", "path": f"/{_body(manifest)}", "value": before.get(_body(manifest))},
     ]
     call(f"restore {manifest['kind']} {meta['name']}", getattr(api, f"patch_{suffix}"),
          meta["name"], meta["namespace"], patch)  # fmt: skip

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, field_validator
 from modelops.errors import ConfigurationError
 from modelops.naming import is_dns_label, job_name, label_value, serving_name
 from modelops.registry.versions import model_uri
-from modelops.settings import Settings, get_settings
+from modelops.settings import Settings, get_settings, redact, split_credentials
 
 HASH_ANNOTATION = "modelops.io/spec-hash"
 MODEL_ANNOTATION = "modelops.io/model-name"  # the exact registered name: whose object this is
@@ -82,6 +82,21 @@ class ServingSpec(BaseModel):
     env_manager: Literal["local", "virtualenv", "uv", "conda"] = "local"
     resources: Resources = Field(default_factory=Resources)
     flow_run_id: str | None = None
+    credentials_secret: str | None = Field(
+        default=None,
+        description="A Secret holding the tracking server's credentials (keys username, "
+        "password, token); pods read them through secretKeyRef, never as literal values.",
+    )
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        if split_credentials(value)[1:] != (None, None):
+            raise ValueError(
+                "the tracking URI holds credentials: pass them through a Secret "
+                "(credentials_secret), never in a manifest"
+            )
+        return value
 
     @field_validator("image")
     @classmethod
@@ -162,12 +177,42 @@ def _labels(spec: ServingSpec) -> tuple[dict[str, str], dict[str, str]]:
     return selector, {k: v for k, v in labels.items() if v}
 
 
-def _container_env(spec: ServingSpec) -> list[dict[str, str]]:
-    return [
+CREDENTIAL_KEYS = {"username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD",
+                   "token": "MLFLOW_TRACKING_TOKEN"}  # fmt: skip
+
+
+def _container_env(spec: ServingSpec) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
         {"name": "MLFLOW_TRACKING_URI", "value": spec.tracking_uri},
         {"name": "MODEL_NAME", "value": spec.model_name},
         {"name": "MODEL_VERSION", "value": spec.version},
     ]
+    if spec.credentials_secret:
+        env += [
+            {"name": variable, "valueFrom": {"secretKeyRef": {
+                "name": spec.credentials_secret, "key": key, "optional": True}}}
+            for key, variable in CREDENTIAL_KEYS.items()
+        ]  # fmt: skip
+    return env
+
+
+def credentials_secret_name(model_name: str) -> str:
+    """The Secret this project creates for a model's tracking credentials."""
+    return serving_name(model_name) + "-mlflow"
+
+
+def render_credentials_secret(spec: ServingSpec, credentials: dict[str, str]) -> dict[str, Any]:
+    """The Secret pods read the tracking server's credentials from (never logged anywhere)."""
+    import base64
+
+    name = spec.credentials_secret or credentials_secret_name(spec.model_name)
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(credentials.items())}
+    secret = {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
+        "metadata": {"name": name, "namespace": spec.namespace,
+                     "annotations": {MODEL_ANNOTATION: spec.model_name}},
+    }  # fmt: skip
+    return _stamp(secret)
 
 
 def render_serving(spec: ServingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -264,15 +309,31 @@ def serving_spec(
     uri = tracking_uri or settings.resolved_tracking_uri
     if not uri.startswith(("http://", "https://", "databricks")):
         raise ConfigurationError(
-            f"Pods cannot read the MLflow store {uri!r} on this machine: set MLFLOW_TRACKING_URI "
-            f"to a tracking server the cluster can reach, or pass cluster_tracking_uri_override."
+            f"Pods cannot read the MLflow store {redact(uri)!r} on this machine: set "
+            f"MLFLOW_TRACKING_URI to a tracking server the cluster can reach, or pass "
+            f"cluster_tracking_uri_override."
         )
+    clean, _, _ = split_credentials(uri)
+    if tracking_credentials(uri) and not options.get("credentials_secret"):
+        options["credentials_secret"] = credentials_secret_name(model_name)
     return ServingSpec(
         model_name=model_name, version=version, run_id=run_id,
         namespace=namespace or settings.deploy_namespace,
         image=image or settings.deploy_image or f"ghcr.io/mlflow/mlflow:v{installed('mlflow')}",
-        tracking_uri=uri, flow_run_id=flow_run_id, **options,
+        tracking_uri=clean, flow_run_id=flow_run_id, **options,
     )  # fmt: skip
+
+
+def tracking_credentials(uri: str) -> dict[str, str]:
+    """The tracking server credentials pods need: from the URI's user-info, else from
+    MLFLOW_TRACKING_USERNAME / _PASSWORD / _TOKEN in this process's environment."""
+    import os
+
+    _, user, password = split_credentials(uri)
+    found = {"username": user or os.environ.get("MLFLOW_TRACKING_USERNAME"),
+             "password": password or os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+             "token": os.environ.get("MLFLOW_TRACKING_TOKEN")}  # fmt: skip
+    return {k: v for k, v in found.items() if v}
 
 
 def removable_objects(model_name: str, namespace: str) -> list[dict[str, Any]]:

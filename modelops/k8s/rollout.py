@@ -142,6 +142,15 @@ def job_outcome(
         time.sleep(poll)
 
 
+def _undo(
+    cluster: Cluster, applied: list[tuple[dict[str, Any], str, dict[str, Any] | None]]
+) -> None:
+    """Put objects applied by this rollout back as they were, newest first."""
+    for manifest, action, before in reversed(applied):
+        if action != "unchanged":
+            restore(cluster, manifest, before)
+
+
 @dataclass
 class ServingOutcome:
     """What a serving deployment did."""
@@ -166,8 +175,12 @@ def deploy_serving(
     timeout: float,
     poll: float = 2.0,
     log: Any = None,
+    secret: dict[str, Any] | None = None,
 ) -> ServingOutcome:
     """Apply, wait for the rollout, smoke-test; on failure restore what was there before.
+
+    ``secret`` (the tracking credentials pods read, see
+    :func:`~modelops.k8s.manifests.render_credentials_secret`) is applied first.
 
     Raises:
         DeploymentFailed: the rollout or the smoke test failed; the message says what was
@@ -177,15 +190,18 @@ def deploy_serving(
     say = log or (lambda *a: None)
     deployment, service = render_serving(spec)
     started = time.monotonic()
-    service_action, service_before = apply(cluster, service)
+    applied: list[tuple[dict[str, Any], str, dict[str, Any] | None]] = []
     try:
+        if secret is not None:  # the pods' tracking credentials, before anything reads them
+            applied.append((secret, *apply(cluster, secret)))
+        applied.append((service, *apply(cluster, service)))
         deployment_action, deployment_before = apply(cluster, deployment)
     except BaseException:
-        # Never leave a half-applied pair: a Service created or changed for a Deployment the
-        # API refused goes back to how it was.
-        if service_action != "unchanged":
-            restore(cluster, service, service_before)
+        # Never leave a half-applied set: a Service (or Secret) created or changed for a
+        # Deployment the API refused goes back to how it was.
+        _undo(cluster, applied)
         raise
+    service_action = applied[-1][1]
     apply_seconds = time.monotonic() - started
     previous = ((deployment_before or {}).get("metadata", {}).get("labels") or {}).get(
         VERSION_LABEL
@@ -213,8 +229,7 @@ def deploy_serving(
             f"Nothing was changed by this run."
         )
     restore(cluster, deployment, deployment_before)
-    if service_action != "unchanged":
-        restore(cluster, service, service_before)
+    _undo(cluster, applied)
     if deployment_before is None:
         raise DeploymentFailed(
             f"Deploying version {spec.version} of {spec.model_name} to "

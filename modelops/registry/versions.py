@@ -35,7 +35,7 @@ def logged_model_uri(model_id: str) -> str:
     return f"models:/{model_id}"
 
 
-def name_filter(name: str, **clauses: str) -> str:
+def name_filter(name: str, tags: dict[str, str] | None = None, **clauses: str) -> str:
     """A search filter ``name = <name> [and key = 'value' ...]`` with the name quoted safely.
 
     MLflow's filter grammar takes a string in single or double quotes and has no escape inside
@@ -54,9 +54,10 @@ def name_filter(name: str, **clauses: str) -> str:
             f"Model name {name!r} holds both ' and \": MLflow's registry cannot search for it."
         )
     parts = [f"name = {quoted}"]
-    for key, value in clauses.items():
-        if "'" in value:
-            raise ConfigurationError(f"{key} {value!r} cannot hold a single quote")
+    keyed = {**clauses, **{f"tags.`{k}`": v for k, v in (tags or {}).items()}}
+    for key, value in keyed.items():
+        if "'" in value or "`" in key.removeprefix("tags.`").removesuffix("`"):
+            raise ConfigurationError(f"{key} {value!r} cannot be searched for")
         parts.append(f"{key} = '{value}'")
     return " and ".join(parts)
 
@@ -111,6 +112,12 @@ def all_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
 def versions_for_run(client: MlflowClient, name: str, run_id: str) -> list[ModelVersion]:
     """Versions of ``name`` created from ``run_id``, oldest first."""
     found = client.search_model_versions(name_filter(name, run_id=run_id))
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def versions_with_tag(client: MlflowClient, name: str, key: str, value: str) -> list[ModelVersion]:
+    """Versions of ``name`` tagged ``key=value``, oldest first."""
+    found = client.search_model_versions(name_filter(name, tags={key: value}))
     return sorted(found, key=lambda v: int(v.version))
 
 

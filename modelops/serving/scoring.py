@@ -42,6 +42,16 @@ def example_and_flavors(
     return {"inputs": list(example)}, len(example), flavors
 
 
+def first_row(payload: dict[str, Any]) -> dict[str, Any]:
+    """A scoring request cut to its first row: a compact example to show people."""
+    if "dataframe_split" in payload:
+        split = payload["dataframe_split"]
+        return {"dataframe_split": {"columns": split["columns"], "data": split["data"][:1]}}
+    if "inputs" in payload and isinstance(payload["inputs"], list):
+        return {"inputs": payload["inputs"][:1]}
+    return payload
+
+
 def check_predictions(answer: Any, rows: int) -> list[Any]:
     """The predictions in a scoring-server answer, if there is exactly one per input row.
 

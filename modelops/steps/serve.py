@@ -37,19 +37,31 @@ def deploy_to_kubernetes(
     timeout_seconds: float,
     poll_seconds: float = 2.0,
     log: Any = None,
+    pods_tracking_uri: str | None = None,
 ) -> DeploymentRecord:
     """Apply the Deployment and Service, wait for the rollout, smoke-test; restore on failure.
+
+    When the tracking server needs credentials (user-info in the pods' tracking URI, which is
+    ``pods_tracking_uri`` or this run's, or MLFLOW_TRACKING_USERNAME/_PASSWORD/_TOKEN), they
+    go into a Secret the pods read through secretKeyRef; no manifest or log ever holds them.
 
     Raises:
         DeploymentFailed: the rollout or smoke test failed (the previous spec was restored).
         PermissionDenied: the cluster refused an operation (401/403).
     """
     deployment, service = manifests.render_serving(spec)
-    for manifest in (deployment, service):
+    for manifest in (deployment, service):  # what is logged refers to the Secret, never holds it
         tracking.log_json(ctx, ctx.parent_run_id, manifest,
                           f"manifests/{manifest['kind'].lower()}.json")  # fmt: skip
+    credentials = manifests.tracking_credentials(pods_tracking_uri or ctx.tracking_uri)
+    secret = None
+    if (
+        spec.credentials_secret == manifests.credentials_secret_name(spec.model_name)
+        and credentials
+    ):
+        secret = manifests.render_credentials_secret(spec, credentials)
     outcome = rollout.deploy_serving(cluster, spec, target.payload, target.rows, timeout_seconds,
-                                     poll_seconds, log=log)  # fmt: skip
+                                     poll_seconds, log=log, secret=secret)  # fmt: skip
     tracking.log_metrics(ctx, ctx.parent_run_id, {
         "apply_seconds": outcome.apply_seconds, "rollout_seconds": outcome.rollout_seconds,
         "smoke_seconds": outcome.smoke_seconds,
@@ -83,7 +95,7 @@ def record_deployment(
     """Write the deployment record to MLflow and tag the version with where it is served."""
     record = record.model_copy(update={
         "time": datetime.now(UTC).isoformat(), "flow_run_id": ctx.flow_run_id,
-        "mlflow_run_id": ctx.parent_run_id,
+        "mlflow_run_id": ctx.parent_run_id, "example": scoring.first_row(target.payload),
     })  # fmt: skip
     data = record.model_dump(mode="json")
     tracking.log_json(ctx, ctx.parent_run_id, data, "deployment.json")

@@ -25,7 +25,7 @@ from modelops.evaluation import Evaluation, GateDecision, apply_gate, evaluate_b
 from modelops.model_io import log_sklearn_model
 from modelops.registry.aliases import STAGING
 from modelops.registry.journal import move_alias
-from modelops.registry.versions import register_version
+from modelops.registry.versions import is_missing, register_version, versions_with_tag
 from modelops.training import EstimatorConfig, build_pipeline, fit_pipeline
 from modelops.training import split_dataset as make_split
 from modelops.types import (
@@ -176,6 +176,38 @@ def register_model(
                                                "modelops.model_version": version.version})  # fmt: skip
     return RegisteredVersion(name=model_name, version=str(version.version), run_id=model.run_id,
                              source=str(version.source), created=created)  # fmt: skip
+
+
+def earlier_attempt(
+    ctx: tracking.TrackingContext, model_name: str
+) -> tuple[RegisteredVersion, dict[str, float]] | None:
+    """The version an earlier attempt of this same flow run registered, with the metrics it
+    was gated on, or None.
+
+    A flow run retried after its registration succeeded (a later step failed: staging, say)
+    must reuse that version rather than train and register another.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if not ctx.flow_run_id:
+        return None
+    client = ctx.client()
+    try:
+        found = versions_with_tag(client, model_name, tracking.FLOW_RUN_TAG, ctx.flow_run_id)
+    except MlflowException as exc:
+        if is_missing(exc):
+            return None
+        raise
+    if not found:
+        return None
+    version = found[0]
+    parent = version.tags.get("modelops.parent_run_id")
+    metrics = dict(client.get_run(parent).data.metrics) if parent else {}
+    tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.reused_version": version.version})
+    registered = RegisteredVersion(name=model_name, version=str(version.version),
+                                   run_id=str(version.run_id), source=str(version.source),
+                                   created=False)  # fmt: skip
+    return registered, metrics
 
 
 def stage_model(

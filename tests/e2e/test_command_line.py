@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -61,6 +62,10 @@ def test_printed_follow_up_commands_work_outside_make(project: Path, tmp_path: P
     rows = [line.split() for line in listed.stdout.splitlines()]
     assert rows[1][:3] == ["1", "Production", "production"], listed.stdout
     assert httpx.get(f"{url}/health", timeout=5).status_code == 200
+    curl = next(line.strip() for line in done.stdout.splitlines()
+                if line.strip().startswith("try it:")).removeprefix("try it:").strip()  # fmt: skip
+    tried = subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=30)
+    assert len(json.loads(tried.stdout)["predictions"]) == 1, tried.stdout + tried.stderr
     stopped = _run(stop, project, _env(user_home), timeout=120)
     assert stopped.returncode == 0, stopped.stderr
     assert f"stopped lead-scoring v1 at {url}" in stopped.stdout

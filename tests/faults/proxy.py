@@ -78,11 +78,17 @@ class FaultProxy:
         self._pump(client, upstream, True)
 
     def _pump(self, source: socket.socket, sink: socket.socket, requests: bool) -> None:
+        skip = 0  # body bytes of a request a hook answered, still to arrive: never forwarded
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
+                if skip:
+                    dropped, data = data[:skip], data[skip:]
+                    skip -= len(dropped)
+                    if not data:
+                        continue
                 seen = [(m[1].decode(), m[2].decode()) for m in REQUEST_LINE.finditer(data)]
                 answer = None
                 if requests:
@@ -90,7 +96,10 @@ class FaultProxy:
                         self.requests.append((method, path))
                         if self.before:
                             answer = self.before(method, path) or answer
-                if answer is not None:  # the hook answered (a request without a body)
+                if answer is not None:  # the hook answered: the request never reaches the server
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                    skip = max(int(length[1]) - len(body), 0) if length else 0
                     source.sendall(answer)
                     continue
                 sink.sendall(data)

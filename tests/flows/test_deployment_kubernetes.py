@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import kmock
@@ -203,3 +204,37 @@ def test_teardown_removes_deployment_and_service(cluster: FakeCluster, make_vers
     assert teardown(target="kubernetes", namespace=NS)["removed"] == ["Deployment", "Service"]
     assert cluster.handler.objects[KEY].deleted
     assert teardown(target="kubernetes", namespace=NS)["removed"] == []
+
+
+def test_tracking_credentials_reach_pods_only_through_a_secret(
+    cluster: FakeCluster, make_version: Any
+) -> None:
+    import base64
+    import json
+
+    from modelops.settings import get_settings
+    from modelops.tracking import get_client
+
+    make_version()
+    record = deployment(
+        version="1", target="kubernetes", namespace=NS, image="registry.local/lead:1",
+        cluster_tracking_uri_override="https://alice:s3cret@mlflow.example:5000",
+        timeout_seconds=5, poll_seconds=0.5,
+    )  # fmt: skip
+    env = cluster.live()["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "MLFLOW_TRACKING_URI", "value": "https://mlflow.example:5000"} in env
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
+    assert refs["MLFLOW_TRACKING_PASSWORD"] == {
+        "name": f"{NAME}-mlflow", "key": "password", "optional": True}  # fmt: skip
+    secret = cluster.handler.objects["v1/secrets", NS, f"{NAME}-mlflow"].raw
+    assert base64.b64decode(secret["data"]["password"]) == b"s3cret"
+    # Nothing anyone reads afterwards holds the password: not the record, not the manifests
+    # logged to MLflow, not the version's tags.
+    assert "s3cret" not in record.model_dump_json()
+    client = get_client(get_settings().resolved_tracking_uri)
+    logged = client.search_runs([client.get_experiment_by_name("tests").experiment_id],
+                                filter_string="tags.`modelops.flow` = 'deployment'")[0]  # fmt: skip
+    for artifact in ("manifests/deployment.json", "manifests/service.json", "deployment.json"):
+        text = Path(client.download_artifacts(logged.info.run_id, artifact)).read_text()
+        assert "s3cret" not in text and "alice" not in text, artifact
+    assert "s3cret" not in json.dumps(client.get_model_version("lead-scoring", "1").tags)

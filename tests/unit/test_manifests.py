@@ -119,3 +119,17 @@ def test_names_are_unique_per_model_and_every_name_is_deployable() -> None:
         deployment, _ = render_serving(_spec(model_name=name))
         kubernetes_validate.validate(deployment, "1.30", strict=True)
         assert deployment["metadata"]["annotations"]["modelops.io/model-name"] == name
+
+
+def test_credentials_never_go_into_a_manifest() -> None:
+    from modelops.settings import Settings, redact
+
+    with pytest.raises(ValueError, match="holds credentials"):
+        _spec(tracking_uri="https://bob:pw@mlflow:5000")
+    deployment, _ = render_serving(_spec(credentials_secret="mlflow-creds"))
+    kubernetes_validate.validate(deployment, "1.30", strict=True)
+    assert redact("https://bob:pw@mlflow:5000/x") == "https://***@mlflow:5000/x"
+    assert redact("sqlite:////a/b.db") == "sqlite:////a/b.db"
+    settings = Settings(MLFLOW_TRACKING_URI="https://bob:pw@mlflow:5000")  # type: ignore[call-arg]
+    assert settings.ui_base_url == "https://mlflow:5000"
+    assert "pw" not in settings.shown_tracking_uri

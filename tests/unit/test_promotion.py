@@ -67,3 +67,25 @@ def test_comparison_margin_and_direction() -> None:
         champion.compare(held, held, ["auc"], 0.0)
     with pytest.raises(ConfigurationError, match="margin must be >= 0"):
         champion.compare(held, held, ["roc_auc"], -0.1)
+
+
+def test_an_interrupted_move_that_never_moved_is_abandoned_and_an_old_one_is_superseded(
+    make_version: Any, mlflow_store: str
+) -> None:
+    from modelops.registry import AliasState, read_events, write_event
+    from modelops.types import AuditEvent
+
+    make_version()
+    make_version()
+    client = MlflowClient(tracking_uri=mlflow_store, registry_uri=mlflow_store)
+    promotion.promote_to_production(client, "lead-scoring", "1", actor="a", reason="r")
+    # A process wrote its record for promoting v2 and was killed before production moved.
+    write_event(client, "lead-scoring", "2", AuditEvent(
+        action="promote", alias="production", from_version="1", to_version="2", actor="k",
+        reason="killed", state="started",
+    ))  # fmt: skip
+    (fixed,) = promotion.recover(client, "lead-scoring", actor="next-run")
+    assert fixed.state == "abandoned" and "nothing had moved" in str(fixed.recovered)
+    assert AliasState.read(client, "lead-scoring").production == "1"
+    assert read_events(client.get_model_version("lead-scoring", "2"))[-1].state == "abandoned"
+    assert promotion.recover(client, "lead-scoring", actor="next-run") == []
