@@ -20,6 +20,7 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 EXIT_CODES = {
@@ -392,6 +393,30 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from modelops.errors import ConfigurationError
+    from modelops.serving.server import exec_server, prepare
+
+    if args.workers < 1:
+        raise ConfigurationError("--workers must be at least 1")
+    ref = args.version or args.alias or "production"
+    config = prepare(args.model_name, ref, fast_path=args.fast_path, sample_dir=args.sample_dir,
+                     sample_rate=args.sample_rate)  # fmt: skip
+    from modelops.serving.model import FAST_PATH_REPORT
+
+    report = Path(config.model_dir) / FAST_PATH_REPORT
+    engine = "onnx (verified)" if config.fast_path and report.is_file() and json.loads(
+        report.read_text()).get("used") else "scikit-learn or the model's own flavour"  # fmt: skip
+    via = f" (@{config.alias})" if config.alias else ""
+    print(
+        f"serving {config.name} version {config.version}{via}, engine {engine}, at "
+        f"http://{args.host}:{args.port} with {args.workers} worker(s)",
+        flush=True,
+    )
+    exec_server(config, args.host, args.port, args.workers)
+    return 0  # not reached: the process became the server
+
+
 def _cmd_stop(args: argparse.Namespace) -> int:
     from modelops.serving.local import stop_local
     from modelops.settings import get_settings
@@ -415,6 +440,36 @@ def _add_other_commands(sub: Any) -> None:
     p.add_argument("model_name")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_history)
+
+    p = sub.add_parser("serve", help="serve a registered version over HTTP (MLflow scoring "
+                       "protocol and Open Inference Protocol v2), with telemetry")  # fmt: skip
+    p.add_argument("model_name")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--version", help="a version number (or 'latest')")
+    which.add_argument("--alias", help="an alias (default: production)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="processes (default: %(default)s)")
+    p.add_argument(
+        "--no-fast-path",
+        dest="fast_path",
+        action="store_false",
+        help="answer with scikit-learn even where a verified ONNX copy exists",
+    )
+    p.add_argument(
+        "--sample-dir",
+        help="write a sample of inputs and outputs here as Parquet "
+        "(the monitoring flow reads it; default: MODELOPS_SERVE_SAMPLE_DIR)",
+    )
+    p.add_argument(
+        "--sample-rate",
+        type=float,
+        default=1.0,
+        help="fraction of requests sampled (default: %(default)s)",
+    )
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("stop", help="stop the local model server the deployment flow started")
     p.add_argument("model_name")

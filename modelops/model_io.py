@@ -95,6 +95,7 @@ def log_sklearn_model(
     name: str = "model",
     metadata: dict[str, Any] | None = None,
     optional_inputs: set[str] | frozenset[str] = frozenset(),
+    holdout: pd.DataFrame | None = None,
 ) -> LoggedModel:
     """Log a fitted scikit-learn model with its signature, input example and requirements.
 
@@ -110,10 +111,14 @@ def log_sklearn_model(
         metadata: free-form metadata stored in the MLmodel file.
         optional_inputs: columns that may be missing at inference time (they had missing
             values in training); a few example rows cannot tell.
+        holdout: a sample of rows the model never saw (features only), stored beside it as
+            ``holdout.parquet``: a server verifies a faster engine against it before using it.
     """
     import mlflow.sklearn
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types import ColSpec, Schema
+
+    import_skops()  # before MLflow imports it: see import_skops
 
     inferred = infer_signature(input_example, model.predict(input_example))
     inputs = Schema([ColSpec(c.type, c.name, required=c.name not in optional_inputs)
@@ -127,6 +132,8 @@ def log_sklearn_model(
             input_example=input_example, pip_requirements=pinned_requirements(*SKLEARN_RUNTIME),
             metadata=metadata,
         )  # fmt: skip
+        if holdout is not None:
+            holdout.to_parquet(Path(path) / HOLDOUT_FILE, index=False)
 
     return log_model(ctx, run_id, save, name=name, flavor="sklearn", metadata=metadata)
 
@@ -134,11 +141,51 @@ def log_sklearn_model(
 def _trusted_types(model: Any) -> list[str] | None:
     """Types skops should trust on load beyond its defaults: the model's own numpy dtypes."""
     try:
-        from skops.io import dumps, get_untrusted_types
-
-        return get_untrusted_types(data=dumps(model)) or None
+        skops_io = import_skops()
+        return skops_io.get_untrusted_types(data=skops_io.dumps(model)) or None
     except Exception:
         return None
+
+
+HOLDOUT_FILE = "holdout.parquet"  # beside the model: rows it never saw, to verify a fast path
+
+
+# Optional packages scikit-learn's module walk would import if installed, none of which a
+# scikit-learn model needs: torch and dask (array API adapters), pytest (test helpers).
+_WALK_SKIPS = ("torch", "dask", "cupy", "jax", "pytest", "_pytest")
+
+
+def import_skops() -> Any:
+    """``skops.io``, without dragging torch (or dask, or pytest) in on the tabular path.
+
+    Importing skops walks every scikit-learn module to list its trusted types, and some of them
+    import whatever optional package is installed: ``sklearn.externals.array_api_compat.torch``
+    imports torch (+2 s and ~260 MiB in every process that saves or loads a scikit-learn model,
+    model server workers included), ``...array_api_compat.dask`` imports dask, and the testing
+    helpers import pytest. Those not already loaded are made unimportable for the duration of
+    this one import (the walk skips what fails to import); afterwards they import as usual.
+    """
+    import importlib.abc
+    import sys
+
+    if "skops.io" in sys.modules:
+        import skops.io
+
+        return skops.io
+    skipped = tuple(name for name in _WALK_SKIPS if name not in sys.modules)
+
+    class SkipOptional(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+            if name.split(".", 1)[0] in skipped:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    finder = SkipOptional()
+    sys.meta_path.insert(0, finder)
+    try:
+        import skops.io
+    finally:
+        sys.meta_path.remove(finder)
+    return skops.io
 
 
 def store_uris(client: MlflowClient) -> tuple[str, str]:

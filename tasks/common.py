@@ -96,17 +96,23 @@ def _ensure_concurrency_limit(name: str) -> None:
                 )
 
 
+LOCK_LEASE_SECONDS = 60
+
+
 @contextlib.contextmanager
 def model_lock(kind: str, model_name: str, timeout_seconds: float = 900) -> Iterator[None]:
     """Hold the one slot of ``modelops-<kind>-<model>`` so runs of one model never overlap.
 
     The slot lives in the Prefect server's database, so this excludes runs in other processes
     and on other workers too. MLflow has no compare-and-set on aliases: this is what keeps
-    two promotions of one model from both reading the same champion.
+    two promotions of one model from both reading the same champion. The slot is a lease the
+    holder renews: a holder that is killed frees it when the lease runs out, after 60 s (the
+    API's shortest) instead of Prefect's default 5 minutes.
     """
     from prefect.concurrency.sync import concurrency
 
     name = artifact_key("modelops", kind, model_name)
     _ensure_concurrency_limit(name)
-    with concurrency(name, occupy=1, timeout_seconds=timeout_seconds, strict=True):
+    with concurrency(name, occupy=1, timeout_seconds=timeout_seconds, strict=True,
+                     lease_duration=LOCK_LEASE_SECONDS):  # fmt: skip
         yield

@@ -56,11 +56,15 @@ def deploy_to_kubernetes(
 
 @task(name="deploy_locally", **IO_TASK)
 def deploy_locally(
-    ctx: TrackingContext, target: ServingTarget, workers: int, timeout_seconds: float
+    ctx: TrackingContext,
+    target: ServingTarget,
+    workers: int,
+    timeout_seconds: float,
+    server: str = "modelops",
 ) -> DeploymentRecord:
     """Serve the version on 127.0.0.1 (blue/green: the old local server stops only after the
     new one answers the smoke test)."""
-    record = steps.deploy_locally(ctx, target, workers, timeout_seconds)
+    record = steps.deploy_locally(ctx, target, workers, timeout_seconds, server)
     get_run_logger().info("Serving %s v%s at %s/invocations (stop: modelops stop %s)",
                           target.name, target.version, record.url, target.name)  # fmt: skip
     return record

@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def register_fixture_version(
-    name: str = "lead-scoring", good: bool = True, stage: bool = True
+    name: str = "lead-scoring", good: bool = True, stage: bool = True, estimator: Any = None
 ) -> str:
-    """Register a real sklearn model version fast (no flow) in the store the environment names.
+    """Register a real sklearn model version fast (no flow) in the store the environment names,
+    with held-out rows beside it (as the training flow stores them).
 
     A "bad" model is trained on shuffled labels: a challenger that must lose.
     """
@@ -38,12 +39,13 @@ def register_fixture_version(
         df["won"] = np.random.default_rng(0).permutation(df["won"].to_numpy())
     schema = resolve_schema(df, "won", str(ROOT / "modelops/sample_data/leads.csv"))
     split = split_dataset(df, schema)
-    model = fit_pipeline(build_pipeline(schema, EstimatorConfig()), split)
+    model = fit_pipeline(build_pipeline(schema, estimator or EstimatorConfig()), split)
     ctx = start_parent_run(get_settings(), "fixture")
     with child_run(ctx, "train_model") as run_id:
         info = log_sklearn_model(
             ctx, run_id, model, split.X_train.head(3),
-            metadata={"target": "won", "positive_label": "1"},
+            metadata={"target": "won", "positive_label": "1"}, holdout=split.X_test.head(500),
+            optional_inputs={"phone_confidence"},
         )  # fmt: skip
     client = ctx.client()
     version, _ = registry.register_version(client, name, info.model_id, run_id)
@@ -76,13 +78,13 @@ def snapshot_registry() -> dict:
 BIN = Path(sys.executable).parent
 
 
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    """Wait until ``url`` answers 200, failing early if ``proc`` exits."""
+def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 120) -> None:
+    """Wait until ``url`` answers 200, failing early if ``proc`` (when given) exits."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server for {url} exited with {proc.returncode}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=2).status_code == 200:

@@ -79,6 +79,11 @@ class ServingSpec(BaseModel):
     tracking_uri: str
     replicas: int = Field(default=1, ge=1, le=100)
     workers: int = Field(default=2, ge=1, le=64)
+    server: Literal["modelops", "mlflow"] = Field(
+        default="modelops",
+        description="modelops serve (lineage in every answer, telemetry, ONNX fast path), or "
+        "mlflow models serve for an image without this project.",
+    )
     env_manager: Literal["local", "virtualenv", "uv", "conda"] = "local"
     resources: Resources = Field(default_factory=Resources)
     flow_run_id: str | None = None
@@ -186,6 +191,7 @@ def _container_env(spec: ServingSpec) -> list[dict[str, Any]]:
         {"name": "MLFLOW_TRACKING_URI", "value": spec.tracking_uri},
         {"name": "MODEL_NAME", "value": spec.model_name},
         {"name": "MODEL_VERSION", "value": spec.version},
+        {"name": "MODELOPS_HOME", "value": "/var/lib/modelops"},
     ]
     if spec.credentials_secret:
         env += [
@@ -242,10 +248,18 @@ def render_serving(spec: ServingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     container = pod["spec"]["containers"][0]
     port = container["ports"][0]["containerPort"]
     container["image"] = spec.image
-    container["args"] = [
-        "--model-uri", spec.model_uri, "--host", "0.0.0.0", "--port", str(port),
-        "--workers", str(spec.workers), "--env-manager", spec.env_manager,
-    ]  # fmt: skip
+    if spec.server == "modelops":
+        container["command"] = ["modelops", "serve"]
+        container["args"] = [
+            spec.model_name, "--version", spec.version, "--host", "0.0.0.0", "--port", str(port),
+            "--workers", str(spec.workers),
+        ]  # fmt: skip
+    else:
+        container["command"] = ["mlflow", "models", "serve"]
+        container["args"] = [
+            "--model-uri", spec.model_uri, "--host", "0.0.0.0", "--port", str(port),
+            "--workers", str(spec.workers), "--env-manager", spec.env_manager,
+        ]  # fmt: skip
     container["env"] = _container_env(spec)
     container["resources"] = spec.resources.manifest()
 
@@ -303,8 +317,6 @@ def serving_spec(
     Raises:
         ConfigurationError: the tracking store is not a server the cluster could reach.
     """
-    from importlib.metadata import version as installed
-
     settings = settings or get_settings()
     uri = tracking_uri or settings.resolved_tracking_uri
     if not uri.startswith(("http://", "https://", "databricks")):
@@ -319,9 +331,19 @@ def serving_spec(
     return ServingSpec(
         model_name=model_name, version=version, run_id=run_id,
         namespace=namespace or settings.deploy_namespace,
-        image=image or settings.deploy_image or f"ghcr.io/mlflow/mlflow:v{installed('mlflow')}",
+        image=image or settings.deploy_image or default_image(options.get("server", "modelops")),
         tracking_uri=clean, flow_run_id=flow_run_id, **options,
     )  # fmt: skip
+
+
+def default_image(server: str) -> str:
+    """The image a server runs in when none is named: this project's (built from the repo's
+    Dockerfile, ``docker build -t modelops-flows:<version> .``), or MLflow's own."""
+    from importlib.metadata import version as installed
+
+    if server == "mlflow":
+        return f"ghcr.io/mlflow/mlflow:v{installed('mlflow')}"
+    return f"modelops-flows:{installed('modelops-flows')}"
 
 
 def tracking_credentials(uri: str) -> dict[str, str]:

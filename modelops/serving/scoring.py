@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
+    from modelops.serving.model import Column
     from modelops.types import ServingTarget
 
 
@@ -87,35 +88,55 @@ def score_http(url: str, payload: dict[str, Any], rows: int, timeout: float = 30
 
 
 def conform(frame: pd.DataFrame, schema: Any) -> pd.DataFrame:
+    """:func:`conform_columns` for an MLflow ``ModelSignature`` or input ``Schema``."""
+    from modelops.serving.model import Column
+
+    inputs = getattr(schema, "inputs", schema)
+    specs = getattr(inputs, "inputs", inputs)
+    columns = [Column(s.name, getattr(s.type, "name", str(s.type)), getattr(s, "required", True))
+               for s in specs]  # fmt: skip
+    return conform_columns(frame, columns)
+
+
+def conform_columns(
+    frame: pd.DataFrame, columns: list[Column], refuse_extra: bool = False
+) -> pd.DataFrame:
     """The columns a model's input signature names, in its order, converted to its types.
 
     Conversion follows the signature column by column: numbers and booleans (``True`` → 1.0)
     into double columns, whole numbers into integer columns, ``true``/``false`` into boolean
     ones, ISO 8601 text into datetime ones; missing values stay missing where the type can
-    hold them. Extra columns are dropped.
+    hold them. Extra columns are dropped, or refused with ``refuse_extra`` (a request naming a
+    column the model does not know is usually a typo, and a silent drop would hide it).
 
     Raises:
-        ConfigurationError: a column is missing, or holds values its type cannot take; the
-            message names the column and shows a few of the values (never the whole table).
+        ConfigurationError: a column is missing (or extra), or holds values its type cannot
+            take; the message names the column and shows a few values, never the whole table.
     """
     import pandas as pd
 
-    columns = {spec.name: spec for spec in schema.inputs}
-    missing = [name for name, spec in columns.items()
-               if name not in frame.columns and getattr(spec, "required", True)]  # fmt: skip
-    if missing:
+    expected = [c.name for c in columns]
+    if frame.columns.has_duplicates:
+        twice = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise ConfigurationError(f"Column(s) {twice} appear more than once; name each column once.")
+    missing = [c.name for c in columns if c.name not in frame.columns and c.required]
+    extra = [str(c) for c in frame.columns if c not in set(expected)] if refuse_extra else []
+    if missing or extra:
+        parts = ([f"missing input column(s) {missing}"] if missing else []) + (
+            [f"unexpected column(s) {extra}"] if extra else [])  # fmt: skip
+        message = "; ".join(parts)
         raise ConfigurationError(
-            f"Missing input column(s) {missing}; the model expects {list(columns)}."
+            f"{message[0].upper()}{message[1:]}; the model expects {expected}."
         )
     converted, problems = {}, []
-    for name, spec in columns.items():
-        if name not in frame.columns:
-            converted[name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    for column in columns:
+        if column.name not in frame.columns:
+            converted[column.name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
             continue
         try:
-            converted[name] = _convert(frame[name], getattr(spec.type, "name", str(spec.type)))
+            converted[column.name] = _convert(frame[column.name], column.type)
         except (ValueError, TypeError) as exc:
-            problems.append(f"column {name!r}: {exc}")
+            problems.append(f"column {column.name!r}: {exc}")
     if problems:
         raise ConfigurationError(
             "Input does not match the model's signature: " + "; ".join(problems)

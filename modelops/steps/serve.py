@@ -75,7 +75,11 @@ def deploy_to_kubernetes(
 
 
 def deploy_locally(
-    ctx: tracking.TrackingContext, target: ServingTarget, workers: int, timeout_seconds: float
+    ctx: tracking.TrackingContext,
+    target: ServingTarget,
+    workers: int,
+    timeout_seconds: float,
+    server: str = "modelops",
 ) -> DeploymentRecord:
     """Serve the version on 127.0.0.1, blue/green.
 
@@ -84,7 +88,7 @@ def deploy_locally(
     """
     settings = get_settings()
     record, timings = local.serve_locally(settings.home_dir, settings.resolved_tracking_uri,
-                                          target, workers, timeout_seconds)  # fmt: skip
+                                          target, workers, timeout_seconds, server)  # fmt: skip
     tracking.log_metrics(ctx, ctx.parent_run_id, timings)
     return record
 

@@ -38,6 +38,8 @@ from modelops.types import (
 )
 from modelops.validation import validate_dataframe
 
+HOLDOUT_ROWS = 2000  # rows of the held-out part kept beside the model (fast-path parity)
+
 
 def load_dataset(
     ctx: tracking.TrackingContext,
@@ -124,7 +126,7 @@ def train_model(
         logged = log_sklearn_model(
             ctx, run_id, pipeline, input_example=split.X_train.head(5),
             metadata={"positive_label": str(split.labels[1]), "target": schema.target},
-            optional_inputs=optional,
+            optional_inputs=optional, holdout=split.X_test.head(HOLDOUT_ROWS),
         )  # fmt: skip
         tracking.log_metrics(ctx, run_id, {"fit_seconds": fit_seconds})
     return TrainedModel(run_id=logged.run_id, model_id=logged.model_id,

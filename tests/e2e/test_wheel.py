@@ -82,3 +82,49 @@ def test_a_wheel_install_has_the_command_line(wheel_python: Path, tmp_path: Path
             assert exc.code == 0
     """, cwd=tmp_path)  # fmt: skip
     assert "register-pretrained" in out and "exit codes:" in out
+
+
+def test_a_wheel_install_serves_a_model(
+    wheel_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the image does, without Docker: the installed package serves a registered version."""
+    import contextlib
+    import os
+    import signal
+
+    import httpx
+    from support import register_fixture_version, wait_http
+
+    from modelops import promote_model
+    from modelops.serving.local import free_port
+
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "MODELOPS_HOME": str(tmp_path / "home"), "MLFLOW_EXPERIMENT_NAME": "wheel"}  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    register_fixture_version()
+    promote_model("lead-scoring", 1, "Production")
+    port = free_port()
+    proc = subprocess.Popen([str(wheel_python), "-m", "modelops", "serve", "lead-scoring",
+                             "--port", str(port)], cwd=tmp_path, env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/ping", proc, timeout=120)
+        rows = {"columns": ["completeness", "email_confidence", "phone_confidence",
+                            "source_priority", "intent_signal_score"],
+                "data": [[0.9, 0.8, None, 4, 60], [0.1, 0.2, 0.3, 1, 2]]}  # fmt: skip
+        answer = httpx.post(f"{url}/invocations", json={"dataframe_split": rows}, timeout=30)
+        about = httpx.get(f"{url}/version", timeout=10).json()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
+    assert answer.headers["X-Model-Version"] == "1"
+    assert about["engine"] == "onnx" and about["alias"] == "production"
+    served_from = _run(
+        wheel_python, "import modelops.serving.app as a; print(a.__file__)", tmp_path
+    )
+    assert not served_from.startswith(str(ROOT))

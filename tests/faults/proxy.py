@@ -63,6 +63,9 @@ class FaultProxy:
             except OSError:
                 time.sleep(0.05)
                 continue
+            if not self._accepting.is_set():  # accepted just as refuse() closed the listener
+                _reset(client)
+                continue
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
@@ -124,6 +127,10 @@ class FaultProxy:
     def refuse(self) -> None:
         """Stop listening: new connections are refused until :meth:`accept` is called."""
         self._accepting.clear()
+        # close() alone does not wake a thread blocked in accept(): the socket would go on
+        # accepting one more connection. shutdown() wakes it.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self.drop_connections()
 

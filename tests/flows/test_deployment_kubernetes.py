@@ -34,7 +34,8 @@ def test_first_deploy_then_redeploy_changes_nothing(
     assert record.cluster.startswith("kubeconfig ")
     live = cluster.live()
     container = live["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"][:2] == ["--model-uri", "models:/lead-scoring/1"]
+    assert container["command"] == ["modelops", "serve"]  # the project's server, by default
+    assert container["args"][:3] == ["lead-scoring", "--version", "1"]
     assert {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow.mlops.svc:5000"} in container[
         "env"
     ]
@@ -72,7 +73,7 @@ def test_failed_rollout_restores_the_previous_version(
     live = cluster.live()
     assert live["metadata"]["labels"]["modelops.io/version"] == "1"
     args = live["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[:2] == ["--model-uri", "models:/lead-scoring/1"]
+    assert args[:3] == ["lead-scoring", "--version", "1"]
     assert live["status"]["availableReplicas"] == 1
 
 

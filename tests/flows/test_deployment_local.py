@@ -1,4 +1,5 @@
-"""The `local` target for real: mlflow models serve on loopback answers real HTTP predictions."""
+"""The `local` target for real: `modelops serve` on loopback answers real HTTP predictions,
+naming the version that answered."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def test_local_target_serves_predictions_and_can_be_stopped(
         payload["dataframe_split"].pop("index")
         answer = httpx.post(f"{record.url}/invocations", json=payload, timeout=30).json()
         assert len(answer["predictions"]) == 5 and set(answer["predictions"]) <= {0, 1}
+        assert answer["model_version"] == "1" and answer["mlflow_run_id"]
         assert httpx.get(f"{record.url}/health", timeout=5).status_code == 200
 
         # Redeploying another version swaps servers only after the new one answered.

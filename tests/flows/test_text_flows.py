@@ -68,6 +68,15 @@ def test_fine_tune_register_stage_promote_and_batch_score(
                             json={"inputs": ["thank you so much", "this is unacceptable"]}).json()  # fmt: skip
         assert len(answer["predictions"]) == 2
         assert {p["label"] for p in answer["predictions"]} <= set(result.labels)
+        assert answer["model_version"] == "1" and answer["mlflow_run_id"] == staged.run_id
+        ranked = httpx.post(f"{served.url}/invocations", timeout=60,
+                            json={"inputs": ["thank you so much"], "params": {"top_k": 3}}).json()  # fmt: skip
+        (labels,) = ranked["predictions"]
+        assert len(labels) == 3 and labels[0]["score"] >= labels[1]["score"] >= labels[2]["score"]
+        v2 = httpx.post(f"{served.url}/v2/models/emotion-classifier/infer", timeout=60, json={
+            "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
+                        "data": ["I am furious"]}]}).json()  # fmt: skip
+        assert v2["model_version"] == "1" and v2["outputs"][0]["shape"] == [1]
     finally:
         cli(["stop", "emotion-classifier"])
 

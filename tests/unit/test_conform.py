@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,3 +67,58 @@ def test_bad_values_are_named_without_dumping_the_table(
 def test_a_missing_column_is_named() -> None:
     with pytest.raises(ConfigurationError, match=r"Missing input column\(s\) \['b'\]"):
         conform(pd.DataFrame({"a": [1.0]}), _schema(a=DataType.double, b=DataType.double))
+
+
+# The server's fast path for all-numeric models parses plain numbers into arrays, skipping the
+# DataFrame; whatever it takes must come out as the general path makes it, and whatever it
+# does not take must reach the general path (which converts it or names what is wrong).
+NUMERIC = ["a", "b"]
+
+
+def _numeric_model(fast: bool) -> object:
+    from types import SimpleNamespace
+
+    from modelops.serving.model import Column
+
+    return SimpleNamespace(engine="onnx", numeric_fast_path=fast,
+                           columns=[Column(n, "double") for n in NUMERIC])  # fmt: skip
+
+
+@pytest.mark.parametrize("payload", [
+    {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5], [None, "3"], [True, 0]]}},
+    {"dataframe_split": {"columns": ["b", "a"], "data": [[2.5, 1], [3, None], [0, True]]}},
+    {"dataframe_records": [{"a": 1, "b": 2.5}, {"a": None, "b": "3"}, {"b": 0, "a": True}]},
+    {"instances": [{"a": 1, "b": 2.5}, {"a": None, "b": 3}, {"a": 1, "b": 0}]},
+    {"inputs": {"a": [1, None, 1], "b": [2.5, 3, 0]}},
+    {"dataframe_split": {"columns": ["a", "b"], "data": [["true", 2.5], [None, 3], [1, 0]]}},
+], ids=["split", "reordered", "records", "instances", "columns", "text-boolean"])  # fmt: skip
+def test_the_numeric_fast_path_reads_what_the_general_path_reads(payload: dict) -> None:
+    import orjson
+
+    from modelops.serving.protocols import parse_invocation
+
+    body = orjson.dumps(payload)
+    fast, _ = parse_invocation(body, "application/json", _numeric_model(True))
+    general, _ = parse_invocation(body, "application/json", _numeric_model(False))
+    assert isinstance(general, pd.DataFrame) and len(fast) == len(general) == 3
+    for name in NUMERIC:
+        np.testing.assert_array_equal(np.asarray(fast[name]), general[name].to_numpy())
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    ({"dataframe_split": {"columns": ["a", "a", "b"], "data": [[1, 1, 2]]}}, "['a'] appear more than once"),
+    ({"dataframe_split": {"columns": ["a"], "data": [[1]]}}, "Missing input column(s) ['b']"),
+    ({"dataframe_records": [{"a": 1, "c": 2}]}, "Missing input column(s) ['b']"),
+    ({"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"]]}}, "column 'b'"),
+    ({"dataframe_split": {"columns": ["a", "b"], "data": [[1, [2]]]}}, "column 'b'"),
+    ({"dataframe_split": {"columns": ["a", "b"], "data": []}}, "Empty batch"),
+])  # fmt: skip
+def test_what_the_fast_path_refuses_gets_the_general_paths_message(
+    payload: dict, message: str
+) -> None:
+    import orjson
+
+    from modelops.serving.protocols import BadRequest, parse_invocation
+
+    with pytest.raises(BadRequest, match=re.escape(message)):
+        parse_invocation(orjson.dumps(payload), "application/json", _numeric_model(True))

@@ -50,7 +50,13 @@ def test_serving_objects_name_the_model_and_version() -> None:
         "Lead Scoring/EU (v2)!"
     )
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"][:2] == ["--model-uri", "models:/Lead Scoring/EU (v2)!/3"]
+    assert container["command"] == ["modelops", "serve"]
+    assert container["args"][:3] == ["Lead Scoring/EU (v2)!", "--version", "3"]
+    mlflow_served, _ = render_serving(_spec(server="mlflow"))  # for images without the project
+    mlflow_container = mlflow_served["spec"]["template"]["spec"]["containers"][0]
+    assert mlflow_container["command"] == ["mlflow", "models", "serve"]
+    assert mlflow_container["args"][:2] == ["--model-uri", "models:/Lead Scoring/EU (v2)!/3"]
+    kubernetes_validate.validate(mlflow_served, "1.30", strict=True)
     assert deployment["metadata"]["labels"]["modelops.io/version"] == "3"
     assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
     # What teardown deletes is what deployment created.

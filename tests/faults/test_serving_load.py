@@ -1,0 +1,79 @@
+"""The local model server under sustained load from another process: 32 connections for 60 s
+(``MODELOPS_LOAD_SECONDS`` to change it). Every request is answered 200 — no 5xx, no dropped
+connection — and the server's memory grows by less than 10 %, telemetry on.
+
+The figures (requests/s, p50/p99, memory) are printed (``pytest -s``) and written to
+``$MODELOPS_HOME/load-report.json``; they are not asserted: speed is the bench's business.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelops.settings import get_settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.usefixtures("prefect_harness")]
+
+LOADGEN = Path(__file__).resolve().parents[1] / "loadgen.py"
+CONNECTIONS = 32
+
+
+def _rss_mb(pid: int) -> float:
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 2**20
+
+
+def _load(url: str, body: str, seconds: float) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, str(LOADGEN), f"{url}/invocations", body, str(seconds),
+                          str(CONNECTIONS)], capture_output=True, text=True, timeout=seconds + 120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    result.pop("latencies")
+    return dict(result)
+
+
+def test_the_local_server_holds_32_connections_for_a_minute(make_version: Any) -> None:
+    from flows.deployment import deployment
+    from modelops import promote_model
+    from modelops.cli import main as cli
+    from modelops.sample import make_leads
+
+    seconds = float(os.environ.get("MODELOPS_LOAD_SECONDS", 60))
+    make_version()
+    promote_model("lead-scoring", 1, "Production")
+    record = deployment(target="local", timeout_seconds=120)  # the defaults: 2 workers
+    try:
+        assert record.url and record.pid
+        row = make_leads(1, seed=11).drop(columns="won")
+        body = json.dumps({"dataframe_split": json.loads(row.to_json(orient="split", index=False))})
+        warm = _load(record.url, body, 5)  # every worker warm, telemetry run open
+        assert warm["ok"] > 0 and not warm["statuses"] and not warm["dropped"], warm
+        before = _rss_mb(record.pid)
+        result = _load(record.url, body, seconds)
+        after = _rss_mb(record.pid)
+    finally:
+        cli(["stop", "lead-scoring"])
+    report = {**result, "connections": CONNECTIONS, "rss_before_mb": round(before, 1),
+              "rss_after_mb": round(after, 1), "rss_growth": round(after / before - 1, 4)}  # fmt: skip
+    (get_settings().home_dir / "load-report.json").write_text(json.dumps(report, indent=2))
+    print(f"\nload: {report['rps']:.0f} req/s, p50 {report['p50_ms']:.1f} ms, p99 "
+          f"{report['p99_ms']:.1f} ms, memory {before:.0f} -> {after:.0f} MB over {seconds:.0f} s")  # fmt: skip
+    assert result["ok"] > 0
+    assert result["statuses"] == {}, f"answers other than 200: {result['statuses']}"
+    assert result["dropped"] == 0, f"dropped connections: {result['dropped_examples']}"
+    assert after < before * 1.10, f"memory grew from {before:.0f} MB to {after:.0f} MB"
