@@ -399,6 +399,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigurationError("--workers must be at least 1")
+    if not 0 < args.sample_rate <= 1:
+        raise ConfigurationError(
+            f"--sample-rate must be a fraction in (0, 1], not {args.sample_rate}"
+        )
+    if not 1 <= args.port <= 65535:
+        raise ConfigurationError(f"--port must be between 1 and 65535, not {args.port}")
     ref = args.version or args.alias or "production"
     config = prepare(args.model_name, ref, fast_path=args.fast_path, sample_dir=args.sample_dir,
                      sample_rate=args.sample_rate)  # fmt: skip
