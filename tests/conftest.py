@@ -55,7 +55,9 @@ def prefect_harness() -> Iterator[None]:
     """A temporary Prefect API (~20 s to start), shared by the whole session."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=180):
+    from tasks.engine import engine_settings
+
+    with engine_settings(), prefect_test_harness(server_startup_timeout=180):
         yield
 
 

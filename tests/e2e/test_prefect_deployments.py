@@ -84,6 +84,15 @@ def test_cli_triggered_lifecycle_registers_promotes_and_links_both_ways(
     assert "production**: version 1" in summary
     assert parent_run_id in by_key["mlflow-run-training-lead-scoring"]["data"]
 
+    # Runs on the worker skip Prefect's heartbeat thread (it rounds every run up to a second):
+    # their state events are there, heartbeat events are not.
+    events = _api(stack, "POST", "/events/filter", json={"filter": {
+        "resource": {"id": [f"prefect.flow-run.{flow_run_id}", f"prefect.flow-run.{training_run['id']}"]},
+        "occurred": {"since": flow_run["created"]}}, "limit": 50})["events"]  # fmt: skip
+    names = {e["event"] for e in events}
+    assert "prefect.flow-run.Completed" in names, names
+    assert "prefect.flow-run.heartbeat" not in names, names
+
     ui = httpx.get(stack["prefect"] + "/", timeout=30)
     assert ui.status_code == 200 and "<html" in ui.text.lower()
 
