@@ -74,6 +74,6 @@ def batch_scoring(
 if __name__ == "__main__":
     import sys
 
-    from modelops.cli import main
+    from modelops.cli import run
 
-    sys.exit(main(["score", *sys.argv[1:]]))
+    run(["score", *sys.argv[1:]])

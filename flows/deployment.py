@@ -81,6 +81,6 @@ def deployment(
 if __name__ == "__main__":
     import sys
 
-    from modelops.cli import main
+    from modelops.cli import run
 
-    sys.exit(main(["deploy", *sys.argv[1:]]))
+    run(["deploy", *sys.argv[1:]])

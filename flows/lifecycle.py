@@ -40,6 +40,6 @@ def lifecycle(params: LifecycleParams) -> LifecycleResult:
 if __name__ == "__main__":
     import sys
 
-    from modelops.cli import main
+    from modelops.cli import run
 
-    sys.exit(main(["run", *sys.argv[1:]]))
+    run(["run", *sys.argv[1:]])

@@ -61,6 +61,6 @@ def promotion(
 if __name__ == "__main__":
     import sys
 
-    from modelops.cli import main
+    from modelops.cli import run
 
-    sys.exit(main(["promote", *sys.argv[1:]]))
+    run(["promote", *sys.argv[1:]])

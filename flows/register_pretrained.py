@@ -65,6 +65,6 @@ def register_pretrained(
 if __name__ == "__main__":
     import sys
 
-    from modelops.cli import main
+    from modelops.cli import run
 
-    sys.exit(main(["register-pretrained", *sys.argv[1:]]))
+    run(["register-pretrained", *sys.argv[1:]])

@@ -30,6 +30,6 @@ def rollback(
 if __name__ == "__main__":
     import sys
 
-    from modelops.cli import main
+    from modelops.cli import run
 
-    sys.exit(main(["rollback", *sys.argv[1:]]))
+    run(["rollback", *sys.argv[1:]])

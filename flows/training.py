@@ -49,6 +49,6 @@ def training(params: TrainingParams) -> TrainingResult:
 if __name__ == "__main__":
     import sys
 
-    from modelops.cli import main
+    from modelops.cli import run
 
-    sys.exit(main(["train", *sys.argv[1:]]))
+    run(["train", *sys.argv[1:]])

@@ -2,6 +2,7 @@
 
 The public Python API::
 
+    from modelops import MLflowConfig, init_mlflow, log_training_run, train_model
     from modelops import ModelStage, promote_model, get_model_metadata, load_production_model
 
 Nothing heavy is imported here: ``import modelops`` costs milliseconds, and each public name is
@@ -16,6 +17,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "MLflowConfig": "modelops.library",
+    "init_mlflow": "modelops.library",
+    "log_training_run": "modelops.library",
+    "train_model": "modelops.library",
+    "train_lead_scoring_model": "modelops.library",
+    "TrainedResult": "modelops.library",
     "ModelStage": "modelops.registry.stages",
     "promote_model": "modelops.registry.stages",
     "get_model_metadata": "modelops.registry.stages",
@@ -40,6 +47,7 @@ __all__ = [
     "DataLoadError",
     "DataValidationError",
     "DeploymentFailed",
+    "MLflowConfig",
     "ModelNotFound",
     "ModelOpsError",
     "ModelStage",
@@ -48,12 +56,17 @@ __all__ = [
     "QualityGateFailed",
     "RegistryError",
     "Settings",
+    "TrainedResult",
     "TransientError",
     "__version__",
     "get_model_metadata",
     "get_settings",
+    "init_mlflow",
     "load_production_model",
+    "log_training_run",
     "promote_model",
+    "train_lead_scoring_model",
+    "train_model",
 ]
 
 if TYPE_CHECKING:
@@ -69,6 +82,14 @@ if TYPE_CHECKING:
         QualityGateFailed,
         RegistryError,
         TransientError,
+    )
+    from modelops.library import (
+        MLflowConfig,
+        TrainedResult,
+        init_mlflow,
+        log_training_run,
+        train_lead_scoring_model,
+        train_model,
     )
     from modelops.registry.stages import (
         ModelStage,

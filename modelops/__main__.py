@@ -1,7 +1,5 @@
 """``python -m modelops``."""
 
-import sys
+from modelops.cli import run
 
-from modelops.cli import main
-
-sys.exit(main())
+run()

@@ -21,7 +21,7 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_CODES = {
     0: "done",
@@ -60,6 +60,9 @@ class FlowCommand:
     flags: dict[str, list[str]] = field(default_factory=dict)  # parameter -> option strings
     defaults: dict[str, Any] = field(default_factory=dict)  # this command's own defaults
     show: Callable[[Any], str] = str  # what to print when the flow completes
+    # What the flow will import, imported while Prefect's temporary server starts (if one is
+    # needed): "module" or "module:function" to call.
+    warm: Sequence[str] = ()
 
     def load(self) -> Any:
         """The Prefect flow object."""
@@ -109,14 +112,27 @@ def _show_json(r: Any) -> str:
     return json.dumps(data, indent=2, default=str)
 
 
+# What each kind of flow imports sooner or later (the slow ones).
+_WARM_TRAINING = ("great_expectations", "modelops.model_io:import_skops", "mlflow.sklearn",
+                  "mlflow.store.tracking.sqlalchemy_store", "matplotlib.pyplot")  # fmt: skip
+_WARM_REGISTRY = ("modelops.model_io:import_skops", "mlflow.sklearn",
+                  "mlflow.store.tracking.sqlalchemy_store")  # fmt: skip
+
 FLOW_COMMANDS = [
     FlowCommand("run", "flows.lifecycle:lifecycle",
                 "the main job: train, gate, register, stage, promote and serve (lifecycle flow)",
                 flags={"data_path": ["--data", "--data-path"]},
-                defaults={"promote_to": "production", "deploy": "local"}, show=_show_lifecycle),
+                defaults={"promote_to": "production", "deploy": "local"}, show=_show_lifecycle,
+                warm=_WARM_TRAINING),
     FlowCommand("train", "flows.training:training",
                 "train, validate, gate, register and stage a tabular model (training flow)",
-                flags={"data_path": ["--data", "--data-path"]}, show=_show_training),
+                flags={"data_path": ["--data", "--data-path"]}, show=_show_training,
+                warm=_WARM_TRAINING),
+    FlowCommand("tune", "flows.tuning:tuning",
+                "search estimators and hyper-parameters on Dask; gate, register and stage the "
+                "best (tuning flow)",
+                flags={"data_path": ["--data", "--data-path"]}, show=_show_training,
+                warm=_WARM_TRAINING),
     FlowCommand("text-train", "flows.text_training:text_training",
                 "fine-tune, gate, register and stage a text classifier (text-training flow)",
                 flags={"data_path": ["--data", "--data-path"]}, show=_show_json),
@@ -127,7 +143,7 @@ FLOW_COMMANDS = [
                 show=_show_json),
     FlowCommand("promote", "flows.promotion:promotion",
                 "promote a staged version to production (promotion flow)",
-                positionals=("model_name",), show=_show_promotion),
+                positionals=("model_name",), show=_show_promotion, warm=_WARM_REGISTRY),
     FlowCommand("rollback", "flows.rollback:rollback",
                 "put production back on the previous production version (rollback flow)",
                 positionals=("model_name",), show=_show_rollback),
@@ -136,7 +152,8 @@ FLOW_COMMANDS = [
                 positionals=("model_name",), show=_show_deployment),
     FlowCommand("score", "flows.batch_scoring:batch_scoring",
                 "score a CSV/Parquet file with a version (batch-scoring flow)",
-                positionals=("model_name", "input_uri", "output_uri"), show=_show_json),
+                positionals=("model_name", "input_uri", "output_uri"), show=_show_json,
+                warm=_WARM_REGISTRY),
     FlowCommand("teardown", "flows.teardown:teardown",
                 "stop serving a model, locally or on Kubernetes (teardown flow)",
                 positionals=("model_name",), show=_show_json),
@@ -289,14 +306,16 @@ def _coerce(flow: Any, values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _run_flow(command: FlowCommand, flow: Any, values: dict[str, Any]) -> int:
+def _run_flow(command: FlowCommand, flow: Any, values: dict[str, Any], api: Any = None) -> int:
     from modelops.errors import ModelOpsError
 
     params = _coerce(flow, values)
     # Flows and their Prefect glue are loaded by name, like prefect.yaml's entrypoints: the
     # core library itself never imports Prefect.
     importlib.import_module("tasks.console").summarize_console_logs()
-    state = flow(**params, return_state=True)
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
+    with importlib.import_module("tasks.engine").flow_api(tuple(command.warm), timeout, api):
+        state = flow(**params, return_state=True)
     if state.is_completed():
         print(command.show(state.result()))
         return 0
@@ -488,7 +507,7 @@ def _add_other_commands(sub: Any) -> None:
     p.set_defaults(func=_cmd_sample_data)
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, api: Any = None) -> argparse.ArgumentParser:
     """The argument parser. Only ``command``'s flow is imported (``--help`` of the top level
     imports no flow at all), so a command pays only for what it runs."""
     codes = "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items())
@@ -502,7 +521,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if spec.name == command:
             flow = spec.load()
             _add_flow_options(p, spec, flow)
-            p.set_defaults(func=lambda args, s=spec, f=flow: _run_flow(s, f, _values(args)))
+            p.set_defaults(func=lambda args, s=spec, f=flow: _run_flow(s, f, _values(args), api))
     _add_other_commands(sub)
     return parser
 
@@ -522,8 +541,13 @@ def main(argv: list[str] | None = None) -> int:
     # on a small machine (10-28 s, over its 20 s default). Each is only a default.
     for key, value in QUIET_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    args = build_parser(command).parse_args(argv)
+    # A flow command without PREFECT_API_URL needs Prefect's temporary server: start it now, so
+    # it comes up while this process imports the flow (see tasks.engine.TemporaryApi).
+    api = None
+    if any(c.name == command for c in FLOW_COMMANDS) and not {"-h", "--help"} & set(argv):
+        api = importlib.import_module("tasks.engine").TemporaryApi.start_if_wanted()
     try:
+        args = build_parser(command, api).parse_args(argv)
         return int(args.func(args))
     except ModelOpsError as exc:
         print(f"error: {exc.summary}", file=sys.stderr)
@@ -531,3 +555,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if api is not None:
+            api.stop()
+
+
+def run(argv: list[str] | None = None) -> NoReturn:
+    """The ``modelops`` command (and ``python -m modelops``, ``python -m flows.<flow>``):
+    :func:`main`, then a quick exit.
+
+    A flow command leaves ~5,000 modules loaded, and tearing them down takes the interpreter
+    1-1.5 s after the work is done. This exits as the interpreter would, without that
+    teardown: it waits for the threads it would wait for, runs the exit handlers (Prefect's and
+    logging's flushes among them), flushes the standard streams, and ends the process.
+    """
+    import atexit
+    import threading
+
+    code = main(argv)
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

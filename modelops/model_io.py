@@ -8,8 +8,9 @@ tracking and registry URIs, then loads the local copy. Nothing here changes proc
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,7 +92,7 @@ def log_sklearn_model(
     ctx: TrackingContext,
     run_id: str,
     model: Any,
-    input_example: pd.DataFrame,
+    input_example: pd.DataFrame | None,
     name: str = "model",
     metadata: dict[str, Any] | None = None,
     optional_inputs: set[str] | frozenset[str] = frozenset(),
@@ -106,7 +107,8 @@ def log_sklearn_model(
         ctx: the tracking context.
         run_id: the run to log under.
         model: the fitted estimator or pipeline.
-        input_example: a few rows of features; the signature is inferred from them.
+        input_example: a few rows of features; the signature is inferred from them (None:
+            no signature, no example).
         name: the model's name within the run.
         metadata: free-form metadata stored in the MLmodel file.
         optional_inputs: columns that may be missing at inference time (they had missing
@@ -120,22 +122,50 @@ def log_sklearn_model(
 
     import_skops()  # before MLflow imports it: see import_skops
 
-    inferred = infer_signature(input_example, model.predict(input_example))
-    inputs = Schema([ColSpec(c.type, c.name, required=c.name not in optional_inputs)
-                     for c in inferred.inputs.inputs])  # fmt: skip
-    signature = ModelSignature(inputs=inputs, outputs=inferred.outputs)
+    signature = None
+    if input_example is not None:
+        inferred = infer_signature(input_example, model.predict(input_example))
+        inputs = Schema([ColSpec(c.type, c.name, required=c.name not in optional_inputs)
+                         for c in inferred.inputs.inputs])  # fmt: skip
+        signature = ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
     def save(path: str, mlmodel: Model) -> None:
-        mlflow.sklearn.save_model(
-            model, path, mlflow_model=mlmodel, serialization_format="skops",
-            skops_trusted_types=_trusted_types(model), signature=signature,
-            input_example=input_example, pip_requirements=pinned_requirements(*SKLEARN_RUNTIME),
-            metadata=metadata,
-        )  # fmt: skip
+        with _pins_need_no_environment_scan():
+            mlflow.sklearn.save_model(
+                model, path, mlflow_model=mlmodel, serialization_format="skops",
+                skops_trusted_types=_trusted_types(model), signature=signature,
+                input_example=input_example,
+                pip_requirements=pinned_requirements(*SKLEARN_RUNTIME), metadata=metadata,
+            )  # fmt: skip
         if holdout is not None:
             holdout.to_parquet(Path(path) / HOLDOUT_FILE, index=False)
 
     return log_model(ctx, run_id, save, name=name, flavor="sklearn", metadata=metadata)
+
+
+@contextlib.contextmanager
+def _pins_need_no_environment_scan() -> Iterator[None]:
+    """While saving a model with :func:`pinned_requirements`, skip MLflow's map of every
+    installed distribution to its modules.
+
+    MLflow checks explicit requirements against the environment, and to do so first maps all
+    installed distributions to their modules (``packages_distributions()``): ~1.2 s in every
+    new process that logs a model — every flow run a worker starts. The map only serves to find
+    a version the distribution metadata cannot give; pins made from that metadata cannot miss
+    it. The map is left empty for the duration of the save (if nothing built it yet), then
+    unset again, so any later use in the process (requirement inference) builds it as usual.
+    """
+    from mlflow.utils import requirements_utils
+
+    if getattr(requirements_utils, "_MODULES_TO_PACKAGES", False) is not None:
+        yield  # already built (or MLflow changed): nothing to skip
+        return
+    requirements_utils._MODULES_TO_PACKAGES = {}  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        requirements_utils._MODULES_TO_PACKAGES = None
+        requirements_utils._PACKAGES_TO_MODULES = None
 
 
 def _trusted_types(model: Any) -> list[str] | None:
@@ -156,36 +186,120 @@ _WALK_SKIPS = ("torch", "dask", "cupy", "jax", "pytest", "_pytest")
 
 
 def import_skops() -> Any:
-    """``skops.io``, without dragging torch (or dask, or pytest) in on the tabular path.
+    """``skops.io``, imported in a fraction of the time and without torch, dask or pytest.
 
-    Importing skops walks every scikit-learn module to list its trusted types, and some of them
-    import whatever optional package is installed: ``sklearn.externals.array_api_compat.torch``
-    imports torch (+2 s and ~260 MiB in every process that saves or loads a scikit-learn model,
-    model server workers included), ``...array_api_compat.dask`` imports dask, and the testing
-    helpers import pytest. Those not already loaded are made unimportable for the duration of
-    this one import (the walk skips what fails to import); afterwards they import as usual.
+    Importing skops lists scikit-learn's estimators (its default trusted types) by importing
+    every scikit-learn module: ~1.2 s, and some of those modules import whatever optional
+    package is installed — ``sklearn.externals.array_api_compat.torch`` imports torch (+2 s and
+    ~260 MiB in every process that saves or loads a model, model server workers included).
+
+    - Those optional packages, when not already loaded, are unimportable for the duration of
+      this one import (the walk skips what fails to import); afterwards they import as usual.
+    - The list is the same for a given scikit-learn and skops: the first import computes it and
+      keeps the names in ``$MODELOPS_HOME/cache/``; later imports hand skops those names
+      instead of importing every module. The trusted types are the same names either way.
     """
-    import importlib.abc
     import sys
 
     if "skops.io" in sys.modules:
         import skops.io
 
         return skops.io
-    skipped = tuple(name for name in _WALK_SKIPS if name not in sys.modules)
+    cache = _estimator_names_cache()
+    names = _read_names(cache)
+    with _without(_WALK_SKIPS), _listing_estimators(names):
+        import skops.io
+    if names is None and cache is not None:
+        from skops.io import _trusted_types
 
-    class SkipOptional(importlib.abc.MetaPathFinder):
+        _write_names(cache, list(_trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES))
+    return skops.io
+
+
+def _estimator_names_cache() -> Path | None:
+    try:
+        from modelops.settings import get_settings
+
+        tag = f"sklearn-{version('scikit-learn')}-skops-{version('skops')}"
+        return get_settings().home_dir / "cache" / f"skops-trusted-{tag}.json"
+    except Exception:  # no settings, no metadata: import the slow way
+        return None
+
+
+def _read_names(path: Path | None) -> list[str] | None:
+    import json
+
+    if path is None or not path.is_file():
+        return None
+    try:
+        names = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(names, list) and names and all(isinstance(n, str) for n in names)
+    return names if ok else None
+
+
+def _write_names(path: Path, names: list[str]) -> None:
+    import contextlib
+    import json
+    import os
+
+    with contextlib.suppress(OSError):  # a read-only home only costs the next import time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(names))
+        os.replace(partial, path)
+
+
+def _without(packages: tuple[str, ...]) -> Any:
+    """A context in which ``packages`` (those not already imported) cannot be imported."""
+    import contextlib
+    import importlib.abc
+    import sys
+
+    skipped = tuple(name for name in packages if name not in sys.modules)
+
+    class Skip(importlib.abc.MetaPathFinder):
         def find_spec(self, name: str, path: Any, target: Any = None) -> None:
             if name.split(".", 1)[0] in skipped:
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
-    finder = SkipOptional()
-    sys.meta_path.insert(0, finder)
-    try:
-        import skops.io
-    finally:
-        sys.meta_path.remove(finder)
-    return skops.io
+    @contextlib.contextmanager
+    def block() -> Any:
+        finder = Skip()
+        sys.meta_path.insert(0, finder)
+        try:
+            yield
+        finally:
+            sys.meta_path.remove(finder)
+
+    return block()
+
+
+def _listing_estimators(names: list[str] | None) -> Any:
+    """A context in which ``sklearn.utils.all_estimators`` lists ``names`` without importing
+    their modules (skops only takes each class's module and name)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def listing() -> Any:
+        if names is None:
+            yield
+            return
+        import sklearn.utils
+
+        real = sklearn.utils.all_estimators
+        stand_ins = []
+        for name in names:
+            module, _, cls = name.rpartition(".")
+            stand_ins.append((cls, type(cls, (), {"__module__": module})))
+        sklearn.utils.all_estimators = lambda *a, **k: list(stand_ins)
+        try:
+            yield
+        finally:
+            sklearn.utils.all_estimators = real
+
+    return listing()
 
 
 def store_uris(client: MlflowClient) -> tuple[str, str]:

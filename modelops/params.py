@@ -60,8 +60,8 @@ TextThresholds = Annotated[
 ]
 
 
-class TrainingParams(BaseModel):
-    """Parameters of the ``training`` flow (and the training stage of ``lifecycle``)."""
+class _TrainingData(BaseModel):
+    """What every training flow takes: the data, the model name, the gate, the staging."""
 
     data_path: str | None = Field(
         default=None,
@@ -69,10 +69,6 @@ class TrainingParams(BaseModel):
     )
     target: str = Field(default="won", description="The binary label column.")
     model_name: ModelName = Field(default="lead-scoring", description="The registered model name.")
-    estimator: EstimatorConfig = Field(
-        default_factory=EstimatorConfig,
-        description="scikit-learn estimator kind and hyper-parameters.",
-    )
     thresholds: BinaryThresholds = Field(
         default_factory=lambda: {"roc_auc": 0.7, "precision": 0.6},
         description="The quality gate: minimum held-out metric values (maximum for losses "
@@ -95,6 +91,63 @@ class TrainingParams(BaseModel):
         default=None,
         description="Who to record in the audit trail; default the deployment or OS user.",
     )
+
+
+class TrainingParams(_TrainingData):
+    """Parameters of the ``training`` flow (and the training stage of ``lifecycle``)."""
+
+    estimator: EstimatorConfig = Field(
+        default_factory=EstimatorConfig,
+        description="scikit-learn estimator kind and hyper-parameters.",
+    )
+
+
+def _default_search() -> dict[str, dict[str, Any]]:
+    return {"logistic_regression": {"C": [0.1, 1.0, 10.0]},
+            "hist_gradient_boosting": {"learning_rate": [0.05, 0.1], "max_depth": [3, None]}}  # fmt: skip
+
+
+class TuningParams(_TrainingData):
+    """Parameters of the ``tuning`` flow: a search instead of one estimator."""
+
+    search: dict[str, dict[str, Any]] = Field(
+        default_factory=_default_search,
+        description="Estimator kind -> {hyper-parameter: [values]}; every combination is a "
+        'candidate, e.g. {"random_forest": {"max_depth": [4, 8]}, "logistic_regression": {}}.',
+    )
+    n_candidates: int | None = Field(
+        default=None, ge=1,
+        description="Try this many combinations drawn at random (seeded); default all.",
+    )  # fmt: skip
+    metric: str = Field(
+        default="roc_auc", description="The validation metric that picks the best candidate."
+    )
+    runner: Literal["dask", "sequential"] = Field(
+        default="dask",
+        description='Where candidates run: "dask" (a local Dask cluster, or dask_address) or '
+        '"sequential" (one after another in the flow process).',
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="Scheduler address of an existing Dask cluster (e.g. tcp://host:8786); "
+        "default a local cluster started for the run.",
+    )
+    dask_workers: int | None = Field(
+        default=None, ge=1, description="Workers of the local cluster (default one per core)."
+    )
+
+    @model_validator(mode="after")
+    def _check_search(self) -> TuningParams:
+        from modelops.tuning import check_metric, expand_search
+
+        try:
+            check_metric(self.metric)
+            expand_search(self.search, self.n_candidates, self.random_seed)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from exc
+        if self.dask_address and self.runner != "dask":
+            raise ValueError(f"dask_address is only used with runner=dask, not {self.runner!r}")
+        return self
 
 
 class LifecycleParams(TrainingParams):
@@ -197,3 +250,42 @@ def keyword_parameters(model: type[M]) -> Callable[[Callable[[M], R]], Callable[
         return wrapper
 
     return decorate
+
+
+class MonitoringParams(BaseModel):
+    """Parameters of the ``monitoring`` flow."""
+
+    model_name: ModelName = Field(default="lead-scoring", description="The registered model.")
+    version: str = Field(default="production", description="Alias or version number to watch.")
+    data_path: str | None = Field(default=None, description="File/URI of recent inputs.")
+    sample_dir: str | None = Field(
+        default=None,
+        description="Folder the model server writes request samples to (instead of data_path).",
+    )
+    labelled_path: str | None = Field(
+        default=None, description="File/URI of recent inputs with their true labels."
+    )
+    psi_max: float = Field(default=0.2, gt=0, description="Highest acceptable PSI per feature.")
+    metric_drop_max: dict[str, float] = Field(
+        default_factory=lambda: {"roc_auc": 0.05},
+        description="Largest acceptable drop per metric from its value at registration.",
+    )
+    min_rows: int = Field(default=100, ge=1, description="Fewest rows a window may have.")
+    max_rows: int | None = Field(default=None, ge=1, description="Use only the newest rows.")
+    retrain_on_breach: bool = Field(
+        default=False, description="Start the training deployment when a threshold is breached."
+    )
+    training_deployment: str = Field(
+        default="training/lead-scoring", description="The deployment retraining runs."
+    )
+    actor: str | None = Field(default=None, description="Who to record in the audit trail.")
+
+    @model_validator(mode="after")
+    def _check(self) -> MonitoringParams:
+        if not (self.data_path or self.sample_dir):
+            raise ValueError("Give data_path (recent inputs) or sample_dir (the server's samples).")
+        check_thresholds({k: 0.5 for k in self.metric_drop_max}, "binary", required=False)
+        bad = [k for k, v in self.metric_drop_max.items() if not 0 <= v <= 1]
+        if bad:
+            raise ValueError(f"metric_drop_max must be between 0 and 1: {', '.join(bad)}")
+        return self

@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     """Where MLflow and Kubernetes live; every field has an embedded default."""
 
     # validate_by_name=False: fields are read from their documented variable only.
-    model_config = SettingsConfigDict(extra="ignore", validate_by_name=False)
+    # env_ignore_empty: a variable set to "" (``MLFLOW_EXPERIMENT_NAME=``) means the default.
+    model_config = SettingsConfigDict(extra="ignore", validate_by_name=False, env_ignore_empty=True)
 
     home: Path = Field(
         default=Path(".modelops"),
@@ -44,6 +45,12 @@ class Settings(BaseSettings):
         default="default", validation_alias=_env("ML_MODEL_DEPLOY_NAMESPACE")
     )
     deploy_image: str | None = Field(default=None, validation_alias=_env("ML_MODEL_DEPLOY_IMAGE"))
+    mirror_stages: bool = Field(
+        default=False,
+        validation_alias=_env("MODELOPS_MIRROR_STAGES"),
+        description="Also set MLflow's deprecated stages (Staging/Production/Archived) on "
+        "every alias move, for clients that still read them during a migration.",
+    )
     templates_dir: Path | None = Field(
         default=None,
         validation_alias=_env("MODELOPS_TEMPLATES_DIR"),
@@ -78,6 +85,8 @@ class Settings(BaseSettings):
         uri = self.resolved_tracking_uri
         if uri.startswith("sqlite:///"):
             db = Path(uri.removeprefix("sqlite:///"))
+            if db.name in ("", ":memory:"):  # an in-memory store: artifacts under home
+                return (self.home_dir / "mlartifacts").as_uri()
             return (db.parent / "mlartifacts").resolve().as_uri()
         return None
 

@@ -327,6 +327,27 @@ def child_run(ctx: TrackingContext, name: str, tags: dict[str, str] | None = Non
     client.set_terminated(run_id, status="FINISHED")
 
 
+def record_run(
+    ctx: TrackingContext,
+    name: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str] | None = None,
+    status: str = "FINISHED",
+) -> str:
+    """A finished child run of the parent run in three calls (create, one batch, end): for
+    work done elsewhere (a search candidate on a Dask worker) and recorded here afterwards."""
+    from mlflow.entities import Param
+
+    client = ctx.client()
+    run = client.create_run(ctx.experiment_id, run_name=name, tags={
+        PARENT_TAG: ctx.parent_run_id, **process_tags(), **(tags or {})})  # fmt: skip
+    flat = [Param(k[:250], v[:6000]) for k, v in flatten(params).items()][:100]
+    client.log_batch(run.info.run_id, params=flat, metrics=_metrics(metrics))
+    client.set_terminated(run.info.run_id, status=status)
+    return str(run.info.run_id)
+
+
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested dicts to dotted keys with string values (MLflow params are flat strings)."""
     out: dict[str, str] = {}

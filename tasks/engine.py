@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 
 HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
@@ -55,3 +56,156 @@ def engine_settings() -> Iterator[None]:
         return
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
+
+
+class TemporaryApi:
+    """Prefect's temporary API server, started before the heavy imports instead of at the
+    first API call.
+
+    Without ``PREFECT_API_URL``, Prefect starts a temporary server the first time a flow run
+    needs the API (``SubprocessASGIServer``) and waits for it: 3.5-4.5 s in which this process
+    does nothing. Started early, in the same way (the same uvicorn command and environment), the
+    server comes up on the other core while this process imports what the flow needs. If it
+    fails to come up, nothing is lost: Prefect starts its own as usual.
+    """
+
+    def __init__(self) -> None:
+        import socket
+        import subprocess
+        import sys
+
+        import prefect
+        from prefect.settings import get_current_settings
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+               "PREFECT__SERVER_FINAL": "1",
+               **get_current_settings().to_environment_variables(exclude_unset=True)}  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
+             "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
+            env=env, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        self._up = threading.Event()
+        threading.Thread(target=self._watch, name="temporary-api", daemon=True).start()
+
+    def _watch(self) -> None:
+        """Wait for the server in the background, then make its first (slow) answers happen
+        while this process is still importing: Prefect's client asks for the API version
+        first, and the first flow run looks up its flow."""
+        import time
+
+        import httpx
+
+        with httpx.Client(base_url=self.url, timeout=5) as client:
+            while self.proc is not None and self.proc.poll() is None:
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+            else:
+                return
+            with contextlib.suppress(httpx.HTTPError):
+                client.get("/admin/version")
+                client.post("/flows/filter", json={"limit": 1})
+        self._up.set()
+
+    @classmethod
+    def wanted(cls) -> bool:
+        """Whether a flow run here would start a temporary server (no API configured)."""
+        from prefect.settings import get_current_settings
+
+        settings = get_current_settings()
+        return not settings.api.url and bool(settings.server.ephemeral.enabled)
+
+    def ready(self, timeout: float) -> bool:
+        """Wait until the server answers; False (and stopped) if it exits or times out."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not self._up.wait(0.1):
+            if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                return False
+        return True
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """Flow runs in this block use the server (links to its UI are not made: it has none
+        and goes away with this process)."""
+        from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: self.url, PREFECT_UI_URL: ""}):
+            yield
+
+    def stop(self) -> None:
+        """Stop the server (as Prefect stops its own: terminate, then kill after 5 s)."""
+        import subprocess
+
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    @classmethod
+    def start_if_wanted(cls) -> TemporaryApi | None:
+        """Start one now if a flow run here would need one."""
+        import logging
+
+        if not cls.wanted():
+            return None
+        server = cls()
+        logging.getLogger("prefect").info(
+            "Starting temporary server on %s (set PREFECT_API_URL to use a Prefect server)",
+            server.url.removesuffix("/api"),
+        )
+        return server
+
+
+@contextlib.contextmanager
+def flow_api(
+    warm: tuple[str, ...] = (), timeout: float = 120, server: TemporaryApi | None = None
+) -> Iterator[None]:
+    """The Prefect API for flow runs in this block: the configured one, or a temporary server
+    (``server`` if one was started already, else one started now) that comes up while the
+    modules ``warm`` names ("module" or "module:function") are imported."""
+    import importlib
+
+    server = server or TemporaryApi.start_if_wanted()
+    try:
+        for name in warm:
+            module, _, function = name.partition(":")
+            imported = importlib.import_module(module)
+            if function:
+                getattr(imported, function)()
+        if server is None or not server.ready(timeout):
+            yield  # the configured API, or Prefect starts its own temporary server as usual
+            return
+        with server.serving():
+            yield
+            _drain_prefect_workers()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _drain_prefect_workers() -> None:
+    """Send the logs and events still queued to the API before it stops (as Prefect's test
+    harness does), instead of failing to connect after it has gone."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    with contextlib.suppress(RuntimeError):  # no log worker was started
+        APILogWorker.instance().drain()
+    EventsWorker.drain_all()

@@ -33,11 +33,13 @@ class AliasJournal:
         self.client = client
         self.name = name
         self._undo: list[tuple[str, tuple[Any, ...]]] = []
+        self.touched: set[str] = set()  # versions whose aliases or tags changed
 
     def set_alias(self, alias: str, version: str) -> None:
         """Point ``alias`` at ``version``."""
         before = alias_version(self.client, self.name, alias)
         self._undo.append(("alias", (alias, before)))
+        self.touched.update(v for v in (before, str(version)) if v)
         self.client.set_registered_model_alias(self.name, alias, str(version))
 
     def delete_alias(self, alias: str) -> None:
@@ -46,12 +48,14 @@ class AliasJournal:
         if before is None:
             return
         self._undo.append(("alias", (alias, before)))
+        self.touched.add(str(before))
         self.client.delete_registered_model_alias(self.name, alias)
 
     def set_tag(self, version: str, key: str, value: str) -> None:
         """Set a version tag."""
         before = self.client.get_model_version(self.name, version).tags.get(key)
         self._undo.append(("tag", (version, key, before)))
+        self.touched.add(str(version))
         self.client.set_model_version_tag(self.name, version, key, value)
 
     def delete_tag(self, version: str, key: str) -> None:
@@ -60,6 +64,7 @@ class AliasJournal:
         if before is None:
             return
         self._undo.append(("tag", (version, key, before)))
+        self.touched.add(str(version))
         self.client.delete_model_version_tag(self.name, version, key)
 
     def audit(self, version: str, event: AuditEvent) -> AuditEvent:
@@ -117,6 +122,33 @@ def transaction(client: MlflowClient, name: str) -> Iterator[AliasJournal]:
                 f"Check the aliases of {name!r} with `modelops versions {name}`."
             ) from exc
         raise
+    if journal.touched:
+        mirror_stages(client, name, journal.touched)
+
+
+def mirror_stages(client: MlflowClient, name: str, versions: set[str]) -> None:
+    """With ``MODELOPS_MIRROR_STAGES=true``, set MLflow's deprecated stage of each version to
+    the one its aliases and tags now give (production → Production, staging → Staging,
+    archived → Archived, else None), for clients that still read ``current_stage`` or load
+    ``models:/<name>/Production``. Without it, stages are never touched."""
+    import warnings
+
+    from modelops.registry.stages import stage_of
+    from modelops.settings import get_settings
+
+    if not versions or not get_settings().mirror_stages:
+        return
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (client.get_registered_model(name).aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    for version in sorted(versions, key=int):
+        mv = client.get_model_version(name, version)
+        stage = stage_of(aliases.get(version, []), dict(mv.tags or {})).value
+        if mv.current_stage != stage:
+            with warnings.catch_warnings():  # stages are deprecated: that is the point here
+                warnings.simplefilter("ignore")
+                client.transition_model_version_stage(name, version, stage,
+                                                      archive_existing_versions=False)  # fmt: skip
 
 
 def move_alias(

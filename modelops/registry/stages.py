@@ -195,7 +195,9 @@ def promote_model(
     who = actor or f"user:{getpass.getuser()}"
     recover(client, model_name, actor=who)
     state = AliasState.read(client, model_name)
-    if target is ModelStage.PRODUCTION:
+    if target is ModelStage.PRODUCTION and state.production == number:
+        pass  # already in production: nothing to move, nothing to record
+    elif target is ModelStage.PRODUCTION:
         try:
             overridden = check_staged(mv, state.staging, override_staging_reason)
         except PromotionRefused as exc:
@@ -239,12 +241,14 @@ def promote_model(
 
 
 def load_production_model(model_name: str, settings: Settings | None = None) -> Any:
-    """The production version as an MLflow pyfunc model (``models:/name@production``).
+    """The production version (``models:/name@production``): the scikit-learn model itself
+    for scikit-learn versions (``predict``, ``predict_proba``, as the original module
+    returned), else an MLflow pyfunc model.
 
     Raises:
         ModelNotFound: no such model, or nothing is in production.
     """
-    from modelops.model_io import load_pyfunc
+    from modelops.model_io import load_pyfunc, load_sklearn, read_mlmodel
 
     client = _client(settings)
     registered_model(client, model_name)
@@ -252,4 +256,7 @@ def load_production_model(model_name: str, settings: Settings | None = None) -> 
         raise ModelNotFound(
             f"Model {model_name!r} has no production version yet: promote one (promotion flow)."
         )
+    mlmodel, _ = read_mlmodel(client, model_name, PRODUCTION)
+    if "sklearn" in mlmodel.flavors:
+        return load_sklearn(client, model_name, PRODUCTION)[0]
     return load_pyfunc(client, model_name, PRODUCTION)

@@ -9,12 +9,13 @@ in a plain process. Both get the same validation, gate, registration and audit t
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops import tracking
 from modelops.data import (
     DatasetInfo,
     FeatureSpec,
+    dataset_digest,
     describe_dataset,
     load_table,
     resolve_data_uri,
@@ -38,6 +39,9 @@ from modelops.types import (
 )
 from modelops.validation import validate_dataframe
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 HOLDOUT_ROWS = 2000  # rows of the held-out part kept beside the model (fast-path parity)
 
 
@@ -50,8 +54,27 @@ def load_dataset(
 ) -> LoadedData:
     """Read the CSV/Parquet table and log it as an MLflow dataset input."""
     uri = resolve_data_uri(data_path)
+    return use_frame(ctx, None, uri, target, features, min_rows)
+
+
+def use_frame(
+    ctx: tracking.TrackingContext | None,
+    frame: pd.DataFrame | None,
+    uri: str,
+    target: str,
+    features: dict[str, FeatureSpec] | None = None,
+    min_rows: int = 50,
+) -> LoadedData:
+    """A table (read from ``uri`` unless ``frame`` is given) with its schema, logged as an
+    MLflow dataset input when ``ctx`` is given."""
+    if ctx is None:
+        frame = load_table(uri) if frame is None else frame
+        schema = resolve_schema(frame, target, uri, features=features, min_rows=min_rows)
+        info = DatasetInfo(name=uri.rsplit("/", 1)[-1], source=uri, digest=dataset_digest(frame),
+                           rows=len(frame), columns=[str(c) for c in frame.columns])  # fmt: skip
+        return LoadedData(frame=frame, schema=schema, info=info)
     with tracking.child_run(ctx, "load_dataset") as run_id:
-        frame = load_table(uri)
+        frame = load_table(uri) if frame is None else frame
         schema = resolve_schema(frame, target, uri, features=features, min_rows=min_rows)
         dataset = describe_dataset(frame, uri, target)
         info = DatasetInfo(name=dataset.name, source=uri, digest=dataset.digest, rows=len(frame),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,16 @@ def test_flow_commands_run_the_flows_prefect_yaml_deploys() -> None:
     assert entrypoints <= commands
 
 
+@pytest.fixture
+def unreachable_api() -> Iterator[None]:
+    """A Prefect API nobody listens on: what is refused up front never talks to it."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        yield
+
+
+@pytest.mark.usefixtures("unreachable_api")
 def test_bad_values_are_refused_before_any_flow_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["train", "--test-size", "3"]) == 2
     err = capsys.readouterr().err
