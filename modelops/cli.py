@@ -154,6 +154,10 @@ FLOW_COMMANDS = [
                 "score a CSV/Parquet file with a version (batch-scoring flow)",
                 positionals=("model_name", "input_uri", "output_uri"), show=_show_json,
                 warm=_WARM_REGISTRY),
+    FlowCommand("monitor", "flows.monitoring:monitoring",
+                "check a served version for data drift, prediction shift and decay "
+                "(monitoring flow)",
+                positionals=("model_name",), show=_show_json, warm=_WARM_REGISTRY),
     FlowCommand("teardown", "flows.teardown:teardown",
                 "stop serving a model, locally or on Kubernetes (teardown flow)",
                 positionals=("model_name",), show=_show_json),

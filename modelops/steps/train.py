@@ -152,8 +152,29 @@ def train_model(
             optional_inputs=optional, holdout=split.X_test.head(HOLDOUT_ROWS),
         )  # fmt: skip
         tracking.log_metrics(ctx, run_id, {"fit_seconds": fit_seconds})
+        record_reference(ctx, run_id, pipeline, split, schema)
     return TrainedModel(run_id=logged.run_id, model_id=logged.model_id,
                         model_uri=logged.model_uri, pipeline=pipeline, labels=split.labels)  # fmt: skip
+
+
+def record_reference(
+    ctx: tracking.TrackingContext, run_id: str, pipeline: Any, split: Split, schema: Any
+) -> None:
+    """The reference the monitoring flow compares production traffic with, stored on the
+    version's run: a profile of the training features and of the model's probabilities on the
+    held-out rows, and a small sample of training rows."""
+    import tempfile
+    from pathlib import Path
+
+    from modelops import monitoring
+
+    proba = pipeline.predict_proba(split.X_test)[:, 1] if len(split.X_test) else None
+    profile = monitoring.build_profile(split.X_train, schema, proba)
+    tracking.log_json(ctx, run_id, profile, monitoring.PROFILE_FILE)
+    with tempfile.TemporaryDirectory(prefix="modelops-reference-") as tmp:
+        path = Path(tmp) / "sample.parquet"
+        monitoring.reference_sample(split.X_train).to_parquet(path, index=False)
+        ctx.client().log_artifact(run_id, str(path), "reference")
 
 
 def evaluate_model(ctx: tracking.TrackingContext, model: TrainedModel, split: Split) -> Evaluation:

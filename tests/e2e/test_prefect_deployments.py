@@ -43,6 +43,8 @@ def test_every_deployment_from_prefect_yaml_is_registered(stack: dict[str, Any])
         "rollback",
         "deployment",
         "batch_scoring",
+        "tuning",
+        "monitoring",
     ):
         assert any(fn == flow_fn for _, fn in names), (flow_fn, names)
     nightly = next(d for d in deployments if d["name"] == "lead-scoring-nightly")
@@ -114,3 +116,56 @@ def test_failed_run_is_reported_by_the_cli_and_changes_nothing(stack: dict[str, 
     )
     after = [(v.version, v.tags) for v in client.search_model_versions("name = 'lead-scoring'")]
     assert after == before
+
+
+def test_a_degraded_production_model_alerts_and_retrains_through_the_worker(
+    stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The monitoring deployment on a drifted window: Completed/"Degraded", the event is in
+    Prefect, and retraining runs on the worker — staged, never promoted."""
+    import time
+
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from modelops.data import SAMPLE_DATA
+
+    client = MlflowClient(tracking_uri=stack["mlflow"])
+    production = str(client.get_model_version_by_alias("lead-scoring", "production").version)
+    versions_before = len(client.search_model_versions("name = 'lead-scoring'"))
+    window = tmp_path_factory.mktemp("window") / "drifted.csv"
+    drifted = pd.read_csv(SAMPLE_DATA).drop(columns="won").head(2000)
+    drifted["completeness"] = drifted["completeness"] + 0.6
+    drifted.to_csv(window, index=False)
+
+    run = stack["cli"]("deployment", "run", "monitoring/lead-scoring-hourly",
+                       "-p", f"data_path={window}", "-p", "retrain_on_breach=true", "--watch",
+                       "--watch-timeout", "600", timeout=700)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    flow_run = _api(stack, "GET", f"/flow_runs/{_flow_run_id(run.stdout)}")
+    assert (flow_run["state"]["type"], flow_run["state"]["name"]) == ("COMPLETED", "Degraded")
+    assert "completeness" in flow_run["state"]["message"]
+
+    events = _api(stack, "POST", "/events/filter", json={"filter": {
+        "event": {"name": ["modelops.model.degraded"]},
+        "occurred": {"since": flow_run["created"]}}, "limit": 50})["events"]  # fmt: skip
+    assert [e["resource"]["modelops.version"] for e in events] == [production]
+
+    deadline = time.monotonic() + 600
+    while True:  # the retraining run the monitor started, on the process worker
+        retrains = _api(stack, "POST", "/flow_runs/filter", json={
+            "flow_runs": {"tags": {"all_": ["retrain-on-breach"]}}})  # fmt: skip
+        states = [r["state"]["type"] for r in retrains]
+        if states and states[0] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(2)
+    assert states == ["COMPLETED"], retrains
+    staged = str(client.get_model_version_by_alias("lead-scoring", "staging").version)
+    assert len(client.search_model_versions("name = 'lead-scoring'")) == versions_before + 1
+    assert int(staged) > int(production)
+    assert (
+        str(client.get_model_version_by_alias("lead-scoring", "production").version) == production
+    )
+    tags = client.get_model_version("lead-scoring", production).tags
+    assert "completeness" in tags["modelops.monitoring.degraded"]

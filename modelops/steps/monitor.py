@@ -1,0 +1,260 @@
+"""The monitoring flow's steps: resolve the version, read its reference and a window of recent
+inputs, compare, and record what was found (MLflow run, version tag + audit entry on a breach).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelops import monitoring, tracking
+from modelops.errors import ConfigurationError, ModelNotFound
+from modelops.types import AuditEvent
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+DEGRADED_TAG = "modelops.monitoring.degraded"
+
+
+@dataclass
+class Watched:
+    """The version under watch: its model, reference, and what it was registered with."""
+
+    name: str
+    version: str
+    run_id: str
+    model: Any  # the scikit-learn pipeline
+    target: str | None
+    positive_label: str | None
+    profile: dict[str, Any]
+    sample: pd.DataFrame | None
+    registered_metrics: dict[str, float]
+
+
+def resolve_watched(client: MlflowClient, name: str, ref: str) -> Watched:
+    """The version ``ref`` (alias or number) with its reference profile.
+
+    Raises:
+        ModelNotFound: no such model, or the alias (production by default) is unset.
+        ConfigurationError: the version has no reference and its training data cannot be read.
+    """
+    from modelops.model_io import load_sklearn
+    from modelops.registry.versions import resolve_version
+
+    try:
+        mv = resolve_version(client, name, ref)
+    except ModelNotFound as exc:
+        if not str(ref).isdigit():
+            raise ModelNotFound(
+                f"{exc} Nothing to monitor: promote a version to {ref!r} first, or pass "
+                f"version=<number>."
+            ) from exc
+        raise
+    model, mlmodel = load_sklearn(client, name, str(mv.version))
+    metadata = mlmodel.metadata or {}
+    profile, sample = _reference(client, mv, model, metadata.get("target"))
+    run = client.get_run(str(mv.run_id))
+    parent = run.data.tags.get(tracking.PARENT_TAG)
+    metrics = dict(client.get_run(parent).data.metrics) if parent else dict(run.data.metrics)
+    return Watched(name, str(mv.version), str(mv.run_id), model, metadata.get("target"),
+                   metadata.get("positive_label"), profile, sample, metrics)  # fmt: skip
+
+
+def _reference(client: MlflowClient, mv: Any, model: Any, target: str | None) -> tuple[Any, Any]:
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory(prefix="modelops-reference-") as tmp:
+        try:
+            folder = Path(client.download_artifacts(mv.run_id, "reference", tmp))
+        except Exception:
+            folder = None
+        if folder is not None and (folder / "profile.json").exists():
+            profile = json.loads((folder / "profile.json").read_text())
+            sample_path = folder / "sample.parquet"
+            sample = pd.read_parquet(sample_path) if sample_path.exists() else None
+            return profile, sample
+    return _reference_from_training_data(client, mv, model, target)
+
+
+def _reference_from_training_data(
+    client: MlflowClient, mv: Any, model: Any, target: str | None
+) -> tuple[Any, Any]:
+    """A version registered before profiles existed: profile its logged training data now (and
+    keep it on the run for next time), if that data can still be read."""
+    from modelops.data import infer_schema, load_table
+
+    run = client.get_run(mv.run_id)
+    parent = run.data.tags.get(tracking.PARENT_TAG)
+    sources = []
+    for candidate in filter(None, (parent, mv.run_id)):
+        inputs = client.get_run(candidate).inputs
+        for inp in (inputs.dataset_inputs if inputs else None) or []:
+            try:
+                sources.append(json.loads(inp.dataset.source).get("uri"))
+            except (ValueError, AttributeError):
+                sources.append(inp.dataset.source)
+    uri = next((s for s in sources if s), None)
+    if uri is None or target is None:
+        raise ConfigurationError(
+            f"Version {mv.version} of {mv.name!r} has no reference profile and no logged "
+            f"training data to build one from. Retrain it (new versions get one), or monitor "
+            f"another version."
+        )
+    try:
+        frame = load_table(uri)
+    except Exception as exc:
+        raise ConfigurationError(
+            f"Version {mv.version} of {mv.name!r} has no reference profile, and its training "
+            f"data {uri} cannot be read to build one: {exc}"
+        ) from exc
+    schema = infer_schema(frame, target, min_rows=1)
+    X = frame[list(schema.features)]
+    profile = monitoring.build_profile(X, schema, model.predict_proba(X)[:, 1])
+    sample = monitoring.reference_sample(X)
+    client.log_text(mv.run_id, json.dumps(profile), monitoring.PROFILE_FILE)
+    return profile, sample
+
+
+def read_window(data_path: str | None, sample_dir: str | None, name: str, version: str,
+                max_rows: int | None = None) -> pd.DataFrame:  # fmt: skip
+    """The recent inputs to check: a file/URI, or what the model server sampled for this
+    version (``<sample_dir>/<model>/v<N>/*.parquet``, newest rows last)."""
+    import pandas as pd
+
+    from modelops.data import load_table
+    from modelops.naming import model_stem
+
+    if data_path:
+        frame = load_table(data_path)
+    elif sample_dir:
+        folder = Path(sample_dir) / model_stem(name) / f"v{version}"
+        files = sorted(folder.glob("*.parquet"))
+        if not files:
+            raise ConfigurationError(
+                f"No samples in {folder}: serve the version with sampling on "
+                f"(modelops serve --sample-dir {sample_dir}) or pass data_path."
+            )
+        frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    else:
+        raise ConfigurationError("Give data_path (a file/URI of recent inputs) or sample_dir.")
+    return frame.tail(max_rows) if max_rows else frame
+
+
+def features_of(watched: Watched, frame: pd.DataFrame) -> pd.DataFrame:
+    """The window's feature columns, typed as the model was trained (see feature_frame)."""
+    from modelops.data import DatasetSchema, FeatureSpec
+    from modelops.training import feature_frame
+
+    schema = DatasetSchema(target=watched.target or "__target__", features={
+        n: FeatureSpec(kind=f["kind"], nullable=True) for n, f in watched.profile["features"].items()
+    })  # fmt: skip
+    return feature_frame(frame, schema)
+
+
+def labels_of(watched: Watched, frame: pd.DataFrame) -> Any:
+    """0/1 labels of a labelled window, checked against the model's own labels.
+
+    Raises:
+        ConfigurationError: no target column, or labels that are not the model's.
+    """
+    from modelops.training import encode_target
+
+    if not watched.target or watched.target not in frame.columns:
+        raise ConfigurationError(
+            f"The labelled data has no column {watched.target!r} (the model's target). "
+            f"Columns: {', '.join(map(str, frame.columns[:20]))}"
+        )
+    column = frame[watched.target]
+    values = {str(v) for v in column.dropna().unique()}
+    if watched.positive_label is not None and watched.positive_label not in values:
+        raise ConfigurationError(
+            f"The labels in {watched.target!r} ({', '.join(sorted(values)[:10])}) are not the "
+            f"model's: its positive label is {watched.positive_label!r}."
+        )
+    try:
+        positive = next(v for v in column.dropna().unique() if str(v) == watched.positive_label)
+        y, _ = encode_target(column, positive)
+    except (StopIteration, ConfigurationError) as exc:
+        raise ConfigurationError(
+            f"The labels in {watched.target!r} are not the model's: {exc}"
+        ) from exc
+    return y
+
+
+def metric_key(text: str) -> str:
+    """A valid MLflow metric key from a feature name."""
+    import re
+
+    return re.sub(r"[^0-9A-Za-z_\-. /]", "_", text)[:200] or "_"
+
+
+def record_check(ctx: tracking.TrackingContext, watched: Watched,
+                 result: monitoring.CheckResult, figure: Any = None) -> None:  # fmt: skip
+    """The check's MLflow run: metrics (one point per check, so the UI plots the trend),
+    verdict tags, the full result as JSON, and the chart."""
+    metrics: dict[str, float] = {"rows": result.rows, "breaches": len(result.breaches)}
+    for f in result.features:
+        metrics[f"psi.{metric_key(f.feature)}"] = f.psi
+        if f.statistic is not None:
+            metrics[f"ks.{metric_key(f.feature)}"] = f.statistic
+    if result.prediction_psi is not None:
+        metrics["prediction_psi"] = result.prediction_psi
+    metrics.update({f"current.{k}": v for k, v in result.performance.items()})
+    tracking.log_metrics(ctx, ctx.parent_run_id, metrics)
+    tracking.set_tags(ctx, ctx.parent_run_id, {
+        "modelops.monitored_model": watched.name, "modelops.monitored_version": watched.version,
+        "modelops.verdict": "degraded" if result.degraded else "ok",
+        **({"modelops.breaches": "; ".join(result.breaches)[:4900]} if result.breaches else {}),
+    })  # fmt: skip
+    tracking.log_json(ctx, ctx.parent_run_id, result.as_dict(), "monitoring/result.json")
+    if figure is not None:
+        tracking.log_figures(ctx, ctx.parent_run_id, {"monitoring/worst_feature.png": figure})
+
+
+def mark_degraded(client: MlflowClient, ctx: tracking.TrackingContext, watched: Watched,
+                  result: monitoring.CheckResult, actor: str | None = None) -> AuditEvent:  # fmt: skip
+    """Put the breach on the version: a tag anyone filtering versions sees, and an audit entry."""
+    from modelops.registry.audit import write_event
+
+    summary = "; ".join(result.breaches)
+    client.set_model_version_tag(watched.name, watched.version, DEGRADED_TAG, summary[:4900])
+    event = AuditEvent(action="degraded", actor=ctx.actor(actor), reason=summary[:2000],
+                       flow_run_id=ctx.flow_run_id, mlflow_run_id=ctx.parent_run_id,
+                       metrics={k: v for k, v in result.performance.items()})  # fmt: skip
+    return write_event(client, watched.name, watched.version, event)
+
+
+def distribution_figure(watched: Watched, window: pd.DataFrame, feature: str) -> Any:
+    """Reference vs current distribution of one feature (bars over the profile's bins)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    ref = watched.profile["features"][feature]
+    column = window[feature]
+    if ref["type"] == "numeric":
+        current = monitoring._numeric_counts(monitoring._numeric(column).to_numpy(), ref["edges"])
+        labels = ["≤" + f"{ref['edges'][0]:.3g}" if ref["edges"] else "all"]
+        labels += [f"≤{e:.3g}" for e in ref["edges"][1:]] + ["more", "missing"]
+    else:
+        current = monitoring._category_counts(column, ref["categories"])
+        labels = [*ref["categories"], "unseen", "missing"]
+    reference = np.asarray(ref["counts"], dtype=float)
+    now = np.asarray(current, dtype=float)
+    x = np.arange(len(reference))
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.bar(x - 0.2, reference / max(reference.sum(), 1), 0.4, label="reference (training)")
+    ax.bar(x + 0.2, now / max(now.sum(), 1), 0.4, label="current window")
+    ax.set_xticks(x, labels[: len(x)], rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("share of rows")
+    ax.set_title(f"{feature}: reference vs current")
+    ax.legend()
+    fig.tight_layout()
+    return fig
