@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export MODELOPS_HOME ?= $(CURDIR)/.modelops
 
-.PHONY: install run test test-fast lint bench clean server pools deploy worker
+.PHONY: install run test test-fast lint bench clean server pools deploy worker api
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/lifecycle.py $(ARGS)
+
+## The operator API (GraphQL) on 127.0.0.1:8000; needs MODELOPS_API_JWT_SECRET (see README).
+api: $(STAMP)
+	$(BIN)/modelops api
 
 ## Prefect for real (see README, "Prefect deployments"): run each in its own terminal.
 server: $(STAMP)

@@ -458,6 +458,24 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_api(args: argparse.Namespace) -> int:
+    from modelops.errors import ConfigurationError
+
+    if args.action == "token":
+        from modelops.graphql.auth import make_token
+
+        if not args.sub:
+            raise ConfigurationError("api token needs --sub (who the token is for)")
+        print(make_token(args.sub, args.role or ["VIEWER"], ttl=args.ttl))
+        return 0
+    if not 1 <= args.port <= 65535:
+        raise ConfigurationError(f"--port must be between 1 and 65535, got {args.port}")
+    from modelops.graphql.app import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
 def _add_other_commands(sub: Any) -> None:
     p = sub.add_parser("versions", help="list a registered model's versions")
     p.add_argument("model_name")
@@ -499,6 +517,17 @@ def _add_other_commands(sub: Any) -> None:
         help="fraction of requests sampled (default: %(default)s)",
     )
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("api", help="the operator API: GraphQL with JWT roles (see README)")
+    p.add_argument("action", nargs="?", choices=["serve", "token"], default="serve",
+                   help="serve (default) or token: print a token signed with "
+                   "MODELOPS_API_JWT_SECRET")  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument("--sub", help="token: the subject (recorded as the actor)")
+    p.add_argument("--role", action="append", default=[], help="token: a role (repeatable)")
+    p.add_argument("--ttl", type=int, default=3600, help="token: seconds valid (default 3600)")
+    p.set_defaults(func=_cmd_api)
 
     p = sub.add_parser("stop", help="stop the local model server the deployment flow started")
     p.add_argument("model_name")

@@ -1,0 +1,329 @@
+"""The GraphQL schema: registry reads, and changes that go through the project's own core
+(same policy, locks, transactions and audit trail as the flows) or its Prefect deployments."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.scalars import JSON as _JSON
+from strawberry.types import Info
+
+from modelops.errors import ConfigurationError, ModelNotFound, PromotionRefused, RegistryError
+from modelops.graphql import reads
+from modelops.graphql.auth import CHANGE_ROLES, PRODUCTION_ROLES, Principal, Role
+
+logger = logging.getLogger("modelops.api")
+JSON: Any = _JSON  # a scalar: any JSON value (mypy sees it as NewType)
+
+
+class Code(Enum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    CONFLICT = "CONFLICT"
+
+
+def fail(code: Code, message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code.value})
+
+
+def _client() -> Any:
+    from modelops.registry.stages import _client as registry_client
+
+    return registry_client()
+
+
+def _principal(info: Info) -> Principal:
+    return info.context["principal"]
+
+
+def _require(info: Info, allowed: frozenset[Role], what: str, model: str | None = None,
+             version: str | None = None) -> Principal:  # fmt: skip
+    """The caller, if one of ``allowed``; else FORBIDDEN — logged, and recorded on the model."""
+    who = _principal(info)
+    if who.may(allowed):
+        return who
+    reason = (f"{who.describe()} may not {what}: needs one of "
+              f"{', '.join(sorted(allowed))}")  # fmt: skip
+    logger.warning("refused: %s", reason)
+    if model:
+        _record_refusal(model, version, reason, who)
+    raise fail(Code.FORBIDDEN, reason)
+
+
+def _record_refusal(model: str, version: str | None, reason: str, who: Principal) -> None:
+    from modelops.registry.promotion import record_refusal
+    from modelops.registry.versions import resolve_version
+
+    try:
+        client = _client()
+        number = str(resolve_version(client, model, version or "latest").version)
+        record_refusal(client, model, number, reason=reason, actor=who.actor)
+    except Exception as exc:  # an unknown model: nothing to record it on
+        logger.info("refusal not recorded on %r: %s", model, exc)
+
+
+def _translate(exc: Exception) -> GraphQLError:
+    if isinstance(exc, GraphQLError):
+        return exc
+    if isinstance(exc, ModelNotFound):
+        return fail(Code.NOT_FOUND, str(exc))
+    if isinstance(exc, ConfigurationError):
+        return fail(Code.BAD_USER_INPUT, str(exc))
+    if isinstance(exc, PromotionRefused):
+        return fail(Code.BAD_USER_INPUT, str(exc))
+    if isinstance(exc, RegistryError):
+        return fail(Code.CONFLICT, str(exc))
+    return GraphQLError(f"{type(exc).__name__}: {exc}")
+
+
+@strawberry.type
+class MlModelVersion:
+    version: str
+    status: str = strawberry.field(description="The stage: None, Staging, Production, Archived.")
+    created_at: str | None
+    run_id: str | None
+    params: JSON
+    metrics: JSON
+    aliases: list[str]
+    tags: JSON
+    source: str
+    description: str | None
+
+    @classmethod
+    def of(cls, row: reads.VersionRow) -> MlModelVersion:
+        return cls(version=row.version, status=row.status, created_at=row.created_at,
+                   run_id=row.run_id, params=row.params, metrics=row.metrics,
+                   aliases=row.aliases, tags=row.tags, source=row.source,
+                   description=row.description)  # fmt: skip
+
+
+@strawberry.type
+class PromotionEvent:
+    version: str
+    action: str
+    from_version: str | None
+    to_version: str | None
+    actor: str
+    reason: str
+    time: str
+    flow_run_id: str | None
+    alias: str | None
+    metrics: JSON
+
+
+@strawberry.type
+class PromotionHistory:
+    events: list[PromotionEvent]
+    total: int
+    end_cursor: str | None
+    has_next_page: bool
+
+
+@strawberry.type
+class DeploymentJob:
+    job_name: str
+    namespace: str
+    status: str
+    submitted_at: str
+    flow_run_id: str
+
+
+@strawberry.input
+class DeployInput:
+    model_name: str
+    version: str = "production"
+    namespace: str | None = None
+    image: str | None = None
+    target: str = "local"
+
+
+@strawberry.input
+class PromoteInput:
+    model_name: str
+    version: str
+    stage: str
+    reason: str = "promoted through the API"
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode()).decode().split(":", 1)[1]) + 1
+    except (ValueError, IndexError) as exc:
+        raise fail(Code.BAD_USER_INPUT, f"Invalid cursor {cursor!r}") from exc
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Versions of a model, newest first (stage: None, Staging, "
+                      "Production, Archived).")  # fmt: skip
+    def ml_model_versions(self, model_name: str, stage: str | None = None) -> list[MlModelVersion]:
+        try:
+            return [MlModelVersion.of(r) for r in reads.versions(_client(), model_name, stage)]
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    @strawberry.field
+    def ml_model_version(self, model_name: str, version: str) -> MlModelVersion:
+        try:
+            rows = reads.versions(_client(), model_name)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        row = next((r for r in rows if r.version == str(version)), None)
+        if row is None:
+            raise fail(Code.NOT_FOUND, f"Model {model_name!r} has no version {version!r}")
+        return MlModelVersion.of(row)
+
+    @strawberry.field(description="Every audit event of the model, newest first, paginated.")
+    def promotion_history(self, model_name: str, first: int = 20,
+                          after: str | None = None) -> PromotionHistory:  # fmt: skip
+        if not 1 <= first <= 500:
+            raise fail(Code.BAD_USER_INPUT, "first must be between 1 and 500")
+        try:
+            events = reads.history(_client(), model_name)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        start = _offset(after)
+        page = events[start : start + first]
+        return PromotionHistory(
+            events=[PromotionEvent(version=v, action=e.action, from_version=e.from_version,
+                                   to_version=e.to_version, actor=e.actor, reason=e.reason,
+                                   time=e.time, flow_run_id=e.flow_run_id, alias=e.alias,
+                                   metrics=e.metrics) for v, e in page],
+            total=len(events), end_cursor=_cursor(start + len(page) - 1) if page else None,
+            has_next_page=start + len(page) < len(events),
+        )  # fmt: skip
+
+    @strawberry.field(description="The version that was production at that instant (ISO 8601).")
+    def production_at(self, model_name: str, time: datetime) -> str | None:
+        try:
+            return reads.production_at(_client(), model_name, time)
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    @strawberry.field(description="The state of a deployModelVersion run, read from Prefect now.")
+    def deployment_status(self, flow_run_id: str) -> DeploymentJob:
+        return _job(_read_flow_run(flow_run_id), namespace="")
+
+
+def _prefect_api() -> None:
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise fail(Code.BAD_USER_INPUT,
+                   "Deployments run through Prefect and no Prefect server is configured: set "
+                   "PREFECT_API_URL for the API server (make server; make pools deploy; make "
+                   "worker), then try again.")  # fmt: skip
+
+
+def _read_flow_run(flow_run_id: str) -> Any:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    _prefect_api()
+    try:
+        key = UUID(flow_run_id)
+    except ValueError as exc:
+        raise fail(Code.BAD_USER_INPUT, f"Not a flow run id: {flow_run_id!r}") from exc
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_flow_run(key)
+        except ObjectNotFound as exc:
+            raise fail(Code.NOT_FOUND, f"No flow run {flow_run_id}") from exc
+
+
+def _job(run: Any, namespace: str) -> DeploymentJob:
+    state = run.state
+    namespace = namespace or str((run.parameters or {}).get("namespace") or "")
+    return DeploymentJob(job_name=run.name, namespace=namespace,
+                         status=state.type.value if state else "PENDING",
+                         submitted_at=run.created.isoformat() if run.created else "",
+                         flow_run_id=str(run.id))  # fmt: skip
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Serve a version: starts the project's `deployment` flow "
+                         "through its Prefect deployment (verified rollout, smoke test, rollback).")  # fmt: skip
+    def deploy_model_version(self, info: Info, input: DeployInput) -> DeploymentJob:
+        who = _require(info, CHANGE_ROLES, "deploy", input.model_name, input.version)
+        if input.target not in ("local", "kubernetes"):
+            raise fail(
+                Code.BAD_USER_INPUT, f"target must be local or kubernetes, not {input.target!r}"
+            )
+        _prefect_api()
+        from modelops.registry.versions import resolve_version
+        from modelops.settings import get_settings
+
+        try:
+            resolve_version(_client(), input.model_name, input.version)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        from prefect.deployments import run_deployment
+
+        namespace = input.namespace or (get_settings().deploy_namespace
+                                        if input.target == "kubernetes" else "")  # fmt: skip
+        parameters: dict[str, Any] = {"model_name": input.model_name, "version": input.version,
+                                      "target": input.target}  # fmt: skip
+        if input.target == "kubernetes":
+            parameters["namespace"] = namespace
+            if input.image:
+                parameters["image"] = input.image
+        run = run_deployment(f"deployment/{input.target}", parameters=parameters, timeout=0,
+                             tags=["modelops-api", f"actor:{who.subject}"])  # fmt: skip
+        logger.info("%s deployed %s v%s (%s): flow run %s", who.describe(), input.model_name,
+                    input.version, input.target, run.id)  # type: ignore[union-attr]  # fmt: skip
+        return _job(run, namespace)
+
+    @strawberry.mutation(description="Move a version to a stage (staging first for production).")
+    def promote_model_version(self, info: Info, input: PromoteInput) -> MlModelVersion:
+        from modelops.registry.stages import ModelStage, promote_model
+
+        try:
+            stage = ModelStage.parse(input.stage)
+        except ConfigurationError as exc:
+            raise fail(Code.BAD_USER_INPUT, str(exc)) from exc
+        allowed = PRODUCTION_ROLES if stage is ModelStage.PRODUCTION else CHANGE_ROLES
+        who = _require(info, allowed, f"promote to {stage.value}", input.model_name, input.version)
+        try:
+            promote_model(input.model_name, input.version, stage=stage, actor=who.actor,
+                          reason=input.reason)  # fmt: skip
+            rows = reads.versions(_client(), input.model_name)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        from modelops.registry.versions import resolve_version
+
+        number = str(resolve_version(_client(), input.model_name, input.version).version)
+        return MlModelVersion.of(next(r for r in rows if r.version == number))
+
+    @strawberry.mutation(description="Put production back on the previous production version.")
+    def rollback_model(self, info: Info, model_name: str, reason: str) -> MlModelVersion:
+        from modelops.registry.promotion import recover, rollback_production
+
+        who = _require(info, CHANGE_ROLES, "roll back", model_name, "production")
+        try:
+            client = _client()
+            recover(client, model_name, actor=who.actor)
+            change = rollback_production(client, model_name, actor=who.actor, reason=reason)
+            rows = reads.versions(client, model_name)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        return MlModelVersion.of(next(r for r in rows if r.version == str(change.version)))
+
+
+schema = strawberry.Schema(query=Query, mutation=Mutation)

@@ -1,0 +1,302 @@
+"""The operator API as a client meets it: a real uvicorn server on loopback, real HTTP, real
+MLflow SQLite store; every role against every mutation; bad tokens; quotes in a model name."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from support import register_fixture_version, wait_http
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+SECRET = "test-secret-0123456789abcdef0123456789"
+AUDIENCE = "modelops-api"
+NAME = "o'brien scorer"  # a quote must not change any registry filter
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def token(sub: str, *roles: str, ttl: int = 600, aud: str | None = AUDIENCE,
+          secret: str = SECRET) -> str:  # fmt: skip
+    claims: dict[str, Any] = {"sub": sub, "roles": list(roles), "exp": int(time.time()) + ttl}
+    if aud:
+        claims["aud"] = aud
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    home = tmp_path_factory.mktemp("api")
+    env = {**os.environ, "MODELOPS_HOME": str(home),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+           "MODELOPS_API_JWT_SECRET": SECRET, "MODELOPS_API_JWT_AUDIENCE": AUDIENCE,
+           "PREFECT_API_URL": ""}  # fmt: skip
+    saved = {k: os.environ.get(k) for k in ("MODELOPS_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ.update({k: env[k] for k in saved})
+    try:
+        for _ in range(3):
+            register_fixture_version(NAME)  # versions 1-3, 3 staged
+        register_fixture_version("other")
+        from mlflow import MlflowClient
+
+        client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+        for mv in client.search_model_versions('name = "o\'brien scorer"'):
+            client.log_param(mv.run_id, "max_iter", "1000")
+            parent = client.get_run(mv.run_id).data.tags["mlflow.parentRunId"]
+            client.log_metric(parent, "roc_auc", 0.8 + int(mv.version) / 100)
+        port = _port()
+        log = (home / "api.log").open("w")  # a pipe nobody reads would fill and block it
+        proc = subprocess.Popen([sys.executable, "-m", "modelops", "api", "--port", str(port)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(f"{url}/healthz", proc)
+            yield {"url": url, "env": env}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            log.close()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def gql(api: dict[str, Any], query: str, bearer: str | None, **variables: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    return httpx.post(f"{api['url']}/graphql", json={"query": query, "variables": variables},
+                      headers=headers, timeout=60)  # fmt: skip
+
+
+VERSIONS = """query($m: String!, $s: String) { mlModelVersions(modelName: $m, stage: $s) {
+  version status createdAt runId params metrics aliases tags source description } }"""
+PROMOTE = """mutation($m: String!, $v: String!, $s: String!) {
+  promoteModelVersion(input: {modelName: $m, version: $v, stage: $s, reason: "test"}) {
+  version status aliases } }"""
+ROLLBACK = """mutation($m: String!) { rollbackModel(modelName: $m, reason: "bad latency") {
+  version status } }"""
+DEPLOY = """mutation($m: String!) { deployModelVersion(input: {modelName: $m, version: "1",
+  target: "local"}) { jobName status flowRunId } }"""
+
+
+def _code(response: httpx.Response) -> str | None:
+    errors = response.json().get("errors") or []
+    return errors[0]["extensions"]["code"] if errors else None
+
+
+def test_every_request_needs_a_valid_token(api: dict[str, Any]) -> None:
+    for bearer, why in [
+        (None, "Missing bearer token"),
+        (token("a", "ADMIN", secret="another-secret-0123456789abcdef0123"), "Invalid token"),
+        (token("a", "ADMIN", ttl=-60), "expired"),
+        (token("a", "ADMIN", aud="someone-else"), "not for this API"),
+        (token("a", "ADMIN", aud=None), "Invalid token"),
+        ("not.a.jwt", "Invalid token"),
+    ]:
+        response = gql(api, VERSIONS, bearer, m=NAME)
+        assert response.status_code == 401, (why, response.text)
+        assert _code(response) == "UNAUTHENTICATED" and why in response.text
+    health = httpx.get(f"{api['url']}/healthz", timeout=10)
+    assert health.json() == {"status": "ok"}
+
+
+def test_versions_with_params_metrics_and_a_quoted_name(api: dict[str, Any]) -> None:
+    response = gql(api, VERSIONS, token("viewer", "VIEWER"), m=NAME)
+    rows = response.json()["data"]["mlModelVersions"]
+    assert [r["version"] for r in rows] == ["3", "2", "1"]
+    assert rows[0]["status"] == "Staging" and rows[0]["aliases"] == ["staging"]
+    assert rows[0]["params"]["max_iter"] == "1000"  # its training run's, read in a batch
+    assert rows[0]["metrics"]["roc_auc"] == pytest.approx(0.83)  # its flow's parent run's
+    assert rows[0]["createdAt"].endswith("+00:00") and rows[0]["runId"]
+    staged = gql(api, VERSIONS, token("viewer"), m=NAME, s="Staging").json()["data"]
+    assert [r["version"] for r in staged["mlModelVersions"]] == ["3"]
+    missing = gql(api, VERSIONS, token("viewer"), m="nope' OR name = 'other")
+    assert _code(missing) == "NOT_FOUND"
+
+
+ALLOWED = {  # mutation -> roles that may run it
+    "promote-staging": {"ADMIN", "OPERATOR", "ML_ENGINEER"},
+    "promote-production": {"ADMIN", "OPERATOR"},
+    "rollback": {"ADMIN", "OPERATOR", "ML_ENGINEER"},
+    "deploy": {"ADMIN", "OPERATOR", "ML_ENGINEER"},
+}
+
+
+@pytest.mark.parametrize("role", ["VIEWER", "ML_ENGINEER", "OPERATOR", "ADMIN", None])
+@pytest.mark.parametrize("mutation", list(ALLOWED))
+def test_every_role_against_every_mutation(api: dict[str, Any], role: str | None,
+                                           mutation: str) -> None:  # fmt: skip
+    bearer = token(f"user-{role}", *([role] if role else []))  # no role claim: VIEWER
+    query, variables = {
+        "promote-staging": (PROMOTE, {"m": "other", "v": "1", "s": "Staging"}),
+        "promote-production": (PROMOTE, {"m": "other", "v": "1", "s": "Production"}),
+        "rollback": (ROLLBACK, {"m": "other"}),
+        "deploy": (DEPLOY, {"m": "other"}),
+    }[mutation]
+    response = gql(api, query, bearer, **variables)
+    code = _code(response)
+    if (role or "VIEWER") not in ALLOWED[mutation]:
+        assert code == "FORBIDDEN", response.text
+        assert f"user-{role}" in response.text
+        return
+    assert code != "FORBIDDEN", response.text
+    if mutation == "deploy":  # no Prefect server configured: refused, saying how to start one
+        assert code == "BAD_USER_INPUT" and "PREFECT_API_URL" in response.text
+    elif mutation == "rollback":  # nothing was ever in production before
+        assert code in (None, "BAD_USER_INPUT"), response.text
+    else:
+        assert code is None, response.text
+
+
+def test_promotion_goes_through_the_policy_and_leaves_history(api: dict[str, Any]) -> None:
+    admin = token("ops-oncall", "ADMIN")
+    refused = gql(api, PROMOTE, admin, m=NAME, v="1", s="Production")  # not staged
+    assert (
+        _code(refused) == "BAD_USER_INPUT" and "does not hold the 'staging' alias" in refused.text
+    )
+    first = gql(api, PROMOTE, admin, m=NAME, v="3", s="Production").json()["data"]
+    assert first["promoteModelVersion"]["status"] == "Production"
+    time.sleep(1.1)  # "between" is cut to whole seconds: after the first move, before the next
+    between = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    time.sleep(1.1)
+    assert _code(gql(api, PROMOTE, admin, m=NAME, v="2", s="Staging")) is None
+    second = gql(api, PROMOTE, admin, m=NAME, v="2", s="Production").json()["data"]
+    assert second["promoteModelVersion"]["status"] == "Production"
+    back = gql(api, ROLLBACK, token("sre", "OPERATOR"), m=NAME).json()["data"]["rollbackModel"]
+    assert back == {"version": "3", "status": "Production"}
+
+    history = gql(api, """query($m: String!, $a: String) { promotionHistory(modelName: $m,
+        first: 2, after: $a) { events { version action actor reason fromVersion toVersion time }
+        total endCursor hasNextPage } }""", token("viewer"), m=NAME).json()["data"]["promotionHistory"]  # fmt: skip
+    assert history["hasNextPage"] and len(history["events"]) == 2
+    # The rollback writes two events: on the restored version and on the rolled-back one.
+    newest = {e["action"]: e for e in history["events"]}
+    assert set(newest) == {"rollback", "rolled-back"}
+    rollback = newest["rollback"]
+    assert (rollback["actor"], rollback["reason"]) == ("api:sre", "bad latency")
+    assert (rollback["version"], rollback["fromVersion"], rollback["toVersion"]) == ("3", "2", "3")
+    times = [e["time"] for e in history["events"]]
+    assert times == sorted(times, reverse=True)
+    rest = gql(api, """query($m: String!, $a: String) { promotionHistory(modelName: $m,
+        first: 500, after: $a) { events { action } total hasNextPage } }""", token("viewer"),
+        m=NAME, a=history["endCursor"]).json()["data"]["promotionHistory"]  # fmt: skip
+    assert len(rest["events"]) == history["total"] - 2 and not rest["hasNextPage"]
+
+    at = """query($m: String!, $t: DateTime!) { productionAt(modelName: $m, time: $t) }"""
+    assert gql(api, at, token("v"), m=NAME, t=between + "Z").json()["data"]["productionAt"] == "3"
+    assert gql(api, at, token("v"), m=NAME, t="2001-01-01T00:00:00Z").json()["data"][
+        "productionAt"] is None  # fmt: skip
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
+    assert gql(api, at, token("v"), m=NAME, t=now).json()["data"]["productionAt"] == "3"
+
+
+def test_a_refusal_is_recorded_on_the_model(api: dict[str, Any]) -> None:
+    from mlflow import MlflowClient
+
+    response = gql(api, PROMOTE, token("intern", "VIEWER"), m=NAME, v="1", s="Staging")
+    assert _code(response) == "FORBIDDEN"
+    client = MlflowClient(api["env"]["MLFLOW_TRACKING_URI"])
+    tags = client.get_model_version(NAME, "1").tags
+    assert any("intern" in v and "promotion-refused" in v for v in tags.values())
+
+
+def test_the_server_refuses_to_start_without_a_key(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_API_")}
+    done = subprocess.run([sys.executable, "-m", "modelops", "api", "--port", str(_port())],
+                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    assert "MODELOPS_API_JWT_SECRET" in done.stderr and "no anonymous mode" in done.stderr
+
+
+def test_token_helper_signs_what_the_server_accepts(api: dict[str, Any]) -> None:
+    done = subprocess.run([sys.executable, "-m", "modelops", "api", "token", "--sub", "ops-oncall",
+                           "--role", "OPERATOR", "--ttl", "120"], env=api["env"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    minted = done.stdout.strip()
+    claims = jwt.decode(minted, SECRET, algorithms=["HS256"], audience=AUDIENCE)
+    assert claims["sub"] == "ops-oncall" and claims["roles"] == ["OPERATOR"]
+    assert gql(api, VERSIONS, minted, m=NAME).status_code == 200
+
+
+def _rsa() -> tuple[Any, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)  # fmt: skip
+    return key, public.decode()
+
+
+def _start(api: dict[str, Any], extra: dict[str, str], tmp: Path) -> tuple[Any, str, Any]:
+    env = {k: v for k, v in api["env"].items() if not k.startswith("MODELOPS_API_")}
+    env.update(extra)
+    port = _port()
+    log = (tmp / f"api-{port}.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "modelops", "api", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz", proc)
+    return proc, url, log
+
+
+def test_rs256_with_a_public_key_and_with_a_jwks_endpoint(
+    api: dict[str, Any], tmp_path: Path
+) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    key, public = _rsa()
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwks = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Keys(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(jwks)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    idp = HTTPServer(("127.0.0.1", 0), Keys)
+    threading.Thread(target=idp.serve_forever, daemon=True).start()
+    claims = {"sub": "sso-user", "roles": ["OPERATOR"], "exp": int(time.time()) + 600}
+    good = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+    forged = jwt.encode(claims, SECRET, algorithm="HS256", headers={"kid": "k1"})
+    try:
+        for extra in ({"MODELOPS_API_JWT_PUBLIC_KEY": public},
+                      {"MODELOPS_API_JWKS_URL": f"http://127.0.0.1:{idp.server_port}/jwks"}):  # fmt: skip
+            proc, url, log = _start(api, extra, tmp_path)
+            try:
+                ok = httpx.post(f"{url}/graphql", json={"query": VERSIONS, "variables": {"m": NAME}},
+                                headers={"Authorization": f"Bearer {good}"}, timeout=60)  # fmt: skip
+                assert ok.status_code == 200 and ok.json()["data"]["mlModelVersions"], ok.text
+                bad = httpx.post(f"{url}/graphql", json={"query": VERSIONS, "variables": {"m": NAME}},
+                                 headers={"Authorization": f"Bearer {forged}"}, timeout=60)  # fmt: skip
+                assert bad.status_code == 401, (extra, bad.text)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+                log.close()
+    finally:
+        idp.shutdown()
