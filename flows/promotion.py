@@ -10,6 +10,7 @@ from pydantic import Field
 from modelops.params import ModelName
 from modelops.types import PromotionResult
 from tasks.promotion import (
+    await_approval,
     compare_with_champion,
     promote_candidate,
     recover_interrupted,
@@ -30,6 +31,8 @@ def promotion(
     archive_existing: bool = True,
     reason: str = "promoted by the promotion flow",
     actor: str | None = None,
+    require_approval: bool = False,
+    approval_timeout_seconds: Annotated[int, Field(ge=1)] = 86400,
 ) -> PromotionResult:
     """Promote a model version to production (champion/challenger when a champion exists).
 
@@ -45,6 +48,10 @@ def promotion(
         archive_existing: tag the replaced production version archived.
         reason: why, for the audit trail.
         actor: who, for the audit trail (default: the deployment or OS user).
+        require_approval: after the comparison, pause until someone other than ``actor``
+            approves (Prefect UI form, or the API's approvePromotion); rejected or not answered
+            within ``approval_timeout_seconds``: nothing moves.
+        approval_timeout_seconds: how long to wait for an answer.
     """
     # One promotion per model at a time, across processes and workers: both runs would
     # otherwise compare against, and archive, the same champion.
@@ -55,6 +62,11 @@ def promotion(
         candidate = resolve_candidate(ctx, model_name, version, override_staging_reason, actor)
         comparison = compare_with_champion(ctx, candidate, held_out_path, metrics=compare_metrics,
                                            margin=margin, target=target, actor=actor)  # fmt: skip
+        if require_approval:
+            answer = await_approval(ctx, candidate, comparison, ctx.actor(actor),
+                                    approval_timeout_seconds)  # fmt: skip
+            reason = f"{reason}; approved by {answer.approver or 'prefect-ui'}" + (
+                f": {answer.comment}" if answer.comment else "")  # fmt: skip
         return promote_candidate(ctx, candidate, comparison, reason, archive_existing, actor)
 
 

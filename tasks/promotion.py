@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.input import RunInput
 
 from modelops.registry.champion import Comparison
 from modelops.steps import promote as steps
@@ -76,3 +77,65 @@ def rollback_model(
         description=f"{model_name} rollback",
     )
     return result
+
+
+class Approval(RunInput):
+    """What a person answers when a promotion waits for approval (the Prefect UI's form, or
+    the API's ``approvePromotion``)."""
+
+    approve: bool = False
+    comment: str = ""
+    approver: str = ""  # set by the API (the token's subject); empty from the Prefect UI
+
+
+def await_approval(
+    ctx: TrackingContext,
+    candidate: Candidate,
+    comparison: Comparison | None,
+    requester: str,
+    timeout_seconds: int,
+    poll_seconds: int = 2,
+) -> Approval:
+    """Pause this flow run until a person approves or rejects moving ``candidate`` to
+    production; the comparison table is shown in the form. Nothing is held but this run.
+
+    Raises:
+        PromotionRefused: rejected, approved by the requester (four eyes), or not answered in
+            time — recorded in the version's audit trail either way; nothing moves.
+    """
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
+
+    from modelops.errors import PromotionRefused
+    from modelops.registry.promotion import record_refusal
+
+    table = (comparison.markdown(candidate.name, str(candidate.champion), candidate.version)
+             if comparison else "No champion in production: the staging gate result stands.")  # fmt: skip
+    description = (f"### Promote {candidate.name} version {candidate.version} to production?\n\n"
+                   f"Requested by **{requester}**. Someone else must approve.\n\n{table}")  # fmt: skip
+    logger = get_run_logger()
+    logger.info("Waiting up to %ss for approval (Prefect UI, or approvePromotion)", timeout_seconds)
+    markdown_artifact(description, key=artifact_key(candidate.name, "approval"),
+                      description="Waiting for approval")  # fmt: skip
+
+    def refuse(reason: str, approver: str) -> PromotionRefused:
+        record_refusal(ctx.client(), candidate.name, candidate.version, reason=reason,
+                       actor=approver, flow_run_id=ctx.flow_run_id)  # fmt: skip
+        return PromotionRefused(reason)
+
+    try:
+        answer = pause_flow_run(
+            wait_for_input=Approval.with_initial_data(description=description, approve=False),
+            timeout=timeout_seconds, poll_interval=poll_seconds,
+        )  # fmt: skip
+    except FlowPauseTimeout as exc:
+        raise refuse(f"No approval within {timeout_seconds}s: version {candidate.version} was "
+                     f"not promoted.", "modelops") from exc  # fmt: skip
+    approver = answer.approver or "prefect-ui"
+    if approver == requester:
+        raise refuse(f"{approver} requested this promotion and cannot also approve it (four "
+                     f"eyes): nothing moved.", approver)  # fmt: skip
+    if not answer.approve:
+        raise refuse(f"Rejected by {approver}: {answer.comment or 'no comment'}", approver)
+    logger.info("Approved by %s: %s", approver, answer.comment or "no comment")
+    return answer

@@ -219,6 +219,15 @@ class Query:
         return _job(_read_flow_run(flow_run_id), namespace="")
 
 
+def _off_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a Prefect client function from a thread with no event loop: resolvers run on the
+    server's loop, where Prefect's sync-compatible functions would return coroutines."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
 def _prefect_api() -> None:
     from prefect.settings import get_current_settings
 
@@ -257,7 +266,66 @@ def _job(run: Any, namespace: str) -> DeploymentJob:
 
 
 @strawberry.type
+class PromotionRequest:
+    flow_run_id: str
+    status: str = strawberry.field(description="The promotion run's state (PAUSED: waiting).")
+    requested_by: str
+
+
+def _promotion_request(run: Any) -> PromotionRequest:
+    state = run.state
+    return PromotionRequest(flow_run_id=str(run.id),
+                            status=state.type.value if state else "PENDING",
+                            requested_by=str((run.parameters or {}).get("actor") or ""))  # fmt: skip
+
+
+@strawberry.type
 class Mutation:
+    @strawberry.mutation(description="Ask for a version to go to production: starts the "
+                         "`promotion/default` deployment with approval required (champion/"
+                         "challenger, then a pause until someone else approves).")  # fmt: skip
+    def request_production_promotion(self, info: Info, model_name: str, version: str = "staging",
+                                     reason: str = "requested through the API") -> PromotionRequest:  # fmt: skip
+        who = _require(info, CHANGE_ROLES, "request a production promotion", model_name, version)
+        _prefect_api()
+        from prefect.deployments import run_deployment
+
+        try:
+            from modelops.registry.versions import resolve_version
+
+            resolve_version(_client(), model_name, version)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        run = _off_loop(run_deployment, "promotion/default", timeout=0, tags=["modelops-api"], parameters={
+            "model_name": model_name, "version": version, "reason": reason, "actor": who.actor,
+            "require_approval": True})  # fmt: skip
+        return _promotion_request(run)
+
+    @strawberry.mutation(description="Approve or reject a production promotion waiting for "
+                         "approval (ADMIN or OPERATOR, never the requester).")  # fmt: skip
+    def approve_promotion(self, info: Info, flow_run_id: str, approve: bool,
+                          comment: str = "") -> PromotionRequest:  # fmt: skip
+        run = _read_flow_run(flow_run_id)
+        model = str((run.parameters or {}).get("model_name") or "") or None
+        who = _require(info, PRODUCTION_ROLES, "approve a production promotion", model)
+        requester = str((run.parameters or {}).get("actor") or "")
+        if requester == who.actor:
+            reason = f"{who.describe()} requested this promotion and cannot approve it (four eyes)"
+            logger.warning("refused: %s", reason)
+            if model:
+                _record_refusal(model, str(run.parameters.get("version") or "staging"), reason, who)
+            raise fail(Code.FORBIDDEN, reason)
+        if run.state is None or not run.state.is_paused():
+            raise fail(Code.CONFLICT, f"Flow run {flow_run_id} is not waiting for approval "
+                       f"(state {run.state.name if run.state else 'unknown'}).")  # fmt: skip
+        from prefect.flow_runs import resume_flow_run
+
+        _off_loop(resume_flow_run, run.id, run_input={"approve": approve, "comment": comment,
+                                                      "approver": who.actor})  # fmt: skip
+        logger.info("%s %s promotion run %s", who.describe(),
+                    "approved" if approve else "rejected", flow_run_id)  # fmt: skip
+        return _promotion_request(_read_flow_run(flow_run_id))
+
     @strawberry.mutation(description="Serve a version: starts the project's `deployment` flow "
                          "through its Prefect deployment (verified rollout, smoke test, rollback).")  # fmt: skip
     def deploy_model_version(self, info: Info, input: DeployInput) -> DeploymentJob:
@@ -284,8 +352,8 @@ class Mutation:
             parameters["namespace"] = namespace
             if input.image:
                 parameters["image"] = input.image
-        run = run_deployment(f"deployment/{input.target}", parameters=parameters, timeout=0,
-                             tags=["modelops-api", f"actor:{who.subject}"])  # fmt: skip
+        run = _off_loop(run_deployment, f"deployment/{input.target}", parameters=parameters,
+                        timeout=0, tags=["modelops-api", f"actor:{who.subject}"])  # fmt: skip
         logger.info("%s deployed %s v%s (%s): flow run %s", who.describe(), input.model_name,
                     input.version, input.target, run.id)  # type: ignore[union-attr]  # fmt: skip
         return _job(run, namespace)

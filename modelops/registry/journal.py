@@ -124,6 +124,16 @@ def transaction(client: MlflowClient, name: str) -> Iterator[AliasJournal]:
         raise
     if journal.touched:
         mirror_stages(client, name, journal.touched)
+        _refresh_descriptions(client, name, journal.touched)
+
+
+def _refresh_descriptions(client: MlflowClient, name: str, versions: set[str]) -> None:
+    from modelops.registry.describe import refresh_descriptions
+
+    try:
+        refresh_descriptions(client, name, versions)
+    except Exception:  # a description is a courtesy: the move itself is done and audited
+        return
 
 
 def mirror_stages(client: MlflowClient, name: str, versions: set[str]) -> None:

@@ -220,6 +220,10 @@ def register_model(
     )  # fmt: skip
     tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.registered_model": model_name,
                                                "modelops.model_version": version.version})  # fmt: skip
+    if created:
+        from modelops.registry.describe import describe_new_version
+
+        describe_new_version(ctx.client(), model_name, str(version.version), ctx.parent_run_id)
     return RegisteredVersion(name=model_name, version=str(version.version), run_id=model.run_id,
                              source=str(version.source), created=created)  # fmt: skip
 

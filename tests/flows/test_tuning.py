@@ -57,6 +57,9 @@ def test_best_candidate_is_registered_and_a_failing_one_is_recorded(mlflow_store
 
     # The registered version is the best candidate, refitted, gated on the held-out part.
     version = client.get_model_version("tuned", result.version)
+    # A sentence people can read in the MLflow UI: data, gate, where it stands now.
+    assert version.description.startswith("leads.csv, 5,000 rows · gate passed: roc_auc ")
+    assert version.description.endswith("now: Staging (staging)")
     assert str(client.get_model_version_by_alias("tuned", "staging").version) == result.version
     train_run = client.get_run(version.run_id)
     assert train_run.data.params["estimator"] == best["kind"]
