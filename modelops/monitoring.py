@@ -112,6 +112,38 @@ def build_profile(
     return profile
 
 
+TEXT_LENGTH = "text_length"  # the one "feature" of a text model's profile: characters per text
+
+
+def text_lengths(texts: Any) -> pd.DataFrame:
+    """The measurable side of texts: their length in characters (missing texts: NaN)."""
+    import pandas as pd
+
+    series = pd.Series(list(texts), dtype="object")
+    return pd.DataFrame({TEXT_LENGTH: series.map(lambda t: len(t) if isinstance(t, str)
+                                                 else float("nan")).astype("float64")})  # fmt: skip
+
+
+def build_text_profile(texts: list[str], predicted: list[str], labels: list[str]) -> dict[str, Any]:
+    """The reference of a text classifier: length statistics of its training texts and the
+    frequencies of the labels it predicts on held-out texts."""
+    from modelops.data import DatasetSchema, FeatureSpec
+
+    frame = text_lengths(texts)
+    schema = DatasetSchema(target="__label__", features={TEXT_LENGTH: FeatureSpec(kind="numeric")})
+    profile = build_profile(frame, schema)
+    profile["kind"] = "text"
+    profile["prediction_labels"] = {"labels": list(labels),
+                                    "counts": _category_counts(_labels(predicted), list(labels))}  # fmt: skip
+    return profile
+
+
+def _labels(values: Any) -> pd.Series:
+    import pandas as pd
+
+    return pd.Series(list(values), dtype="object")
+
+
 def reference_sample(X: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """At most ``SAMPLE_ROWS`` reference rows, for the two-sample tests."""
     return X.sample(n=min(SAMPLE_ROWS, len(X)), random_state=seed) if len(X) else X
@@ -175,9 +207,7 @@ class CheckResult:
         return {**asdict(self), "degraded": self.degraded}
 
 
-def check_window(
-    window: pd.DataFrame, profile: dict[str, Any], sample: pd.DataFrame | None, min_rows: int
-) -> None:
+def check_window(window: pd.DataFrame, required: list[str], min_rows: int) -> None:
     """Refuse a window that cannot be compared: too few rows, or missing feature columns.
 
     Raises:
@@ -188,7 +218,7 @@ def check_window(
             f"The monitoring window has {len(window)} row(s), fewer than min_rows={min_rows}: "
             f"wait for more traffic, widen the window, or lower min_rows."
         )
-    missing = [f for f in profile["features"] if f not in window.columns]
+    missing = [f for f in required if f not in window.columns]
     if missing:
         raise ConfigurationError(
             f"The monitoring window lacks feature column(s) the model was trained on: "
@@ -202,6 +232,7 @@ def compare(
     sample: pd.DataFrame | None,
     proba: np.ndarray | None,
     psi_max: float = 0.2,
+    predicted_labels: Any = None,
 ) -> CheckResult:
     """Drift of each feature and of the predictions against the reference profile."""
     import numpy as np
@@ -232,6 +263,14 @@ def compare(
         drifts.append(FeatureDrift(name, ref["kind"], value, statistic, p_value,
                                    ref["null_rate"], null_now, value > psi_max, detail))  # fmt: skip
     result = CheckResult(rows=len(window), features=drifts)
+    if predicted_labels is not None and "prediction_labels" in profile:
+        ref = profile["prediction_labels"]
+        current = _category_counts(_labels(predicted_labels), ref["labels"])
+        result.prediction_psi = psi(ref["counts"], current)
+        if result.prediction_psi > psi_max:
+            result.breaches.append(
+                f"predicted label distribution PSI {result.prediction_psi:.3f} > {psi_max}"
+            )
     if proba is not None and "prediction" in profile:
         ref = profile["prediction"]
         current = _numeric_counts(np.asarray(proba, dtype="float64"), ref["edges"])

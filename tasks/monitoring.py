@@ -30,7 +30,7 @@ def read_window(watched: steps.Watched, data_path: str | None, sample_dir: str |
                 max_rows: int | None, min_rows: int) -> Any:  # fmt: skip
     """The recent inputs, checked: enough rows, every feature column."""
     frame = steps.read_window(data_path, sample_dir, watched.name, watched.version, max_rows)
-    monitoring.check_window(frame, watched.profile, watched.sample, min_rows)
+    monitoring.check_window(frame, watched.required_columns, min_rows)
     return frame
 
 
@@ -38,7 +38,10 @@ def read_window(watched: steps.Watched, data_path: str | None, sample_dir: str |
 def check_drift(watched: steps.Watched, window: Any, psi_max: float) -> monitoring.CheckResult:
     """PSI and KS per feature, and the shift of the predicted probabilities."""
     X = steps.features_of(watched, window)
-    proba = watched.model.predict_proba(X)[:, 1]
+    proba, predicted = watched.predict(window)
+    if watched.kind == "text":  # drift of lengths and of the predicted labels
+        return monitoring.compare(X, watched.profile, None, None, psi_max=psi_max,
+                                  predicted_labels=predicted)  # fmt: skip
     return monitoring.compare(X, watched.profile, watched.sample, proba, psi_max=psi_max)
 
 
@@ -46,10 +49,13 @@ def check_drift(watched: steps.Watched, window: Any, psi_max: float) -> monitori
 def check_performance(watched: steps.Watched, labelled: Any, result: monitoring.CheckResult,
                       metric_drop_max: dict[str, float], min_rows: int) -> None:  # fmt: skip
     """The registered metrics recomputed on labelled recent data, compared with registration."""
-    monitoring.check_window(labelled, watched.profile, None, min_rows)
-    y = steps.labels_of(watched, labelled)
-    proba = watched.model.predict_proba(steps.features_of(watched, labelled))[:, 1]
-    current = evaluate_binary(y, proba).metrics
+    monitoring.check_window(labelled, watched.required_columns, min_rows)
+    if watched.kind == "text":
+        current = steps.text_metrics(watched, labelled)
+    else:
+        y = steps.labels_of(watched, labelled)
+        proba = watched.model.predict_proba(steps.features_of(watched, labelled))[:, 1]
+        current = evaluate_binary(y, proba).metrics
     monitoring.compare_performance(result, current, watched.registered_metrics, metric_drop_max)
 
 
@@ -58,7 +64,8 @@ def report_check(ctx: TrackingContext, watched: steps.Watched, window: Any,
                  result: monitoring.CheckResult) -> None:  # fmt: skip
     """An MLflow run point per check, a Prefect table per feature, the worst feature's chart."""
     worst = result.worst
-    figure = steps.distribution_figure(watched, window, worst.feature) if worst else None
+    shown = steps.features_of(watched, window) if watched.kind == "text" else window
+    figure = steps.distribution_figure(watched, shown, worst.feature) if worst else None
     steps.record_check(ctx, watched, result, figure)
     key = artifact_key(watched.name, "monitoring")
     table_artifact([f.row() for f in sorted(result.features, key=lambda f: -f.psi)],

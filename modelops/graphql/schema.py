@@ -219,19 +219,15 @@ class Query:
         return _job(_read_flow_run(flow_run_id), namespace="")
 
 
-def _off_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a Prefect client function from a thread with no event loop: resolvers run on the
-    server's loop, where Prefect's sync-compatible functions would return coroutines."""
-    import concurrent.futures
+def _prefect() -> Any:
+    """The Prefect adapter (tasks.orchestration): the core never imports Prefect directly."""
+    import importlib
 
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn, *args, **kwargs).result()
+    return importlib.import_module("tasks.orchestration")
 
 
 def _prefect_api() -> None:
-    from prefect.settings import get_current_settings
-
-    if not get_current_settings().api.url:
+    if not _prefect().configured():
         raise fail(Code.BAD_USER_INPUT,
                    "Deployments run through Prefect and no Prefect server is configured: set "
                    "PREFECT_API_URL for the API server (make server; make pools deploy; make "
@@ -241,19 +237,15 @@ def _prefect_api() -> None:
 def _read_flow_run(flow_run_id: str) -> Any:
     from uuid import UUID
 
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
     _prefect_api()
     try:
         key = UUID(flow_run_id)
     except ValueError as exc:
         raise fail(Code.BAD_USER_INPUT, f"Not a flow run id: {flow_run_id!r}") from exc
-    with get_client(sync_client=True) as client:
-        try:
-            return client.read_flow_run(key)
-        except ObjectNotFound as exc:
-            raise fail(Code.NOT_FOUND, f"No flow run {flow_run_id}") from exc
+    run = _prefect().read_flow_run(key)
+    if run is None:
+        raise fail(Code.NOT_FOUND, f"No flow run {flow_run_id}")
+    return run
 
 
 def _job(run: Any, namespace: str) -> DeploymentJob:
@@ -288,15 +280,13 @@ class Mutation:
                                      reason: str = "requested through the API") -> PromotionRequest:  # fmt: skip
         who = _require(info, CHANGE_ROLES, "request a production promotion", model_name, version)
         _prefect_api()
-        from prefect.deployments import run_deployment
-
         try:
             from modelops.registry.versions import resolve_version
 
             resolve_version(_client(), model_name, version)
         except Exception as exc:
             raise _translate(exc) from exc
-        run = _off_loop(run_deployment, "promotion/default", timeout=0, tags=["modelops-api"], parameters={
+        run = _prefect().start_deployment("promotion/default", tags=["modelops-api"], parameters={
             "model_name": model_name, "version": version, "reason": reason, "actor": who.actor,
             "require_approval": True})  # fmt: skip
         return _promotion_request(run)
@@ -318,10 +308,7 @@ class Mutation:
         if run.state is None or not run.state.is_paused():
             raise fail(Code.CONFLICT, f"Flow run {flow_run_id} is not waiting for approval "
                        f"(state {run.state.name if run.state else 'unknown'}).")  # fmt: skip
-        from prefect.flow_runs import resume_flow_run
-
-        _off_loop(resume_flow_run, run.id, run_input={"approve": approve, "comment": comment,
-                                                      "approver": who.actor})  # fmt: skip
+        _prefect().resume(run.id, {"approve": approve, "comment": comment, "approver": who.actor})
         logger.info("%s %s promotion run %s", who.describe(),
                     "approved" if approve else "rejected", flow_run_id)  # fmt: skip
         return _promotion_request(_read_flow_run(flow_run_id))
@@ -342,8 +329,6 @@ class Mutation:
             resolve_version(_client(), input.model_name, input.version)
         except Exception as exc:
             raise _translate(exc) from exc
-        from prefect.deployments import run_deployment
-
         namespace = input.namespace or (get_settings().deploy_namespace
                                         if input.target == "kubernetes" else "")  # fmt: skip
         parameters: dict[str, Any] = {"model_name": input.model_name, "version": input.version,
@@ -352,8 +337,8 @@ class Mutation:
             parameters["namespace"] = namespace
             if input.image:
                 parameters["image"] = input.image
-        run = _off_loop(run_deployment, f"deployment/{input.target}", parameters=parameters,
-                        timeout=0, tags=["modelops-api", f"actor:{who.subject}"])  # fmt: skip
+        run = _prefect().start_deployment(f"deployment/{input.target}", parameters,
+                                          ["modelops-api", f"actor:{who.subject}"])  # fmt: skip
         logger.info("%s deployed %s v%s (%s): flow run %s", who.describe(), input.model_name,
                     input.version, input.target, run.id)  # type: ignore[union-attr]  # fmt: skip
         return _job(run, namespace)

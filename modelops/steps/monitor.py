@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 DEGRADED_TAG = "modelops.monitoring.degraded"
+TEXT_COLUMN, LABEL_COLUMN = "text", "label"  # a text window's columns (the server's samples too)
 
 
 @dataclass
@@ -34,6 +35,20 @@ class Watched:
     profile: dict[str, Any]
     sample: pd.DataFrame | None
     registered_metrics: dict[str, float]
+    kind: str = "tabular"  # or "text": a transformers pipeline, profiled by text length
+    labels: list[str] | None = None  # a text classifier's labels
+
+    @property
+    def required_columns(self) -> list[str]:
+        """What a window must have: the features, or the text column."""
+        return [TEXT_COLUMN] if self.kind == "text" else list(self.profile["features"])
+
+    def predict(self, frame: pd.DataFrame) -> tuple[Any, Any]:
+        """``(positive-class probabilities, None)`` for tabular models, ``(class
+        probabilities, predicted labels)`` for text classifiers."""
+        if self.kind == "text":
+            return _text_predictions(self, frame[TEXT_COLUMN])
+        return self.model.predict_proba(features_of(self, frame))[:, 1], None
 
 
 def resolve_watched(client: MlflowClient, name: str, ref: str) -> Watched:
@@ -43,7 +58,7 @@ def resolve_watched(client: MlflowClient, name: str, ref: str) -> Watched:
         ModelNotFound: no such model, or the alias (production by default) is unset.
         ConfigurationError: the version has no reference and its training data cannot be read.
     """
-    from modelops.model_io import load_sklearn
+    from modelops.model_io import load_sklearn, read_mlmodel
     from modelops.registry.versions import resolve_version
 
     try:
@@ -55,14 +70,62 @@ def resolve_watched(client: MlflowClient, name: str, ref: str) -> Watched:
                 f"version=<number>."
             ) from exc
         raise
-    model, mlmodel = load_sklearn(client, name, str(mv.version))
-    metadata = mlmodel.metadata or {}
-    profile, sample = _reference(client, mv, model, metadata.get("target"))
+    mlmodel, _ = read_mlmodel(client, name, str(mv.version))
     run = client.get_run(str(mv.run_id))
     parent = run.data.tags.get(tracking.PARENT_TAG)
     metrics = dict(client.get_run(parent).data.metrics) if parent else dict(run.data.metrics)
+    if "transformers" in mlmodel.flavors:
+        return _watched_text(client, mv, parent, metrics)
+    model, mlmodel = load_sklearn(client, name, str(mv.version))
+    metadata = mlmodel.metadata or {}
+    profile, sample = _reference(client, mv, model, metadata.get("target"))
     return Watched(name, str(mv.version), str(mv.run_id), model, metadata.get("target"),
                    metadata.get("positive_label"), profile, sample, metrics)  # fmt: skip
+
+
+def _watched_text(client: MlflowClient, mv: Any, parent: str | None,
+                  metrics: dict[str, float]) -> Watched:  # fmt: skip
+    """A text classifier: its pipeline and the text reference on its flow's parent run."""
+    import mlflow.transformers
+
+    from modelops.model_io import download_version
+
+    profile = None
+    for run_id in filter(None, (parent, mv.run_id)):
+        with tempfile.TemporaryDirectory(prefix="modelops-reference-") as tmp:
+            try:
+                path = Path(client.download_artifacts(run_id, monitoring.PROFILE_FILE, tmp))
+                profile = json.loads(path.read_text())
+                break
+            except Exception:
+                continue
+    if profile is None or profile.get("kind") != "text":
+        raise ConfigurationError(
+            f"Version {mv.version} of {mv.name!r} has no text reference profile (versions "
+            f"fine-tuned before monitoring existed): fine-tune it again to monitor it."
+        )
+    local = download_version(client, mv.name, str(mv.version))
+    pipe = mlflow.transformers.load_model(str(local), return_type="pipeline")
+    labels = list(profile["prediction_labels"]["labels"])
+    return Watched(mv.name, str(mv.version), str(mv.run_id), pipe, LABEL_COLUMN, None, profile,
+                   None, metrics, kind="text", labels=labels)  # fmt: skip
+
+
+def _text_predictions(watched: Watched, texts: Any) -> tuple[Any, list[str]]:
+    import numpy as np
+
+    items = [t if isinstance(t, str) else "" for t in texts]
+    limit = min(512, int(getattr(watched.model.model.config, "max_position_embeddings", 512)))
+    results = (watched.model(items, top_k=None, batch_size=64, truncation=True, max_length=limit)
+               if items else [])  # fmt: skip
+    labels = watched.labels or []
+    proba = np.zeros((len(items), len(labels)))
+    for row, scores in enumerate(results):
+        for entry in scores:
+            if entry["label"] in labels:
+                proba[row, labels.index(entry["label"])] = entry["score"]
+    predicted = [labels[i] for i in proba.argmax(axis=1)] if len(items) else []
+    return proba, predicted
 
 
 def _reference(client: MlflowClient, mv: Any, model: Any, target: str | None) -> tuple[Any, Any]:
@@ -146,7 +209,10 @@ def read_window(data_path: str | None, sample_dir: str | None, name: str, versio
 
 
 def features_of(watched: Watched, frame: pd.DataFrame) -> pd.DataFrame:
-    """The window's feature columns, typed as the model was trained (see feature_frame)."""
+    """The window's feature columns, typed as the model was trained (see feature_frame); for a
+    text classifier, the texts' lengths."""
+    if watched.kind == "text":
+        return monitoring.text_lengths(frame[TEXT_COLUMN])
     from modelops.data import DatasetSchema, FeatureSpec
     from modelops.training import feature_frame
 
@@ -164,6 +230,8 @@ def labels_of(watched: Watched, frame: pd.DataFrame) -> Any:
     """
     from modelops.training import encode_target
 
+    if watched.kind == "text":
+        return _text_labels(watched, frame)
     if not watched.target or watched.target not in frame.columns:
         raise ConfigurationError(
             f"The labelled data has no column {watched.target!r} (the model's target). "
@@ -258,3 +326,29 @@ def distribution_figure(watched: Watched, window: pd.DataFrame, feature: str) ->
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def _text_labels(watched: Watched, frame: pd.DataFrame) -> list[int]:
+    labels = watched.labels or []
+    if LABEL_COLUMN not in frame.columns:
+        raise ConfigurationError(
+            f"The labelled texts have no {LABEL_COLUMN!r} column. Columns: "
+            f"{', '.join(map(str, frame.columns[:20]))}"
+        )
+    values = frame[LABEL_COLUMN].astype(str)
+    foreign = sorted(set(values) - set(labels))
+    if foreign:
+        raise ConfigurationError(
+            f"The labels in {LABEL_COLUMN!r} are not the model's: {', '.join(foreign[:10])} "
+            f"(it knows {', '.join(labels)})."
+        )
+    return [labels.index(v) for v in values]
+
+
+def text_metrics(watched: Watched, frame: pd.DataFrame) -> dict[str, float]:
+    """Accuracy and macro-F1 of a text classifier on labelled texts."""
+    from modelops.text.training import evaluate_texts
+
+    targets = _text_labels(watched, frame)
+    proba, _ = _text_predictions(watched, frame[TEXT_COLUMN])
+    return dict(evaluate_texts(targets, proba, watched.labels or [])["metrics"])

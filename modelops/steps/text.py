@@ -87,7 +87,19 @@ def evaluate_text_model(
         tracking.log_json(ctx, run_id, result["per_class"], "per_class.json")
         figure = text_training.confusion_figure(result["confusion"], data.labels)
         tracking.log_figures(ctx, run_id, {"confusion_matrix.png": figure})
+        record_text_reference(ctx, data, [data.labels[i] for i in proba.argmax(axis=1)])
     return check_gate(ctx, result["metrics"], thresholds), result
+
+
+def record_text_reference(
+    ctx: tracking.TrackingContext, data: TextData, predicted: list[str]
+) -> None:
+    """The reference the monitoring flow compares served texts with, on the flow's parent run
+    (where the version's run points): training text lengths and predicted-label frequencies."""
+    from modelops import monitoring
+
+    profile = monitoring.build_text_profile(data.train_texts, predicted, data.labels)
+    tracking.log_json(ctx, ctx.parent_run_id, profile, monitoring.PROFILE_FILE)
 
 
 def log_pretrained_snapshot(

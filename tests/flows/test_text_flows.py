@@ -178,3 +178,35 @@ def test_register_pretrained_from_the_command_line_tags_and_stages_the_version(
     assert str(client.get_model_version_by_alias("sentence-encoder", "staging").version) == "1"
     assert client.get_registered_model("sentence-encoder").description == "sentence embeddings"
     assert '"model_name": "sentence-encoder"' in capsys.readouterr().out
+
+
+def test_a_text_classifier_is_monitored_by_text_length_and_predicted_labels(
+    mlflow_store: str, tiny_bert: str, tmp_path: Path
+) -> None:
+    from flows.monitoring import monitoring
+    from flows.text_training import text_training
+    from modelops import ModelStage, promote_model
+
+    result = text_training(base_model=tiny_bert, fine_tune=FAST, thresholds={"macro_f1": 0.0})
+    promote_model("emotion-classifier", result.version, stage=ModelStage.PRODUCTION)
+    texts = pd.read_csv(EMOTIONS)
+    same = tmp_path / "same.csv"
+    texts.sample(frac=1.0, random_state=1).to_csv(same, index=False)
+    ok = monitoring(model_name="emotion-classifier", data_path=str(same), min_rows=50,
+                    labelled_path=str(same), metric_drop_max={"accuracy": 0.5})  # fmt: skip
+    assert ok["degraded"] is False, ok["breaches"]
+    assert set(ok["performance"]) == {"accuracy", "macro_f1"}
+
+    long = tmp_path / "long.csv"
+    texts.assign(text=texts["text"] + " " + "and then it went on and on " * 12).to_csv(
+        long, index=False
+    )
+    drifted = monitoring(model_name="emotion-classifier", data_path=str(long), min_rows=50)
+    assert drifted["degraded"] is True
+    assert any("'text_length'" in b for b in drifted["breaches"]), drifted["breaches"]
+
+    foreign = tmp_path / "foreign.csv"
+    texts.assign(label="sarcasm").to_csv(foreign, index=False)
+    with pytest.raises(ConfigurationError, match="are not the model's: sarcasm"):
+        monitoring(model_name="emotion-classifier", data_path=str(same), min_rows=50,
+                   labelled_path=str(foreign))  # fmt: skip
