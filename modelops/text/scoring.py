@@ -46,12 +46,16 @@ def score_texts(
     engine = f"transformers-{installed('transformers')}/torch-{installed('torch')}/{pipe.device}"
     tracking.set_tags(ctx, ctx.parent_run_id, {"inference.engine_id": engine,
                                                "inference.environment": environment_tag()})  # fmt: skip
+    # Truncate to what the model can take even when its tokenizer does not say (no
+    # model_max_length): a longer text would otherwise fail the whole batch.
+    limit = min(512, int(getattr(pipe.model.config, "max_position_embeddings", 512)))
     labels_out, scores_out, per_batch = [], [], []
     started_all = time.perf_counter()
     for step, start in enumerate(range(0, len(texts), batch_size)):
         batch = texts[start : start + batch_size]
         started = time.perf_counter()
-        results = pipe(batch, top_k=None, batch_size=batch_size, truncation=True)
+        results = pipe(batch, top_k=None, batch_size=batch_size, truncation=True,
+                       max_length=limit)  # fmt: skip
         ms = (time.perf_counter() - started) * 1000
         candidates = sum(len(r) for r in results)
         dominant = [c["label"] for r in results for c in r if c["score"] >= decision_threshold]

@@ -204,6 +204,12 @@ def test_a_text_classifier_is_monitored_by_text_length_and_predicted_labels(
     drifted = monitoring(model_name="emotion-classifier", data_path=str(long), min_rows=50)
     assert drifted["degraded"] is True
     assert any("'text_length'" in b for b in drifted["breaches"]), drifted["breaches"]
+    # Texts longer than the model's positions are truncated, in batch scoring too.
+    from flows.batch_scoring import batch_scoring
+
+    scored = batch_scoring(input_uri=str(long), output_uri=str(tmp_path / "long-scored.csv"),
+                           model_name="emotion-classifier", batch_size=16)  # fmt: skip
+    assert scored["rows"] == len(texts)
 
     foreign = tmp_path / "foreign.csv"
     texts.assign(label="sarcasm").to_csv(foreign, index=False)
