@@ -15,8 +15,8 @@ from strawberry.scalars import JSON as _JSON
 from strawberry.types import Info
 
 from modelops.errors import ConfigurationError, ModelNotFound, PromotionRefused, RegistryError
-from modelops.graphql import reads
 from modelops.graphql.auth import CHANGE_ROLES, PRODUCTION_ROLES, Principal, Role
+from modelops.registry import listing as reads
 
 logger = logging.getLogger("modelops.api")
 JSON: Any = _JSON  # a scalar: any JSON value (mypy sees it as NewType)

@@ -21,7 +21,6 @@ from modelops.registry.aliases import (
     AliasState,
     alias_version,
 )
-from modelops.registry.audit import AUDIT_PREFIX, read_events
 from modelops.registry.journal import transaction
 from modelops.registry.promotion import (
     check_staged,
@@ -30,7 +29,7 @@ from modelops.registry.promotion import (
     recover,
     stage_version,
 )
-from modelops.registry.versions import all_versions, registered_model, resolve_version
+from modelops.registry.versions import registered_model, resolve_version
 from modelops.settings import Settings, get_settings
 from modelops.types import AuditEvent
 
@@ -101,56 +100,13 @@ def get_model_metadata(
     Raises:
         ModelNotFound: no such registered model.
     """
-    client = _client(settings)
-    model = registered_model(client, model_name)
-    wanted = ModelStage.parse(stage) if stage is not None else None
-    aliases_by_version: dict[str, list[str]] = {}
-    for alias, version in (model.aliases or {}).items():
-        aliases_by_version.setdefault(str(version), []).append(alias)
-    rows = []
-    for mv in all_versions(client, model_name):
-        aliases = sorted(aliases_by_version.get(str(mv.version), []))
-        tags = dict(mv.tags or {})
-        current = stage_of(aliases, tags)
-        if wanted is not None and current != wanted:
-            continue
-        params: dict[str, str] = {}
-        metrics: dict[str, float] = {}
-        if mv.run_id:
-            try:
-                run = client.get_run(mv.run_id)
-                params, metrics = dict(run.data.params), dict(run.data.metrics)
-                parent = run.data.tags.get("mlflow.parentRunId")
-                if parent:  # the evaluation metrics live on the flow's parent run
-                    parent_run = client.get_run(parent)
-                    metrics = {**dict(parent_run.data.metrics), **metrics}
-            except Exception:  # a deleted run must not hide the version
-                pass
-        rows.append(
-            {
-                "name": model_name,
-                "version": int(mv.version),
-                "stage": current.value,
-                "aliases": aliases,
-                "created": _ms_to_iso(mv.creation_timestamp),
-                "run_id": mv.run_id,
-                "source": mv.source,
-                "status": mv.status,
-                "params": params,
-                "metrics": metrics,
-                "tags": {k: v for k, v in tags.items() if not k.startswith(AUDIT_PREFIX)},
-                "audit": [e.model_dump(mode="json") for e in read_events(mv)],
-            }
-        )
-    return rows
+    from modelops.registry.listing import versions
 
-
-def _ms_to_iso(ms: int | None) -> str | None:
-    from datetime import UTC, datetime
-
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+    return [{"name": model_name, "version": int(r.version), "stage": r.status,
+             "aliases": r.aliases, "created": r.created_at, "run_id": r.run_id,
+             "source": r.source, "status": r.ready, "params": r.params, "metrics": r.metrics,
+             "tags": r.tags, "audit": [e.model_dump(mode="json") for e in r.events]}
+            for r in versions(_client(settings), model_name, stage)]  # fmt: skip
 
 
 def promote_model(

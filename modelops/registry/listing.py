@@ -1,5 +1,6 @@
-"""Registry reads for the API, batched: one version search, one alias read, and run reads in
-batches of 100 (never one call per version)."""
+"""Listing a model's versions, batched: one version search, one alias read, and run reads in
+batches of 100 (never one call per version). The Python API's ``get_model_metadata`` and the
+operator API's queries both read through here."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from modelops.registry.aliases import PRODUCTION
 from modelops.registry.audit import AUDIT_PREFIX, read_events
-from modelops.registry.stages import stage_of
 from modelops.registry.versions import all_versions, registered_model
 from modelops.types import AuditEvent
 
@@ -24,13 +24,14 @@ class VersionRow:
     """One version with what the API shows of it."""
 
     version: str
-    status: str
+    status: str  # the stage: None, Staging, Production, Archived
     created_at: str | None
     run_id: str | None
     aliases: list[str]
     tags: dict[str, str]
     source: str
     description: str | None
+    ready: str = "READY"  # MLflow's registration status of the version
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     events: list[AuditEvent] = field(default_factory=list)
@@ -40,17 +41,22 @@ def _iso(ms: int | None) -> str | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
 
 
-def _runs(client: MlflowClient, run_ids: set[str]) -> dict[str, Any]:
-    """The runs with these ids, read in batches (``run_id IN (...)``) across experiments."""
+def _runs(client: MlflowClient, run_ids: set[str], view: Any = None) -> dict[str, Any]:
+    """The runs with these ids, read in batches (``run_id IN (...)``) across experiments
+    (deleted ones too with ``view=ViewType.ALL``: a deleted run must not hide its version)."""
     ids = sorted(i for i in run_ids if i)
     if not ids:
         return {}
-    experiments = [e.experiment_id for e in client.search_experiments(max_results=50_000)]
+    from mlflow.entities import ViewType
+
+    experiments = [e.experiment_id for e in client.search_experiments(
+        max_results=50_000, view_type=ViewType.ALL)]  # fmt: skip
     found: dict[str, Any] = {}
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start : start + _BATCH]
         quoted = ", ".join(f"'{i}'" for i in chunk if i.isalnum())  # run ids are hex: safe
         for run in client.search_runs(experiments, f"attributes.run_id IN ({quoted})",
+                                      run_view_type=view or ViewType.ACTIVE_ONLY,
                                       max_results=_BATCH):  # fmt: skip
             found[run.info.run_id] = run
     return found
@@ -62,7 +68,9 @@ def versions(client: MlflowClient, name: str, stage: str | None = None) -> list[
     Raises:
         ModelNotFound: no such model.
     """
-    from modelops.registry.stages import ModelStage
+    from mlflow.entities import ViewType
+
+    from modelops.registry.stages import ModelStage, stage_of
 
     model = registered_model(client, name)
     by_version: dict[str, list[str]] = {}
@@ -79,13 +87,13 @@ def versions(client: MlflowClient, name: str, stage: str | None = None) -> list[
         rows.append(VersionRow(
             version=str(mv.version), status=current.value, created_at=_iso(mv.creation_timestamp),
             run_id=mv.run_id, aliases=aliases, source=str(mv.source),
-            description=mv.description or None,
+            description=mv.description or None, ready=str(mv.status),
             tags={k: v for k, v in tags.items() if not k.startswith(AUDIT_PREFIX)},
             events=read_events(mv),
         ))  # fmt: skip
-    runs = _runs(client, {r.run_id for r in rows if r.run_id})
+    runs = _runs(client, {r.run_id for r in rows if r.run_id}, ViewType.ALL)
     parents = {r.data.tags.get("mlflow.parentRunId") for r in runs.values()}
-    parent_runs = _runs(client, {p for p in parents if p})
+    parent_runs = _runs(client, {p for p in parents if p}, ViewType.ALL)
     for row in rows:
         run = runs.get(row.run_id or "")
         if run is None:
