@@ -62,7 +62,7 @@ deploy: $(STAMP)
 	$(BIN)/prefect --no-prompt deploy --all
 
 worker: $(STAMP)
-	$(BIN)/prefect worker start --pool modelops-process
+	$(BIN)/modelops worker --pool modelops-process
 
 clean:
 	rm -rf $(MODELOPS_HOME) .pytest_cache

@@ -458,6 +458,14 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    worker = importlib.import_module("tasks.worker")
+    asyncio.run(worker.serve(args.pool, name=args.name, limit=args.limit))
+    return 0
+
+
 def _cmd_api(args: argparse.Namespace) -> int:
     from modelops.errors import ConfigurationError
 
@@ -529,6 +537,13 @@ def _add_other_commands(sub: Any) -> None:
     p.add_argument("--ttl", type=int, default=3600, help="token: seconds valid (default 3600)")
     p.set_defaults(func=_cmd_api)
 
+    p = sub.add_parser("worker", help="a Prefect process worker whose flow runs start warm "
+                       "(forked from a process with the libraries imported)")  # fmt: skip
+    p.add_argument("--pool", default="modelops-process", help="work pool (default: %(default)s)")
+    p.add_argument("--name", help="worker name (default: Prefect's)")
+    p.add_argument("--limit", type=int, help="most flow runs at once (default: no limit)")
+    p.set_defaults(func=_cmd_worker)
+
     p = sub.add_parser("stop", help="stop the local model server the deployment flow started")
     p.add_argument("model_name")
     p.set_defaults(func=_cmd_stop)
@@ -595,21 +610,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(argv: list[str] | None = None) -> NoReturn:
     """The ``modelops`` command (and ``python -m modelops``, ``python -m flows.<flow>``):
-    :func:`main`, then a quick exit.
+    :func:`main`, then a quick exit (:func:`modelops.warmstart.quick_exit`: no teardown of the
+    ~5,000 modules a flow command leaves loaded, 1-1.5 s)."""
+    from modelops.warmstart import quick_exit
 
-    A flow command leaves ~5,000 modules loaded, and tearing them down takes the interpreter
-    1-1.5 s after the work is done. This exits as the interpreter would, without that
-    teardown: it waits for the threads it would wait for, runs the exit handlers (Prefect's and
-    logging's flushes among them), flushes the standard streams, and ends the process.
-    """
-    import atexit
-    import threading
-
-    code = main(argv)
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    quick_exit(main(argv))

@@ -28,6 +28,7 @@ RUN_NAME_TAG = "mlflow.runName"
 FLOW_RUN_TAG = "prefect.flow_run_id"
 HOST_TAG, PID_TAG, STARTED_TAG = "modelops.host", "modelops.pid", "modelops.process_started"
 REPAIRED_TAG = "modelops.repaired"
+WARM_TAG = "modelops.warm_start"  # the run's process was forked from this warm process (pid)
 
 
 class TrackingContext(BaseModel):
@@ -235,8 +236,12 @@ def process_tags() -> dict[str, str]:
     import psutil
 
     pid = os.getpid()
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid),
+    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(pid),
             STARTED_TAG: f"{psutil.Process(pid).create_time():.3f}"}  # fmt: skip
+    warm = os.environ.get("MODELOPS_WARM_START")  # forked from a worker's warm process
+    if warm:
+        tags[WARM_TAG] = warm
+    return tags
 
 
 def _process_gone(pid: int, started: str | None) -> bool:

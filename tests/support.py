@@ -110,9 +110,11 @@ def _process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
 
 
 @contextlib.contextmanager
-def prefect_stack(tmp: Path) -> Iterator[dict[str, Any]]:
+def prefect_stack(tmp: Path, worker_kind: str = "modelops") -> Iterator[dict[str, Any]]:
     """Prefect server + MLflow server + work pools + deployments (prefect.yaml) + a process
-    worker, all on loopback, as a user would set them up; everything is stopped on exit."""
+    worker (``modelops worker``, as ``make worker`` starts it; ``worker_kind="prefect"``: Prefect's
+    own ``prefect worker start``), all on loopback, as a user would set them up; everything is
+    stopped on exit."""
     prefect_port, mlflow_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))},
@@ -153,8 +155,19 @@ def prefect_stack(tmp: Path) -> Iterator[dict[str, Any]]:
             assert done.returncode == 0, done.stdout + done.stderr
         deployed = cli("--no-prompt", "deploy", "--all")
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-        with _process([str(BIN / "prefect"), "worker", "start", "--pool", "modelops-process"],
-                      env, tmp / "worker.log") as worker:  # fmt: skip
+        command = {"modelops": [str(BIN / "modelops"), "worker"],
+                   "prefect": [str(BIN / "prefect"), "worker", "start"]}[worker_kind]  # fmt: skip
+        with _process([*command, "--pool", "modelops-process"], env,
+                      tmp / "worker.log") as worker:  # fmt: skip
+            if worker_kind == "modelops":  # its warm process is up before the first run
+                from modelops.warmstart import socket_path
+
+                sock = Path(socket_path(worker.pid))
+                deadline = time.monotonic() + 120
+                while not sock.exists():
+                    assert worker.poll() is None, (tmp / "worker.log").read_text()
+                    assert time.monotonic() < deadline, "the warm process did not start"
+                    time.sleep(0.2)
             yield {"env": env, "cli": cli, "prefect": f"http://127.0.0.1:{prefect_port}",
                    "mlflow": f"http://127.0.0.1:{mlflow_port}", "tmp": tmp,
                    "deploy_output": deployed.stdout,

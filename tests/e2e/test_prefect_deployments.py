@@ -77,6 +77,8 @@ def test_cli_triggered_lifecycle_registers_promotes_and_links_both_ways(
     training_run = _api(stack, "GET", f"/flow_runs/{parent.data.tags['prefect.flow_run_id']}")
     assert training_run["parent_task_run_id"] is not None  # it ran inside the lifecycle run
     assert parent.data.tags["prefect.deployment_name"] == "lead-scoring"
+    # `modelops worker` (make worker) forked the flow-run process from its warm process.
+    assert parent.data.tags["modelops.warm_start"].isdigit()
     artifacts = _api(stack, "POST", "/artifacts/filter", json={
         "artifacts": {"flow_run_id": {"any_": [flow_run_id, training_run["id"]]}}})  # fmt: skip
     by_key = {a["key"]: a for a in artifacts if a.get("key")}

@@ -1,0 +1,409 @@
+"""Warm starts for flow-run processes: a fork server that has the heavy libraries imported.
+
+A process worker starts a new interpreter for every flow run, and a training run spends most
+of its first seconds importing Great Expectations, MLflow, scikit-learn, skops, pandas and
+matplotlib (6-9 s on a 2-core machine) before it does any work. ``modelops worker`` starts
+one *warm* process beside the worker that has imported them once, and runs each flow run as a
+fork of it:
+
+- the worker runs ``python -m modelops.warmstart -m prefect.engine`` (the **launcher**) where
+  it would run ``python -m prefect.engine``; the launcher imports nothing heavy, hands the
+  warm process its environment, working directory and standard streams (the file
+  descriptors themselves, over a Unix socket), and waits;
+- the warm process forks; the child takes that environment, directory and streams and runs
+  ``prefect.engine`` as ``python -m`` would, importing Prefect and the project afresh (only
+  third-party libraries, and the module that imports skops without torch, come pre-imported);
+- the launcher passes the worker's signals on to the child and ends as the child ended (the
+  same exit code, or the same signal), so the worker sees what it would have seen; a launcher
+  killed outright takes its child with it.
+
+Anything that makes a warm start unsafe makes it a cold one instead, never a failure: no warm
+process (or it died), a different interpreter or ``PYTHON*`` start-up variables, a project or
+installed-package file changed since the warm process imported it (it then retires and the
+next launcher starts a fresh one), or a platform without Unix sockets that carry descriptors.
+
+No Prefect here: the launcher must stay light, and the warm process must not have imported
+Prefect (whose settings are read from the environment at import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+SOCKET_ENV = "MODELOPS_WARM_SOCKET"  # where the warm process listens (set by the worker)
+OWNER_ENV = "MODELOPS_WARM_OWNER"  # the worker's pid: the warm process ends with it
+WARM_ENV = "MODELOPS_WARM_START"  # set in a warm-started child: the warm process's pid
+PRELOAD_ENV = "MODELOPS_WARM_PRELOAD"  # comma-separated modules to import instead of PRELOAD
+# What a flow run imports sooner or later and takes seconds to import; "module:function" calls
+# the function after importing the module.
+PRELOAD = (
+    "numpy", "pandas", "pyarrow", "sklearn.pipeline", "sklearn.compose", "sklearn.impute",
+    "sklearn.preprocessing", "sklearn.linear_model", "sklearn.ensemble",
+    "sklearn.model_selection", "great_expectations", "modelops.model_io:import_skops",
+    "mlflow", "mlflow.sklearn", "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store", "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+)  # fmt: skip
+_MAX_MESSAGE = 4 << 20  # bytes of one request (the environment, mostly)
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+              signal.SIGUSR2)  # fmt: skip
+
+
+def socket_path(owner: int, directory: str | None = None) -> str:
+    """The warm process's socket for a worker: one per worker and interpreter."""
+    key = hashlib.sha256(f"{sys.executable}\0{sys.version}\0{owner}".encode()).hexdigest()[:16]
+    base = Path(directory or os.environ.get("XDG_RUNTIME_DIR") or "/tmp")
+    return str(base / f"modelops-warm-{os.getuid()}-{key}.sock")
+
+
+def _startup_env(env: dict[str, str]) -> dict[str, str]:
+    """The variables an interpreter reads only as it starts (a fork cannot change them)."""
+    return {k: v for k, v in env.items() if k.startswith("PYTHON")}
+
+
+# ---------------------------------------------------------------------------- the launcher
+
+
+def launch(argv: list[str]) -> NoReturn:
+    """Run ``python -m MODULE ARGS...`` warm if a warm process takes it, else cold (exec)."""
+    if len(argv) < 2 or argv[0] != "-m":
+        print("usage: python -m modelops.warmstart -m MODULE [ARGS...]", file=sys.stderr)
+        os._exit(2)
+    path = os.environ.get(SOCKET_ENV)
+    if path:
+        status, respawn = _run_warm(path, argv)
+        if status is not None:
+            _exit_like(status)
+        owner = os.environ.get(OWNER_ENV, "")
+        if respawn and owner.isdigit() and _alive(int(owner)):
+            start_server(path, int(owner))  # for the next run; this one starts cold now
+    os.execv(sys.executable, [sys.executable, *argv])
+
+
+def _run_warm(path: str, argv: list[str]) -> tuple[int | None, bool]:
+    """The child's exit status (negative: killed by that signal), or None to run cold; and
+    whether a (new) warm process should be started for the next run."""
+    try:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        conn.connect(path)
+    except OSError:
+        return None, True  # none listening (not started yet, or ended)
+    try:
+        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ),
+                   "executable": sys.executable}  # fmt: skip
+        socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])
+        reply = json.loads(conn.recv(65536) or b"{}")
+    except (OSError, ValueError):
+        return None, False
+    if "pid" not in reply:
+        return None, reply.get("cold") == "retired"
+    pid = int(reply["pid"])
+
+    def forward(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    for signum in _FORWARDED:
+        signal.signal(signum, forward)
+    while True:
+        message = conn.recv(65536)
+        if not message:  # the warm process died, and the child with it
+            return -int(signal.SIGKILL), False
+        status = json.loads(message)
+        if "exit" in status:
+            return int(status["exit"]), False
+
+
+def _exit_like(status: int) -> NoReturn:
+    """End as the child ended: its exit code, or killed by its signal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if status < 0:
+        signal.signal(-status, signal.SIG_DFL)
+        os.kill(os.getpid(), -status)
+        time.sleep(1)  # a signal that does not kill (stop/continue) falls through
+        os._exit(128 - status)
+    os._exit(status)
+
+
+def start_server(path: str, owner: int, preload: tuple[str, ...] | None = None) -> None:
+    """Start a warm process for ``owner`` in the background (it quits if one is running)."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT__")}
+    env.pop(SOCKET_ENV, None)
+    extra = ["--preload", ",".join(preload)] if preload else []
+    subprocess.Popen(
+        [sys.executable, "-m", "modelops.warmstart", "--serve", path, "--owner", str(owner),
+         *extra],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, env=env, close_fds=True,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------ the warm process
+
+
+class _Server:
+    """The warm process: imports ``PRELOAD``, then forks one child per launcher."""
+
+    def __init__(self, path: str, owner: int, preload: tuple[str, ...] = PRELOAD) -> None:
+        self.path, self.owner, self.preload = path, owner, preload
+        self.children: dict[int, socket.socket] = {}  # pid -> its launcher's connection
+        self.files: dict[str, int] = {}
+        self.unsafe: str | None = None  # why every request runs cold, if one does
+
+    def run(self) -> dict[str, Any] | None:
+        """Serve until the owner is gone (or a loaded file changed) and every child ended.
+        Returns in a forked child: the request it is to run."""
+        import fcntl
+        import importlib
+        import selectors
+        import threading
+
+        lock = open(self.path + ".lock", "a")  # noqa: SIM115  (held while serving)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return None  # another warm process serves this worker
+        for name in self.preload:
+            module, _, function = name.partition(":")
+            with contextlib.suppress(Exception):  # a missing optional library is no reason
+                imported = importlib.import_module(module)
+                if function:
+                    getattr(imported, function)()
+        self.files = _loaded_files()
+        if threading.active_count() > 1:  # forking a process with threads is not safe
+            self.unsafe = f"the warm process has {threading.active_count()} threads"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sock.bind(self.path)
+        sock.listen(16)
+        selector = selectors.DefaultSelector()
+        selector.register(sock, selectors.EVENT_READ)
+        listener: socket.socket | None = sock
+        while listener is not None or self.children:
+            for key, _ in selector.select(timeout=0.2):
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                if ready is not listener:  # a launcher went away: it was killed, so is its child
+                    selector.unregister(ready)
+                    pid = next(p for p, c in self.children.items() if c is ready)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    continue
+                conn, _ = ready.accept()
+                request = self._accept(conn)
+                if request is None:
+                    continue
+                pid = os.fork()
+                if pid == 0:  # the child: drop everything of the server's
+                    selector.close()
+                    ready.close()
+                    lock.close()
+                    for other in self.children.values():
+                        other.close()
+                    conn.close()
+                    return request
+                self._started(conn, pid, request, selector)
+            self._reap(selector)
+            if listener is not None and (self.unsafe == "retired" or not _alive(self.owner)):
+                # Stop taking launchers; a new warm process may take over at once (children
+                # already running are still answered on their own connections).
+                selector.unregister(listener)
+                listener.close()
+                listener = None
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
+                lock.close()
+        return None
+
+    def _accept(self, conn: socket.socket) -> dict[str, Any] | None:
+        """Read one launcher's request; None (and the launcher told to run cold) if it is not
+        to run warm."""
+        try:
+            data, fds, _, _ = socket.recv_fds(conn, _MAX_MESSAGE, 3)
+            request = json.loads(data)
+        except (OSError, ValueError):
+            conn.close()
+            return None
+        why = self.unsafe
+        if why is not None:
+            pass
+        elif len(fds) != 3:
+            why = "no standard streams"
+        elif request.get("executable") != sys.executable:
+            why = "another interpreter"
+        elif _startup_env(request.get("env", {})) != _startup_env(dict(os.environ)):
+            why = "other PYTHON* start-up variables"
+        elif _changed(self.files):
+            why = self.unsafe = "retired"  # a loaded file changed: a fresh warm process
+        if why is not None:
+            for fd in fds:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                conn.send(json.dumps({"cold": why}).encode())
+            conn.close()
+            return None
+        request["fds"] = fds
+        return request
+
+    def _started(self, conn: socket.socket, pid: int, request: dict[str, Any],
+                 selector: Any) -> None:  # fmt: skip
+        import selectors
+
+        for fd in request["fds"]:
+            os.close(fd)
+        self.children[pid] = conn
+        try:
+            conn.send(json.dumps({"pid": pid}).encode())
+        except OSError:  # the launcher is gone already
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        selector.register(conn, selectors.EVENT_READ)
+
+    def _reap(self, selector: Any) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            if conn is None:
+                continue
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(conn)
+            with contextlib.suppress(OSError):
+                conn.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
+            conn.close()
+
+
+def _become(request: dict[str, Any]) -> NoReturn:
+    """In a forked child: become ``python -m MODULE ARGS`` with the launcher's environment,
+    directory and standard streams, then exit as that program would."""
+    import runpy
+
+    for signum in (*_FORWARDED, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for target, fd in enumerate(request["fds"]):
+        os.dup2(fd, target)
+        os.close(fd)
+    warm = str(os.getppid())
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.environ[WARM_ENV] = warm
+    os.chdir(request["cwd"])
+    sys.path[0] = request["cwd"]  # as `python -m` does
+    module, *args = request["argv"][1:]
+    sys.argv = [module, *args]
+    code: Any = 0
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    quick_exit(code or 0)
+
+
+def quick_exit(code: int) -> NoReturn:
+    """Exit as the interpreter would, without tearing down every module.
+
+    A flow run leaves ~5,000 modules loaded, and the interpreter's teardown of them takes
+    1-1.5 s after the work is done. This waits for the threads the interpreter would wait for,
+    runs the exit handlers (Prefect's and logging's flushes among them), flushes the standard
+    streams and ends the process.
+    """
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _loaded_files() -> dict[str, int]:
+    """Modification times of what the warm process imported that may change under it: the
+    project's own files, and the package directories (an install touches them)."""
+    import sysconfig
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    packages = {p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)}
+    files: dict[str, int] = {}
+    for path in packages:
+        files[path] = os.stat(path).st_mtime_ns
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__file__", None)
+        if not name or name.startswith(stdlib) or any(name.startswith(p) for p in packages):
+            continue
+        with contextlib.suppress(OSError):
+            files[name] = os.stat(name).st_mtime_ns
+    return files
+
+
+def _changed(files: dict[str, int]) -> bool:
+    for name, mtime in files.items():
+        try:
+            if os.stat(name).st_mtime_ns != mtime:
+                return True
+        except OSError:
+            return True
+    return False
+
+
+def main(argv: list[str]) -> NoReturn:
+    if argv[:1] == ["--serve"]:
+        import argparse
+
+        parser = argparse.ArgumentParser(prog="python -m modelops.warmstart")
+        parser.add_argument("--serve", required=True, help="the socket to listen on")
+        parser.add_argument("--owner", type=int, required=True, help="end with this process")
+        parser.add_argument("--preload", help="comma-separated modules (default: "
+                            "MODELOPS_WARM_PRELOAD, else PRELOAD)")  # fmt: skip
+        args = parser.parse_args(argv)
+        chosen = args.preload or os.environ.get(PRELOAD_ENV)
+        preload = tuple(m for m in chosen.split(",") if m) if chosen else PRELOAD
+        request = _Server(args.serve, args.owner, preload).run()
+        if request is None:
+            os._exit(0)
+        _become(request)
+    launch(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

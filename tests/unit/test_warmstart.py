@@ -1,0 +1,144 @@
+"""Warm starts (modelops.warmstart), with real processes: a warm process, launchers that hand
+it their streams, and children that must behave exactly as ``python -m`` would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from modelops import warmstart
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="warm starts need fork")
+
+PROBE = """
+import os, sys
+print("warm=" + os.environ.get("MODELOPS_WARM_START", ""), "preloaded=" + str("helper" in
+      sys.modules), "cwd=" + os.getcwd(), "argv=" + ",".join(sys.argv[1:]),
+      "marker=" + os.environ.get("PROBE_MARKER", ""), flush=True)
+print("on stderr", file=sys.stderr, flush=True)
+if sys.argv[1:2] == ["sleep"]:
+    open(sys.argv[2], "w").write(str(os.getpid()))
+    import time
+    time.sleep(60)
+raise SystemExit(int(sys.argv[1]) if sys.argv[1:] and sys.argv[1].isdigit() else 0)
+"""
+
+
+@pytest.fixture
+def warm(tmp_path: Path):
+    """A warm process preloading ``helper`` (a module of a project folder), owned by a
+    stand-in worker process; yields a function that runs ``python -m probe`` via a launcher."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "probe.py").write_text(PROBE)
+    (project / "helper.py").write_text("VALUE = 1\n")
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    sock = str(tmp_path / "w.sock")
+    env = {**os.environ, "PYTHONPATH": str(project), warmstart.SOCKET_ENV: sock,
+           warmstart.OWNER_ENV: str(owner.pid), warmstart.PRELOAD_ENV: "helper"}  # fmt: skip
+    server = subprocess.Popen([sys.executable, "-m", "modelops.warmstart", "--serve", sock,
+                               "--owner", str(owner.pid)], env=env)  # fmt: skip
+    _wait_for(lambda: os.path.exists(sock))
+
+    def run(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "modelops.warmstart", "-m", "probe", *args],
+                              env={**env, **kw.pop("env", {})}, cwd=kw.pop("cwd", project),
+                              capture_output=True, text=True, timeout=60, **kw)  # fmt: skip
+
+    run.project, run.owner, run.server, run.sock, run.env = project, owner, server, sock, env  # type: ignore[attr-defined]
+    yield run
+    owner.kill()
+    owner.wait()
+    server.wait(timeout=10)  # it ends with its owner
+
+
+def _wait_for(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _fields(out: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in out.split())
+
+
+def test_a_warm_child_runs_as_python_dash_m_would(warm, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = warm("3", "a;b", env={"PROBE_MARKER": "from-the-launcher"}, cwd=elsewhere)
+    assert done.returncode == 3  # its exit code
+    seen = _fields(done.stdout)
+    assert seen["warm"] == str(warm.server.pid)  # forked from the warm process...
+    assert seen["preloaded"] == "True"  # ...which had imported the helper
+    assert seen["cwd"] == str(elsewhere)  # the launcher's directory, environment, arguments
+    assert seen["marker"] == "from-the-launcher"
+    assert seen["argv"] == "3,a;b"
+    assert done.stderr.strip() == "on stderr"  # the launcher's own streams
+    assert warm("0").returncode == 0
+
+
+def test_signals_reach_the_child_and_the_launcher_ends_as_it_did(warm, tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    launcher = subprocess.Popen([sys.executable, "-m", "modelops.warmstart", "-m", "probe",
+                                 "sleep", str(pidfile)], env=warm.env, cwd=warm.project)  # fmt: skip
+    _wait_for(lambda: pidfile.exists() and pidfile.read_text())
+    child = int(pidfile.read_text())
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=30) == -signal.SIGTERM  # what the worker sees of a cold run
+    _wait_for(lambda: not _alive(child))
+
+
+def test_a_killed_launcher_takes_its_child_with_it(warm, tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    launcher = subprocess.Popen([sys.executable, "-m", "modelops.warmstart", "-m", "probe",
+                                 "sleep", str(pidfile)], env=warm.env, cwd=warm.project)  # fmt: skip
+    _wait_for(lambda: pidfile.exists() and pidfile.read_text())
+    child = int(pidfile.read_text())
+    launcher.kill()
+    launcher.wait()
+    _wait_for(lambda: not _alive(child))
+
+
+def test_a_changed_project_file_means_a_cold_start_then_a_fresh_warm_process(warm) -> None:
+    assert _fields(warm("0").stdout)["warm"] == str(warm.server.pid)
+    helper = warm.project / "helper.py"
+    helper.write_text("VALUE = 2\n")
+    os.utime(helper, (time.time() + 5, time.time() + 5))
+    cold = _fields(warm("0").stdout)
+    assert cold["warm"] == "" and cold["preloaded"] == "False"  # started cold, correct code
+    warm.server.wait(timeout=30)  # the old warm process retired...
+    _wait_for(lambda: _fields(warm("0").stdout)["warm"] not in ("", str(warm.server.pid)))
+
+
+def test_other_start_up_variables_or_no_warm_process_start_cold(warm, tmp_path: Path) -> None:
+    other = _fields(warm("0", env={"PYTHONHASHSEED": "123"}).stdout)
+    assert other["warm"] == "" and other["preloaded"] == "False"
+    nowhere = warm("5", env={warmstart.SOCKET_ENV: str(tmp_path / "none.sock"),
+                             warmstart.OWNER_ENV: ""})  # fmt: skip
+    assert nowhere.returncode == 5 and _fields(nowhere.stdout)["warm"] == ""
+
+
+def test_the_warm_process_ends_with_its_owner(warm) -> None:
+    warm.owner.kill()
+    warm.owner.wait()
+    assert warm.server.wait(timeout=30) == 0
+    assert not os.path.exists(warm.sock)
+    assert _fields(warm("0").stdout)["warm"] == ""  # a launcher then starts cold
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
