@@ -303,11 +303,40 @@ def end_run(ctx: TrackingContext, run_id: str, status: str = "FINISHED") -> None
     ctx.client().set_terminated(run_id, status=status)
 
 
+class _Pending:
+    """What a child run has logged so far, written in one batch when it ends."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, str] = {}
+        self.metrics: list[Any] = []
+        self.tags: dict[str, str] = {}
+
+    def add_params(self, params: list[Any]) -> None:
+        from mlflow.exceptions import MlflowException
+
+        for param in params:
+            if self.params.get(param.key, param.value) != param.value:
+                raise MlflowException.invalid_parameter_value(
+                    f"Changing param values is not allowed. Param with key={param.key!r} "
+                    f"was already logged with value={self.params[param.key]!r}; "
+                    f"attempted to log new value {param.value!r}."
+                )
+            self.params[param.key] = param.value
+
+
+# Child runs open in this process (run id -> what they logged): their params, metrics and tags
+# are written when they end, in one batch, not one store call each (the run stays open until
+# then, so nobody reads them half-written).
+_PENDING: dict[str, _Pending] = {}
+
+
 @contextlib.contextmanager
 def child_run(ctx: TrackingContext, name: str, tags: dict[str, str] | None = None) -> Iterator[str]:
     """A child run of the flow's parent run for one task; yields its run id.
 
-    The run ends FINISHED, or FAILED with the error recorded as tags when the body raises.
+    What is logged to it with :func:`log_params`, :func:`log_metrics` and :func:`set_tags`
+    meanwhile is written in one batch as it ends (artifacts are written at once). The run ends
+    FINISHED, or FAILED with the error recorded as tags when the body raises.
     """
     client = ctx.client()
     run = client.create_run(
@@ -316,20 +345,36 @@ def child_run(ctx: TrackingContext, name: str, tags: dict[str, str] | None = Non
         tags={PARENT_TAG: ctx.parent_run_id, **process_tags(), **(tags or {})},
     )
     run_id = run.info.run_id
+    pending = _PENDING[run_id] = _Pending()
     started = time.perf_counter()
     try:
         yield run_id
     except BaseException as exc:
+        _PENDING.pop(run_id, None)
+        pending.tags.update({"error.type": type(exc).__name__, "error.message": str(exc)[:4900]})
         with contextlib.suppress(Exception):
-            client.log_batch(
-                run_id,
-                tags=_tags({"error.type": type(exc).__name__, "error.message": str(exc)[:4900]}),
-                metrics=_metrics({"duration_seconds": time.perf_counter() - started}),
-            )
+            _write(client, run_id, pending, time.perf_counter() - started)
             client.set_terminated(run_id, status="FAILED")
         raise
-    client.log_batch(run_id, metrics=_metrics({"duration_seconds": time.perf_counter() - started}))
+    _PENDING.pop(run_id, None)
+    _write(client, run_id, pending, time.perf_counter() - started)
     client.set_terminated(run_id, status="FINISHED")
+
+
+def _write(client: MlflowClient, run_id: str, pending: _Pending, seconds: float) -> None:
+    """A child run's params, metrics and tags in as few ``log_batch`` calls as MLflow allows
+    (one, unless it logged over 100 params or tags, or 1,000 values)."""
+    from mlflow.entities import Param
+
+    params = [Param(k, v) for k, v in pending.params.items()]
+    metrics = [*pending.metrics, *_metrics({"duration_seconds": seconds})]
+    tags = _tags(pending.tags)
+    while params or metrics or tags:
+        batch_params, params = params[:100], params[100:]
+        batch_tags, tags = tags[:100], tags[100:]
+        room = 1000 - len(batch_params) - len(batch_tags)
+        batch_metrics, metrics = metrics[:room], metrics[room:]
+        client.log_batch(run_id, metrics=batch_metrics, params=batch_params, tags=batch_tags)
 
 
 def record_run(
@@ -385,6 +430,10 @@ def log_params(ctx: TrackingContext, run_id: str, params: dict[str, Any]) -> Non
     from mlflow.entities import Param
 
     flat = [Param(k[:250], v[:6000]) for k, v in flatten(params).items()]
+    pending = _PENDING.get(run_id)
+    if pending is not None:
+        pending.add_params(flat)
+        return
     client = ctx.client()
     for start in range(0, len(flat), 100):  # log_batch takes at most 100 params a call
         client.log_batch(run_id, params=flat[start : start + 100])
@@ -394,11 +443,19 @@ def log_metrics(
     ctx: TrackingContext, run_id: str, metrics: dict[str, float], step: int = 0
 ) -> None:
     """Log metrics in one call (``step`` orders repeated values, e.g. per batch)."""
+    pending = _PENDING.get(run_id)
+    if pending is not None:
+        pending.metrics.extend(_metrics(metrics, step))
+        return
     ctx.client().log_batch(run_id, metrics=_metrics(metrics, step))
 
 
 def set_tags(ctx: TrackingContext, run_id: str, tags: dict[str, Any]) -> None:
     """Set run tags in one call."""
+    pending = _PENDING.get(run_id)
+    if pending is not None:
+        pending.tags.update({k: str(v) for k, v in tags.items()})
+        return
     ctx.client().log_batch(run_id, tags=_tags(tags))
 
 
