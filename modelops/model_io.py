@@ -335,20 +335,22 @@ def download_version(
     return Path(local)
 
 
-def read_mlmodel(client: MlflowClient, name: str, ref: str | int) -> tuple[Model, Path]:
-    """A version's ``MLmodel`` description and a folder holding it with its input example,
-    without downloading the weights."""
+def read_mlmodel(
+    client: MlflowClient, name: str, ref: str | int, with_example: bool = False
+) -> tuple[Model, Any]:
+    """A version's ``MLmodel`` description and (``with_example``) its input example, without
+    downloading the weights; nothing is left on disk."""
     import tempfile
 
     from mlflow.models import Model
 
-    folder = tempfile.mkdtemp(prefix="modelops-mlmodel-")
-    local = download_version(client, name, ref, "MLmodel", dst=folder)
-    model = Model.load(str(local))
-    info = model.saved_input_example_info
-    if info:
+    with tempfile.TemporaryDirectory(prefix="modelops-mlmodel-") as folder:
+        model = Model.load(str(download_version(client, name, ref, "MLmodel", dst=folder)))
+        info = model.saved_input_example_info
+        if not (with_example and info):
+            return model, None
         download_version(client, name, ref, info["artifact_path"], dst=folder)
-    return model, Path(folder)
+        return model, model.load_input_example(folder)
 
 
 def load_pyfunc(client: MlflowClient, name: str, ref: str | int) -> Any:

@@ -27,8 +27,7 @@ def example_and_flavors(
     """
     from modelops.model_io import read_mlmodel
 
-    model, folder = read_mlmodel(client, name, version)
-    example = model.load_input_example(str(folder))
+    model, example = read_mlmodel(client, name, version, with_example=True)
     if example is None:
         raise ConfigurationError(
             f"Version {version} of {name!r} has no input example, so it cannot be smoke-tested. "

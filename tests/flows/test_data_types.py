@@ -64,7 +64,16 @@ def test_every_type_trains_and_the_signature_keeps_missing_values_legal(trained:
 
     s = get_settings()
     assert trained["result"].version == "1" and trained["result"].metrics["roc_auc"] > 0.6
-    mlmodel, _ = read_mlmodel(get_client(s.resolved_tracking_uri), MODEL, "1")
+    import tempfile
+
+    def leftovers() -> set[Path]:
+        return set(Path(tempfile.gettempdir()).glob("modelops-mlmodel-*"))
+
+    before = leftovers()
+    mlmodel, example = read_mlmodel(get_client(s.resolved_tracking_uri), MODEL, "1",
+                                    with_example=True)  # fmt: skip
+    assert leftovers() == before  # nothing left on disk
+    assert set(example.columns) == set(make_table(5).columns) - {"label"}
     inputs = {c.name: c for c in mlmodel.signature.inputs.inputs}
     assert set(inputs) == set(make_table(5).columns) - {"label"}
     assert inputs["signup date"].type.name == "datetime" and inputs["signup date"].required
