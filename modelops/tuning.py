@@ -123,6 +123,32 @@ def expand_search(
     return [Candidate(index=i, config=c) for i, c in enumerate(candidates)]
 
 
+def largest_first(candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates in the order to hand them to workers: the costliest fits first.
+
+    With fewer workers than candidates the search ends when the last worker does; started in
+    grid order, the biggest fits tend to come last and one of them runs alone at the end
+    (8 gradient-boosting candidates on 2 workers: 15 % longer than needed). Longest first
+    evens that out. The cost is a rough guess from the parameters that scale a fit (trees x
+    depth, boosting iterations); a wrong guess only costs that evening-out.
+    """
+    return sorted(candidates, key=lambda c: -_relative_cost(c.config))
+
+
+def _relative_cost(config: EstimatorConfig) -> float:
+    def number(name: str, default: float) -> float:
+        value = config.params.get(name, default)
+        return float(value) if isinstance(value, int | float) and value else default
+
+    if config.kind in ("gradient_boosting", "random_forest"):
+        trees = number("n_estimators", 100 if config.kind == "gradient_boosting" else 200)
+        depth = number("max_depth", 3 if config.kind == "gradient_boosting" else 12)
+        return trees * depth * number("subsample", 1.0)
+    if config.kind == "hist_gradient_boosting":
+        return number("max_iter", 100) * 5
+    return 10.0  # a linear model: cheap
+
+
 def _check_names(kind: str, grid: dict[str, Any]) -> None:
     from modelops.training import _make_estimator
 

@@ -136,10 +136,10 @@ def search_candidates(
         results = [score_candidate(data, c, seed) for c in candidates]
     else:
         scattered = dask.client.scatter(data, broadcast=True)  # sent once, not per candidate
-        futures = [dask.submit(score_candidate, {"data": scattered, "candidate": c, "seed": seed,
-                                                 "single_threaded": True})
-                   for c in candidates]  # fmt: skip
-        results = [f.result() for f in futures]
+        futures = {c.index: dask.submit(score_candidate, {"data": scattered, "candidate": c,
+                                                          "seed": seed, "single_threaded": True})
+                   for c in tuning.largest_first(candidates)}  # fmt: skip
+        results = [futures[c.index].result() for c in candidates]
         runner.close_in_background()
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
