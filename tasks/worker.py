@@ -1,9 +1,10 @@
 """``modelops worker``: Prefect's process worker, with warm starts for its flow runs.
 
 Prefect's process worker starts each flow run as ``python -m prefect.engine`` (in 3.8, behind
-a workspace supervisor: two interpreters per run), and a training run then spends 6-9 s
-importing its libraries. This worker is the same worker — same pools, same job variables,
-same cancellation — with two differences when a deployment does not set its own ``command``:
+a workspace supervisor that then execs the engine: Python starts twice per run), and a
+training run then spends 6-9 s importing its libraries. This worker is the same worker — same
+pools, same job variables, same cancellation — with two differences when a deployment does not
+set its own ``command``:
 
 - the flow run is started through :mod:`modelops.warmstart`, as a fork of a process started
   with the worker that has the heavy libraries imported (a flow run starts in ~0.1 s instead of
