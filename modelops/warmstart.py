@@ -116,7 +116,9 @@ def _run_warm(path: str, argv: list[str]) -> tuple[int | None, bool]:
         signal.signal(signum, forward)
     while True:
         message = conn.recv(65536)
-        if not message:  # the warm process died, and the child with it
+        if not message:  # the warm process died: nobody can report the child's end now
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
             return -int(signal.SIGKILL), False
         status = json.loads(message)
         if "exit" in status:
@@ -128,7 +130,8 @@ def _exit_like(status: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     if status < 0:
-        signal.signal(-status, signal.SIG_DFL)
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL has no handler to reset
+            signal.signal(-status, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
         time.sleep(1)  # a signal that does not kill (stop/continue) falls through
         os._exit(128 - status)
@@ -302,6 +305,12 @@ def _become(request: dict[str, Any]) -> NoReturn:
     for target, fd in enumerate(request["fds"]):
         os.dup2(fd, target)
         os.close(fd)
+    import io
+
+    for stream in (sys.stdout, sys.stderr):  # buffered as Python would for these streams
+        if isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(OSError, ValueError):
+                stream.reconfigure(line_buffering=stream is sys.stderr or stream.isatty())
     warm = str(os.getppid())
     os.environ.clear()
     os.environ.update(request["env"])

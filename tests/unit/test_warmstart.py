@@ -106,6 +106,17 @@ def test_a_killed_launcher_takes_its_child_with_it(warm, tmp_path: Path) -> None
     _wait_for(lambda: not _alive(child))
 
 
+def test_if_the_warm_process_dies_the_launcher_ends_its_child_and_says_so(warm, tmp_path) -> None:
+    pidfile = tmp_path / "child.pid"
+    launcher = subprocess.Popen([sys.executable, "-m", "modelops.warmstart", "-m", "probe",
+                                 "sleep", str(pidfile)], env=warm.env, cwd=warm.project)  # fmt: skip
+    _wait_for(lambda: pidfile.exists() and pidfile.read_text())
+    child = int(pidfile.read_text())
+    warm.server.kill()
+    assert launcher.wait(timeout=30) == -signal.SIGKILL  # not a success nobody saw
+    _wait_for(lambda: not _alive(child))
+
+
 def test_a_changed_project_file_means_a_cold_start_then_a_fresh_warm_process(warm) -> None:
     assert _fields(warm("0").stdout)["warm"] == str(warm.server.pid)
     helper = warm.project / "helper.py"
