@@ -18,9 +18,14 @@ fork of it:
   killed outright takes its child with it.
 
 Anything that makes a warm start unsafe makes it a cold one instead, never a failure: no warm
-process (or it died), a different interpreter or ``PYTHON*`` start-up variables, a project or
-installed-package file changed since the warm process imported it (it then retires and the
-next launcher starts a fresh one), or a platform without Unix sockets that carry descriptors.
+process (or it died), a different interpreter, an environment that differs from the warm
+process's in anything but per-run settings (``PREFECT_*``, ``MODELOPS_*``, ``MLFLOW_*``,
+``ML_MODEL_*``, which the libraries read when used: a job's ``TZ``, ``OMP_NUM_THREADS``,
+``PYTHON*`` or locale would have been read at import), a project or installed-package file
+changed since the warm process imported it (it then retires and starts its successor), a
+socket that is not this user's, or a platform without Unix sockets that carry descriptors.
+Children share the warm process's ``str`` hash seed (set ``PYTHONHASHSEED`` to choose it); the
+``random`` and NumPy global generators are re-seeded in each child.
 
 No Prefect here: the launcher must stay light, and the warm process must not have imported
 Prefect (whose settings are read from the environment at import).
@@ -40,7 +45,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 SOCKET_ENV = "MODELOPS_WARM_SOCKET"  # where the warm process listens (set by the worker)
-OWNER_ENV = "MODELOPS_WARM_OWNER"  # the worker's pid: the warm process ends with it
 WARM_ENV = "MODELOPS_WARM_START"  # set in a warm-started child: the warm process's pid
 PRELOAD_ENV = "MODELOPS_WARM_PRELOAD"  # comma-separated modules to import instead of PRELOAD
 # What a flow run imports sooner or later and takes seconds to import; "module:function" calls
@@ -59,15 +63,47 @@ _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, sign
 
 
 def socket_path(owner: int, directory: str | None = None) -> str:
-    """The warm process's socket for a worker: one per worker and interpreter."""
+    """The warm process's socket for a worker: one per worker and interpreter, in a directory
+    only this user can enter.
+
+    Raises:
+        OSError: that directory exists but is not this user's alone (then start cold).
+    """
+    import stat
+    import tempfile
+
     key = hashlib.sha256(f"{sys.executable}\0{sys.version}\0{owner}".encode()).hexdigest()[:16]
-    base = Path(directory or os.environ.get("XDG_RUNTIME_DIR") or "/tmp")
-    return str(base / f"modelops-warm-{os.getuid()}-{key}.sock")
+    base = Path(directory or os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+    private = base / f"modelops-warm-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        private.mkdir(mode=0o700)
+    info = os.lstat(private)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise OSError(f"{private} is not a directory private to this user: not used")
+    return str(private / f"{key}.sock")
 
 
-def _startup_env(env: dict[str, str]) -> dict[str, str]:
-    """The variables an interpreter reads only as it starts (a fork cannot change them)."""
-    return {k: v for k, v in env.items() if k.startswith("PYTHON")}
+_PER_RUN = ("PREFECT_", "MODELOPS_", "MLFLOW_", "ML_MODEL_")  # read when used, not at import
+
+
+def _env_differences(env: dict[str, str], own: dict[str, str]) -> list[str]:
+    """The variables (outside the per-run settings) a child would see differently from what
+    the warm process's libraries saw when it imported them."""
+    keys = (env.keys() ^ own.keys()) | {k for k in env.keys() & own.keys() if env[k] != own[k]}
+    return sorted(k for k in keys if not k.startswith(_PER_RUN))
+
+
+def _same_user(conn: socket.socket) -> bool:
+    """Whether the process at the other end of a Unix socket runs as this user (where the
+    platform says; elsewhere the private directory is the guard)."""
+    import struct
+
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return True
+    _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, option,
+                                                          struct.calcsize("3i")))  # fmt: skip
+    return bool(uid == os.getuid())
 
 
 # ---------------------------------------------------------------------------- the launcher
@@ -78,51 +114,51 @@ def launch(argv: list[str]) -> NoReturn:
     if len(argv) < 2 or argv[0] != "-m":
         print("usage: python -m modelops.warmstart -m MODULE [ARGS...]", file=sys.stderr)
         os._exit(2)
+    # Its own process group, as Prefect's default start gives a flow run: a Ctrl-C at the
+    # worker's terminal does not reach the run, and a signal for the run reaches all of it.
+    with contextlib.suppress(OSError):
+        os.setsid()
     path = os.environ.get(SOCKET_ENV)
     if path:
-        status, respawn = _run_warm(path, argv)
+        status = _run_warm(path, argv)
         if status is not None:
             _exit_like(status)
-        owner = os.environ.get(OWNER_ENV, "")
-        if respawn and owner.isdigit() and _alive(int(owner)):
-            start_server(path, int(owner))  # for the next run; this one starts cold now
     os.execv(sys.executable, [sys.executable, *argv])
 
 
-def _run_warm(path: str, argv: list[str]) -> tuple[int | None, bool]:
-    """The child's exit status (negative: killed by that signal), or None to run cold; and
-    whether a (new) warm process should be started for the next run."""
+def _run_warm(path: str, argv: list[str]) -> int | None:
+    """The child's exit status (negative: killed by that signal), or None to run cold."""
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         conn.connect(path)
-    except OSError:
-        return None, True  # none listening (not started yet, or ended)
-    try:
+        if not _same_user(conn):
+            return None
         request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ),
                    "executable": sys.executable}  # fmt: skip
         socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])
         reply = json.loads(conn.recv(65536) or b"{}")
     except (OSError, ValueError):
-        return None, False
-    if "pid" not in reply:
-        return None, reply.get("cold") == "retired"
+        return None  # none listening (not up yet, or gone), or it went away: cold
+    if "pid" not in reply:  # it said why not (see _Server._accept)
+        print(f"modelops.warmstart: starting cold: {reply.get('cold')}", file=sys.stderr)
+        return None
     pid = int(reply["pid"])
 
     def forward(signum: int, _frame: Any) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signum)  # the child leads its own group: it and what it started
 
     for signum in _FORWARDED:
         signal.signal(signum, forward)
     while True:
         message = conn.recv(65536)
         if not message:  # the warm process died: nobody can report the child's end now
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            return -int(signal.SIGKILL), False
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            return -int(signal.SIGKILL)
         status = json.loads(message)
         if "exit" in status:
-            return int(status["exit"]), False
+            return int(status["exit"])
 
 
 def _exit_like(status: int) -> NoReturn:
@@ -139,11 +175,11 @@ def _exit_like(status: int) -> NoReturn:
 
 
 def start_server(path: str, owner: int, preload: tuple[str, ...] | None = None) -> None:
-    """Start a warm process for ``owner`` in the background (it quits if one is running)."""
+    """Start a warm process for ``owner`` in the background (it quits if one is running),
+    with this process's environment: what later runs are compared with."""
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT__")}
-    env.pop(SOCKET_ENV, None)
     extra = ["--preload", ",".join(preload)] if preload else []
     subprocess.Popen(
         [sys.executable, "-m", "modelops.warmstart", "--serve", path, "--owner", str(owner),
@@ -163,6 +199,8 @@ class _Server:
         self.path, self.owner, self.preload = path, owner, preload
         self.children: dict[int, socket.socket] = {}  # pid -> its launcher's connection
         self.files: dict[str, int] = {}
+        self.env = dict(os.environ)  # what the libraries see as they are imported
+        self.added: dict[str, str] = {}  # what they put into the environment themselves
         self.unsafe: str | None = None  # why every request runs cold, if one does
 
     def run(self) -> dict[str, Any] | None:
@@ -184,10 +222,12 @@ class _Server:
                 imported = importlib.import_module(module)
                 if function:
                     getattr(imported, function)()
+        # e.g. scikit-learn sets KMP_INIT_AT_FORK: a cold child's imports would set it too.
+        self.added = {k: v for k, v in os.environ.items() if self.env.get(k) != v}
         self.files = _loaded_files()
         if threading.active_count() > 1:  # forking a process with threads is not safe
             self.unsafe = f"the warm process has {threading.active_count()} threads"
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         sock.bind(self.path)
@@ -199,11 +239,11 @@ class _Server:
             for key, _ in selector.select(timeout=0.2):
                 ready = key.fileobj
                 assert isinstance(ready, socket.socket)
-                if ready is not listener:  # a launcher went away: it was killed, so is its child
+                if ready is not listener:  # a launcher went away: it was killed, so is its run
                     selector.unregister(ready)
                     pid = next(p for p, c in self.children.items() if c is ready)
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGKILL)
                     continue
                 conn, _ = ready.accept()
                 request = self._accept(conn)
@@ -221,23 +261,31 @@ class _Server:
                 self._started(conn, pid, request, selector)
             self._reap(selector)
             if listener is not None and (self.unsafe == "retired" or not _alive(self.owner)):
-                # Stop taking launchers; a new warm process may take over at once (children
-                # already running are still answered on their own connections).
+                # Stop taking launchers (children already running are still answered on their
+                # own connections); after a file changed, a fresh warm process takes over.
                 selector.unregister(listener)
                 listener.close()
                 listener = None
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):
                     os.unlink(self.path)
                 lock.close()
+                if _alive(self.owner):
+                    start_server(self.path, self.owner, self.preload)
         return None
 
     def _accept(self, conn: socket.socket) -> dict[str, Any] | None:
         """Read one launcher's request; None (and the launcher told to run cold) if it is not
         to run warm."""
+        fds: list[int] = []
         try:
+            conn.settimeout(2)  # a launcher that connects and says nothing holds up no one
+            if not _same_user(conn):
+                raise OSError("another user")
             data, fds, _, _ = socket.recv_fds(conn, _MAX_MESSAGE, 3)
             request = json.loads(data)
         except (OSError, ValueError):
+            for fd in fds:
+                os.close(fd)
             conn.close()
             return None
         why = self.unsafe
@@ -247,8 +295,10 @@ class _Server:
             why = "no standard streams"
         elif request.get("executable") != sys.executable:
             why = "another interpreter"
-        elif _startup_env(request.get("env", {})) != _startup_env(dict(os.environ)):
-            why = "other PYTHON* start-up variables"
+        elif _env_differences(request.get("env", {}), self.env):
+            why = "the environment differs: " + ", ".join(
+                _env_differences(request.get("env", {}), self.env)[:5]
+            )
         elif _changed(self.files):
             why = self.unsafe = "retired"  # a loaded file changed: a fresh warm process
         if why is not None:
@@ -259,6 +309,7 @@ class _Server:
             conn.close()
             return None
         request["fds"] = fds
+        request["env"] = {**self.added, **request["env"]}
         return request
 
     def _started(self, conn: socket.socket, pid: int, request: dict[str, Any],
@@ -299,6 +350,7 @@ def _become(request: dict[str, Any]) -> NoReturn:
     directory and standard streams, then exit as that program would."""
     import runpy
 
+    os.setsid()  # its own process group: the launcher signals the run and what it started
     for signum in (*_FORWARDED, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -317,6 +369,9 @@ def _become(request: dict[str, Any]) -> NoReturn:
     os.environ[WARM_ENV] = warm
     os.chdir(request["cwd"])
     sys.path[0] = request["cwd"]  # as `python -m` does
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:  # (the random module re-seeds itself after a fork)
+        numpy.random.seed()
     module, *args = request["argv"][1:]
     sys.argv = [module, *args]
     code: Any = 0
@@ -324,6 +379,11 @@ def _become(request: dict[str, Any]) -> NoReturn:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         code = exc.code
+    except KeyboardInterrupt:  # as the interpreter ends: the traceback, then killed by SIGINT
+        import traceback
+
+        traceback.print_exc()
+        quick_exit(0, signal.SIGINT)
     except BaseException:
         import traceback
 
@@ -335,24 +395,28 @@ def _become(request: dict[str, Any]) -> NoReturn:
     quick_exit(code or 0)
 
 
-def quick_exit(code: int) -> NoReturn:
+def quick_exit(code: int, signum: int | None = None) -> NoReturn:
     """Exit as the interpreter would, without tearing down every module.
 
     A flow run leaves ~5,000 modules loaded, and the interpreter's teardown of them takes
     1-1.5 s after the work is done. This waits for the threads the interpreter would wait for,
     runs the exit handlers (Prefect's and logging's flushes among them), flushes the standard
-    streams and ends the process.
+    streams and ends the process (``signum``: killed by that signal, as after an unhandled
+    KeyboardInterrupt).
     """
     import atexit
     import threading
 
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # What the interpreter does first: tell idle pool threads to stop (concurrent.futures
+    # registers that here), then join the non-daemon threads.
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
+    if signum is not None:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
     os._exit(code)
 
 

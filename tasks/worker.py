@@ -12,11 +12,18 @@ set its own ``command``:
 - its working directory is the worker's (Prefect would use a temporary one), which is what
   relative ``data_path`` parameters and ``MODELOPS_HOME`` are documented to resolve against.
 
-A deployment that sets ``command`` or ``working_dir`` in its job variables gets exactly that.
+A deployment that sets ``command`` in its job variables is run exactly as Prefect runs it, and
+one that sets ``working_dir`` gets that directory. Unlike Prefect's default start, a warm start
+does not prepare a uv project workspace for the run (it uses the worker's environment, as a
+process worker in a project's virtual environment does), a worker's own ``PREFECT_*`` settings
+take precedence over the same ones in a job's ``env`` (Prefect's rule for runs with a command),
+and a crashed or cancelled run's hooks are loaded in the worker's process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 import warnings
@@ -34,14 +41,14 @@ class WarmJobConfiguration(ProcessJobConfiguration):
 
     def prepare_for_flow_run(self, flow_run: Any, *args: Any, **kwargs: Any) -> None:
         super().prepare_for_flow_run(flow_run, *args, **kwargs)
-        if not self._command_configured:
-            self.command = command_to_string(
-                [sys.executable, "-m", "modelops.warmstart", "-m", "prefect.engine"]
-            )
-            self._command_configured = True
-            owner = os.getpid()
-            self.env[warmstart.SOCKET_ENV] = warmstart.socket_path(owner)
-            self.env[warmstart.OWNER_ENV] = str(owner)
+        if self._command_configured:
+            return  # the deployment's own command, exactly as Prefect runs it
+        self.command = command_to_string(
+            [sys.executable, "-m", "modelops.warmstart", "-m", "prefect.engine"]
+        )
+        self._command_configured = True
+        with contextlib.suppress(OSError):  # no private socket directory: the launcher runs cold
+            self.env[warmstart.SOCKET_ENV] = warmstart.socket_path(os.getpid())
         if self.working_dir is None:
             self.working_dir = Path.cwd()
 
@@ -59,6 +66,9 @@ with warnings.catch_warnings():  # it replaces "process" in this process's worke
 async def serve(pool: str, name: str | None = None, limit: int | None = None) -> None:
     """Poll ``pool`` and run its flow runs until interrupted, with a warm process beside."""
     owner = os.getpid()
-    warmstart.start_server(warmstart.socket_path(owner), owner)
+    try:
+        warmstart.start_server(warmstart.socket_path(owner), owner)
+    except OSError as exc:
+        logging.getLogger("prefect.workers").warning("Flow runs will start cold: %s", exc)
     async with WarmProcessWorker(work_pool_name=pool, name=name, limit=limit) as worker:
         await worker.start()

@@ -18,14 +18,22 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="warm starts nee
 
 PROBE = """
 import os, sys
+import numpy
 print("warm=" + os.environ.get("MODELOPS_WARM_START", ""), "preloaded=" + str("helper" in
       sys.modules), "cwd=" + os.getcwd(), "argv=" + ",".join(sys.argv[1:]),
-      "marker=" + os.environ.get("PROBE_MARKER", ""), flush=True)
+      "marker=" + os.environ.get("MODELOPS_PROBE_MARKER", ""),
+      "rand=" + str(numpy.random.rand()), flush=True)
 print("on stderr", file=sys.stderr, flush=True)
 if sys.argv[1:2] == ["sleep"]:
     open(sys.argv[2], "w").write(str(os.getpid()))
     import time
     time.sleep(60)
+if sys.argv[1:2] == ["pool"]:  # an idle pool thread in a module variable must not block the exit
+    from concurrent.futures import ThreadPoolExecutor
+    POOL = ThreadPoolExecutor(2)
+    POOL.submit(print, "pooled").result()
+if sys.argv[1:2] == ["interrupt"]:
+    raise KeyboardInterrupt
 raise SystemExit(int(sys.argv[1]) if sys.argv[1:] and sys.argv[1].isdigit() else 0)
 """
 
@@ -39,9 +47,9 @@ def warm(tmp_path: Path):
     (project / "probe.py").write_text(PROBE)
     (project / "helper.py").write_text("VALUE = 1\n")
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    sock = str(tmp_path / "w.sock")
+    sock = warmstart.socket_path(owner.pid, str(tmp_path))
     env = {**os.environ, "PYTHONPATH": str(project), warmstart.SOCKET_ENV: sock,
-           warmstart.OWNER_ENV: str(owner.pid), warmstart.PRELOAD_ENV: "helper"}  # fmt: skip
+           warmstart.PRELOAD_ENV: "helper,numpy"}  # fmt: skip
     server = subprocess.Popen([sys.executable, "-m", "modelops.warmstart", "--serve", sock,
                                "--owner", str(owner.pid)], env=env)  # fmt: skip
     _wait_for(lambda: os.path.exists(sock))
@@ -72,7 +80,7 @@ def _fields(out: str) -> dict[str, str]:
 def test_a_warm_child_runs_as_python_dash_m_would(warm, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    done = warm("3", "a;b", env={"PROBE_MARKER": "from-the-launcher"}, cwd=elsewhere)
+    done = warm("3", "a;b", env={"MODELOPS_PROBE_MARKER": "from-the-launcher"}, cwd=elsewhere)
     assert done.returncode == 3  # its exit code
     seen = _fields(done.stdout)
     assert seen["warm"] == str(warm.server.pid)  # forked from the warm process...
@@ -81,7 +89,18 @@ def test_a_warm_child_runs_as_python_dash_m_would(warm, tmp_path: Path) -> None:
     assert seen["marker"] == "from-the-launcher"
     assert seen["argv"] == "3,a;b"
     assert done.stderr.strip() == "on stderr"  # the launcher's own streams
-    assert warm("0").returncode == 0
+    again = warm("0")
+    assert again.returncode == 0
+    assert _fields(again.stdout)["rand"] != seen["rand"]  # each child's own random numbers
+
+
+def test_exits_as_a_cold_start_would_with_pool_threads_or_a_ctrl_c(warm) -> None:
+    pooled = warm("pool")
+    assert pooled.returncode == 0 and "pooled" in pooled.stdout
+    assert _fields(pooled.stdout.splitlines()[0])["warm"] == str(warm.server.pid)
+    interrupted = warm("interrupt")
+    assert interrupted.returncode == -signal.SIGINT  # as python -m would end
+    assert "KeyboardInterrupt" in interrupted.stderr
 
 
 def test_signals_reach_the_child_and_the_launcher_ends_as_it_did(warm, tmp_path: Path) -> None:
@@ -128,12 +147,25 @@ def test_a_changed_project_file_means_a_cold_start_then_a_fresh_warm_process(war
     _wait_for(lambda: _fields(warm("0").stdout)["warm"] not in ("", str(warm.server.pid)))
 
 
-def test_other_start_up_variables_or_no_warm_process_start_cold(warm, tmp_path: Path) -> None:
-    other = _fields(warm("0", env={"PYTHONHASHSEED": "123"}).stdout)
+@pytest.mark.parametrize("variable", ["PYTHONHASHSEED", "TZ", "OMP_NUM_THREADS", "LANG"])
+def test_what_libraries_read_at_import_must_match_or_the_run_starts_cold(
+    warm, variable: str
+) -> None:
+    other = _fields(warm("0", env={variable: "123"}).stdout)
     assert other["warm"] == "" and other["preloaded"] == "False"
-    nowhere = warm("5", env={warmstart.SOCKET_ENV: str(tmp_path / "none.sock"),
-                             warmstart.OWNER_ENV: ""})  # fmt: skip
+
+
+def test_no_warm_process_means_a_cold_start(warm, tmp_path: Path) -> None:
+    nowhere = warm("5", env={warmstart.SOCKET_ENV: str(tmp_path / "none.sock")})
     assert nowhere.returncode == 5 and _fields(nowhere.stdout)["warm"] == ""
+
+
+def test_the_socket_lives_in_a_directory_private_to_the_user(tmp_path: Path) -> None:
+    path = Path(warmstart.socket_path(1, str(tmp_path)))
+    assert (path.parent.stat().st_mode & 0o777) == 0o700
+    path.parent.chmod(0o755)  # someone opened it up: not used
+    with pytest.raises(OSError, match="not a directory private"):
+        warmstart.socket_path(1, str(tmp_path))
 
 
 def test_the_warm_process_ends_with_its_owner(warm) -> None:
