@@ -479,12 +479,24 @@ def log_figures(ctx: TrackingContext, run_id: str, figures: dict[str, Figure]) -
 def log_dataset(ctx: TrackingContext, run_id: str, dataset: Any, context: str) -> None:
     """Log a dataset entity (``mlflow.entities.Dataset``) as an input of ``run_id``."""
     from mlflow.entities import DatasetInput, InputTag
+    from mlflow.exceptions import MlflowException
 
     entity = DatasetInput(
         dataset=dataset,
         tags=[InputTag(key="mlflow.data.context", value=context)],
     )
-    ctx.client().log_inputs(run_id, datasets=[entity])
+    for attempt in range(3):
+        try:
+            ctx.client().log_inputs(run_id, datasets=[entity])
+            return
+        except MlflowException as exc:
+            # Two runs logging the same dataset at once race MLflow's look-up-then-insert:
+            # the loser's insert hits the unique key; the dataset is there now, so again.
+            text = str(exc)
+            if attempt == 2 or not ("dataset_pk" in text or "UNIQUE constraint failed: datasets"
+                                    in text or "Duplicate entry" in text):  # fmt: skip
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 _GLOBAL_URI_LOCK = threading.RLock()
