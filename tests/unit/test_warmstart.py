@@ -103,34 +103,31 @@ def test_exits_as_a_cold_start_would_with_pool_threads_or_a_ctrl_c(warm) -> None
     assert "KeyboardInterrupt" in interrupted.stderr
 
 
-def test_signals_reach_the_child_and_the_launcher_ends_as_it_did(warm, tmp_path: Path) -> None:
+def _sleeping_run(warm, tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """A launcher whose warm child sleeps; the launcher and the child's pid."""
     pidfile = tmp_path / "child.pid"
     launcher = subprocess.Popen([sys.executable, "-m", "modelops.warmstart", "-m", "probe",
                                  "sleep", str(pidfile)], env=warm.env, cwd=warm.project)  # fmt: skip
     _wait_for(lambda: pidfile.exists() and pidfile.read_text())
-    child = int(pidfile.read_text())
+    return launcher, int(pidfile.read_text())
+
+
+def test_signals_reach_the_child_and_the_launcher_ends_as_it_did(warm, tmp_path: Path) -> None:
+    launcher, child = _sleeping_run(warm, tmp_path)
     launcher.send_signal(signal.SIGTERM)
     assert launcher.wait(timeout=30) == -signal.SIGTERM  # what the worker sees of a cold run
     _wait_for(lambda: not _alive(child))
 
 
 def test_a_killed_launcher_takes_its_child_with_it(warm, tmp_path: Path) -> None:
-    pidfile = tmp_path / "child.pid"
-    launcher = subprocess.Popen([sys.executable, "-m", "modelops.warmstart", "-m", "probe",
-                                 "sleep", str(pidfile)], env=warm.env, cwd=warm.project)  # fmt: skip
-    _wait_for(lambda: pidfile.exists() and pidfile.read_text())
-    child = int(pidfile.read_text())
+    launcher, child = _sleeping_run(warm, tmp_path)
     launcher.kill()
     launcher.wait()
     _wait_for(lambda: not _alive(child))
 
 
 def test_if_the_warm_process_dies_the_launcher_ends_its_child_and_says_so(warm, tmp_path) -> None:
-    pidfile = tmp_path / "child.pid"
-    launcher = subprocess.Popen([sys.executable, "-m", "modelops.warmstart", "-m", "probe",
-                                 "sleep", str(pidfile)], env=warm.env, cwd=warm.project)  # fmt: skip
-    _wait_for(lambda: pidfile.exists() and pidfile.read_text())
-    child = int(pidfile.read_text())
+    launcher, child = _sleeping_run(warm, tmp_path)
     warm.server.kill()
     assert launcher.wait(timeout=30) == -signal.SIGKILL  # not a success nobody saw
     _wait_for(lambda: not _alive(child))
