@@ -62,8 +62,9 @@ def bare_batched(uri: str) -> int:
         out = {}
         for start in range(0, len(ids), 100):
             chunk = ", ".join(f"'{i}'" for i in ids[start : start + 100])
-            for run in client.search_runs(experiments, f"attributes.run_id IN ({chunk})",
-                                          max_results=100):  # fmt: skip
+            for run in client.search_runs(
+                experiments, f"attributes.run_id IN ({chunk})", max_results=100
+            ):
                 out[run.info.run_id] = run
         return out
 
@@ -99,11 +100,19 @@ def main() -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MODELOPS_API_JWT_SECRET": SECRET,
-               "MODELOPS_HOME": tmp}  # fmt: skip
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": uri,
+            "MODELOPS_API_JWT_SECRET": SECRET,
+            "MODELOPS_HOME": tmp,
+        }
         log = open(Path(tmp) / "api.log", "w")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "modelops", "api", "--port", str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelops", "api", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             url = f"http://127.0.0.1:{port}"
             for _ in range(600):
@@ -117,12 +126,18 @@ def main() -> int:
             with httpx.Client(timeout=120) as http:
 
                 def api() -> int:
-                    body = http.post(f"{url}/graphql", headers=headers,
-                                     json={"query": QUERY, "variables": {"m": "bench-model"}}).json()  # fmt: skip
+                    body = http.post(
+                        f"{url}/graphql",
+                        headers=headers,
+                        json={"query": QUERY, "variables": {"m": "bench-model"}},
+                    ).json()
                     return len(body["data"]["mlModelVersions"])
 
-                sides = {"bare batched": lambda: bare_batched(uri),
-                         "bare naive": lambda: bare_naive(uri), "api": api}  # fmt: skip
+                sides = {
+                    "bare batched": lambda: bare_batched(uri),
+                    "bare naive": lambda: bare_naive(uri),
+                    "api": api,
+                }
                 times: dict[str, list[float]] = {k: [] for k in sides}
                 for fn in sides.values():
                     fn()  # warm

@@ -73,18 +73,25 @@ def measure(worker: str, runs: int) -> None:
             latencies.append(ts(run["start_time"]) - started)
         for _ in range(runs):
             started, run = trigger("lifecycle/lead-scoring", "-p", "promote_to=production")
-            walls.append((ts(run["end_time"]) - ts(run["start_time"]),
-                          ts(run["end_time"]) - started))  # fmt: skip
+            walls.append(
+                (ts(run["end_time"]) - ts(run["start_time"]), ts(run["end_time"]) - started)
+            )
         server_mb = _memory_mb(stack["pids"]["prefect"])
         worker_mb = _memory_mb(stack["pids"]["worker"])
 
     print(f"\n{worker} worker:")
-    print(f"  trigger -> flow run start (2 s poll): "
-          f"min {min(latencies):.1f} s, max {max(latencies):.1f} s over {runs} runs")  # fmt: skip
-    print(f"  lifecycle to production, sample data: run {min(w[0] for w in walls):.1f} s, "
-          f"CLI trigger to end {min(w[1] for w in walls):.1f} s (best of {runs})")  # fmt: skip
-    print(f"  memory: prefect server {server_mb:.0f} MB, worker {worker_mb:.0f} MB "
-          f"(PSS incl. children)")  # fmt: skip
+    print(
+        f"  trigger -> flow run start (2 s poll): "
+        f"min {min(latencies):.1f} s, max {max(latencies):.1f} s over {runs} runs"
+    )
+    print(
+        f"  lifecycle to production, sample data: run {min(w[0] for w in walls):.1f} s, "
+        f"CLI trigger to end {min(w[1] for w in walls):.1f} s (best of {runs})"
+    )
+    print(
+        f"  memory: prefect server {server_mb:.0f} MB, worker {worker_mb:.0f} MB "
+        f"(PSS incl. children)"
+    )
 
 
 if __name__ == "__main__":

@@ -40,16 +40,29 @@ def bare(df):
     X = df.drop(columns="won").astype("float64")
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=42, stratify=y)
     dense = ["completeness", "email_confidence", "source_priority", "intent_signal_score"]
-    pre = ColumnTransformer([("numeric", StandardScaler(), dense), ("nullable", make_pipeline(
-        SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
-        ["phone_confidence"])])  # fmt: skip
+    pre = ColumnTransformer(
+        [
+            ("numeric", StandardScaler(), dense),
+            (
+                "nullable",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
+                ),
+                ["phone_confidence"],
+            ),
+        ]
+    )
     model = Pipeline([("pre", pre), ("model", LogisticRegression(max_iter=1000, random_state=42))])
     model.fit(X_tr, y_tr)
     proba = model.predict_proba(X_te)[:, 1]
     pred = (proba >= 0.5).astype(int)
-    return {"roc_auc": m.roc_auc_score(y_te, proba), "precision": m.precision_score(y_te, pred),
-            "recall": m.recall_score(y_te, pred), "f1": m.f1_score(y_te, pred),
-            "log_loss": m.log_loss(y_te, np.clip(proba, 1e-15, 1 - 1e-15))}  # fmt: skip
+    return {
+        "roc_auc": m.roc_auc_score(y_te, proba),
+        "precision": m.precision_score(y_te, pred),
+        "recall": m.recall_score(y_te, pred),
+        "f1": m.f1_score(y_te, pred),
+        "log_loss": m.log_loss(y_te, np.clip(proba, 1e-15, 1 - 1e-15)),
+    }
 
 
 def main() -> int:
@@ -80,8 +93,10 @@ def main() -> int:
     b, f = min(times["bare"]), min(times["train_model"])
     print(f"{args.rows:,} rows; last version {result.version}, {result.evaluation}")
     print(f"bare        : {b:6.2f} s (best of {args.repeat})")
-    print(f"train_model : {f:6.2f} s (best of {args.repeat})  overhead {f - b:+.2f} s "
-          f"(target <= +1.00 s)")  # fmt: skip
+    print(
+        f"train_model : {f:6.2f} s (best of {args.repeat})  overhead {f - b:+.2f} s "
+        f"(target <= +1.00 s)"
+    )
     return 0
 
 

@@ -95,12 +95,18 @@ def main() -> int:
             from modelops import ModelStage, promote_model
             from modelops.steps.monitor import resolve_watched
 
-            result = training(data_path=str(train), target="label", model_name="bench-monitor",
-                              thresholds={"roc_auc": 0.6})  # fmt: skip
+            result = training(
+                data_path=str(train),
+                target="label",
+                model_name="bench-monitor",
+                thresholds={"roc_auc": 0.6},
+            )
             promote_model("bench-monitor", result.version, stage=ModelStage.PRODUCTION)
             watched = resolve_watched(MlflowClient(), "bench-monitor", "production")
-            reference = {n: (np.asarray(f["edges"]), np.asarray(f["counts"], dtype=float))
-                         for n, f in watched.profile["features"].items()}  # fmt: skip
+            reference = {
+                n: (np.asarray(f["edges"]), np.asarray(f["counts"], dtype=float))
+                for n, f in watched.profile["features"].items()
+            }
             monitoring(model_name="bench-monitor", data_path=str(train), min_rows=1)  # warm
             bare(train, watched.model, reference, watched.sample)
             times: dict[str, list[float]] = {"bare": [], "flow": []}
@@ -113,8 +119,10 @@ def main() -> int:
     b, f = min(times["bare"]), min(times["flow"])
     print(f"bare statistics : {b:6.2f} s (best of {args.rounds})")
     print(f"monitoring flow : {f:6.2f} s (best of {args.rounds})")
-    print(f"ratio {f / b:.2f}x; overhead {f - b:+.2f} s; empty flow floor {floor:.2f} s; "
-          f"target: flow <= 1.5 x bare + floor = {1.5 * b + floor:.2f} s")  # fmt: skip
+    print(
+        f"ratio {f / b:.2f}x; overhead {f - b:+.2f} s; empty flow floor {floor:.2f} s; "
+        f"target: flow <= 1.5 x bare + floor = {1.5 * b + floor:.2f} s"
+    )
     return 0
 
 

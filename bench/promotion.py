@@ -84,8 +84,9 @@ def main() -> int:
             for _ in range(args.repeat):
                 reset("bench")
                 t = time.perf_counter()
-                state = promotion(model_name="bench", held_out_path=str(held_out), margin=1.0,
-                                  return_state=True)  # fmt: skip
+                state = promotion(
+                    model_name="bench", held_out_path=str(held_out), margin=1.0, return_state=True
+                )
                 flow_times.append(time.perf_counter() - t)
                 states.append(state)
             assert all(s.is_completed() for s in states), [s.message for s in states]
@@ -94,8 +95,10 @@ def main() -> int:
             breakdown = task_breakdown(states[best].state_details.flow_run_id)
 
     b, f = min(bare_times), min(flow_times)
-    print(f"held-out rows: {args.rows:,}  champion/challenger roc_auc: "
-          f"{scores[0]:.3f} / {scores[1]:.3f}")  # fmt: skip
+    print(
+        f"held-out rows: {args.rows:,}  champion/challenger roc_auc: "
+        f"{scores[0]:.3f} / {scores[1]:.3f}"
+    )
     print(f"bare (read + 2x predict_proba + 2 alias writes): {b:6.2f} s (best of {args.repeat})")
     print(f"promotion flow                                 : {f:6.2f} s (best of {args.repeat})")
     print(f"ratio {f / b:.2f}x, overhead {f - b:+.2f} s")

@@ -101,8 +101,14 @@ def started(
 ) -> Iterator[int]:
     from support import wait_http
 
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=env.get("BENCH_CWD"))  # fmt: skip
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=env.get("BENCH_CWD"),
+    )
     try:
         wait_http(f"{url}{probe}", proc, timeout=180)
         time.sleep(2)  # every worker up and idle
@@ -117,8 +123,18 @@ def started(
 
 
 def load(url: str, payload: str, seconds: float, concurrency: int) -> dict:
-    out = subprocess.run([sys.executable, str(LOADGEN), f"{url}/invocations", payload,
-                          str(seconds), str(concurrency)], capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(LOADGEN),
+            f"{url}/invocations",
+            payload,
+            str(seconds),
+            str(concurrency),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
         raise SystemExit(f"{url}: load failed: {out.stderr[-1000:]}")
     return dict(json.loads(out.stdout))
@@ -130,8 +146,13 @@ def measure(pid: int, url: str, payload: str, args: argparse.Namespace) -> dict:
     result = load(url, payload, args.seconds, args.concurrency)
     used = cpu_seconds(pid) - before
     errors = sum(result["statuses"].values()) + result["dropped"]
-    return {"requests": result["ok"], "errors": errors, "latencies": result["latencies"],
-            "cpu_seconds": used, "seconds": args.seconds}  # fmt: skip
+    return {
+        "requests": result["ok"],
+        "errors": errors,
+        "latencies": result["latencies"],
+        "cpu_seconds": used,
+        "seconds": args.seconds,
+    }
 
 
 def combine(name: str, phases: list[dict], idle: float) -> dict:
@@ -139,10 +160,16 @@ def combine(name: str, phases: list[dict], idle: float) -> dict:
     served = sum(p["requests"] for p in phases)
     latencies = [x for p in phases for x in p["latencies"]]
     p50, p99 = percentiles(latencies) if latencies else (float("nan"), float("nan"))
-    return {"server": name, "requests": served, "errors": sum(p["errors"] for p in phases),
-            "rps": served / sum(p["seconds"] for p in phases), "p50_ms": p50, "p99_ms": p99,
-            "cpu_ms_per_request": sum(p["cpu_seconds"] for p in phases) * 1000 / max(served, 1),
-            "idle_rss_mb": idle}  # fmt: skip
+    return {
+        "server": name,
+        "requests": served,
+        "errors": sum(p["errors"] for p in phases),
+        "rps": served / sum(p["seconds"] for p in phases),
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "cpu_ms_per_request": sum(p["cpu_seconds"] for p in phases) * 1000 / max(served, 1),
+        "idle_rss_mb": idle,
+    }
 
 
 @contextlib.contextmanager
@@ -154,9 +181,22 @@ def tracking_store(tmp: Path, args: argparse.Namespace) -> Iterator[str]:
     from modelops.serving.local import free_port
 
     port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
-               str(port), "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}",
-               "--artifacts-destination", (tmp / "artifacts").as_uri(), "--workers", "1"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{tmp / 'server.db'}",
+        "--artifacts-destination",
+        (tmp / "artifacts").as_uri(),
+        "--workers",
+        "1",
+    ]
     with started(command, dict(os.environ), f"http://127.0.0.1:{port}", probe="/health"):
         yield f"http://127.0.0.1:{port}"
 
@@ -173,15 +213,24 @@ def main() -> int:
         help="load phases per server, interleaved (default: %(default)s)",
     )
     parser.add_argument("--only", nargs="*", help="server names to run (default: all)")
-    parser.add_argument("--tracking", choices=["server", "sqlite"], default="server",
-                        help="telemetry goes to an `mlflow server` over HTTP, as in production "
-                        "(default), or straight into a SQLite store")  # fmt: skip
+    parser.add_argument(
+        "--tracking",
+        choices=["server", "sqlite"],
+        default="server",
+        help="telemetry goes to an `mlflow server` over HTTP, as in production "
+        "(default), or straight into a SQLite store",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_name, tracking_store(Path(tmp_name), args) as store:
         tmp = Path(tmp_name)
-        env = {**os.environ, "MODELOPS_HOME": str(tmp / "home"), "MLFLOW_TRACKING_URI": store,
-               "MLFLOW_EXPERIMENT_NAME": "bench", "BENCH_CWD": str(tmp)}  # fmt: skip
+        env = {
+            **os.environ,
+            "MODELOPS_HOME": str(tmp / "home"),
+            "MLFLOW_TRACKING_URI": store,
+            "MLFLOW_EXPERIMENT_NAME": "bench",
+            "BENCH_CWD": str(tmp),
+        }
         os.environ.update({k: v for k, v in env.items() if k != "BENCH_CWD"})
         import joblib
         from support import register_fixture_version
@@ -198,22 +247,63 @@ def main() -> int:
         joblib.dump(model, tmp / "model.joblib")
         (tmp / "bare_server.py").write_text(BARE)
         row = make_leads(1, seed=5).drop(columns="won").astype("float64")
-        payload = json.dumps({"dataframe_split": json.loads(row.to_json(orient="split",
-                                                                        index=False))})  # fmt: skip
+        payload = json.dumps(
+            {"dataframe_split": json.loads(row.to_json(orient="split", index=False))}
+        )
         python, workers = sys.executable, str(args.workers)
         servers = {
-            "bare": ([python, "-m", "uvicorn", "bare_server:app", "--workers", workers,
-                      "--log-level", "warning", "--no-access-log"], {"BARE_MODEL": str(tmp / "model.joblib")}),
-            "mlflow": ([python, "-m", "mlflow", "models", "serve", "-m", f"models:/lead-scoring/{version}",
-                        "--workers", workers, "--env-manager", "local"], {}),
-            "modelops onnx, telemetry on": ([python, "-m", "modelops", "serve", "lead-scoring",
-                                             "--workers", workers], {}),
-            "modelops onnx, telemetry off": ([python, "-m", "modelops", "serve", "lead-scoring",
-                                              "--workers", workers],
-                                             {"MODELOPS_DISABLE_RUNTIME_LOGGING": "true"}),
-            "modelops sklearn, telemetry on": ([python, "-m", "modelops", "serve", "lead-scoring",
-                                                "--workers", workers, "--no-fast-path"], {}),
-        }  # fmt: skip
+            "bare": (
+                [
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "bare_server:app",
+                    "--workers",
+                    workers,
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                {"BARE_MODEL": str(tmp / "model.joblib")},
+            ),
+            "mlflow": (
+                [
+                    python,
+                    "-m",
+                    "mlflow",
+                    "models",
+                    "serve",
+                    "-m",
+                    f"models:/lead-scoring/{version}",
+                    "--workers",
+                    workers,
+                    "--env-manager",
+                    "local",
+                ],
+                {},
+            ),
+            "modelops onnx, telemetry on": (
+                [python, "-m", "modelops", "serve", "lead-scoring", "--workers", workers],
+                {},
+            ),
+            "modelops onnx, telemetry off": (
+                [python, "-m", "modelops", "serve", "lead-scoring", "--workers", workers],
+                {"MODELOPS_DISABLE_RUNTIME_LOGGING": "true"},
+            ),
+            "modelops sklearn, telemetry on": (
+                [
+                    python,
+                    "-m",
+                    "modelops",
+                    "serve",
+                    "lead-scoring",
+                    "--workers",
+                    workers,
+                    "--no-fast-path",
+                ],
+                {},
+            ),
+        }
         chosen = {k: v for k, v in servers.items() if not args.only or k in args.only}
         with contextlib.ExitStack() as stack:
             running = {}
@@ -223,8 +313,12 @@ def main() -> int:
                     command = [*command, "--host", "127.0.0.1", "--port", str(port)]
                 else:
                     command = [*command, "--port" if "modelops" in name else "-p", str(port)]
-                server_env = {**env, **extra, "PYTHONPATH": str(tmp),
-                              "PATH": f"{Path(python).parent}{os.pathsep}{env['PATH']}"}  # fmt: skip
+                server_env = {
+                    **env,
+                    **extra,
+                    "PYTHONPATH": str(tmp),
+                    "PATH": f"{Path(python).parent}{os.pathsep}{env['PATH']}",
+                }
                 url = f"http://127.0.0.1:{port}"
                 pid = stack.enter_context(started(command, server_env, url))
                 running[name] = (pid, url, rss_mb(pid))
@@ -235,8 +329,10 @@ def main() -> int:
                 for name in order:
                     pid, url, _ = running[name]
                     phases[name].append(measure(pid, url, payload, args))
-                    print(f"round {round_ + 1} {name}: {phases[name][-1]['requests']} requests",
-                          flush=True)  # fmt: skip
+                    print(
+                        f"round {round_ + 1} {name}: {phases[name][-1]['requests']} requests",
+                        flush=True,
+                    )
         rows = [combine(name, phases[name], running[name][2]) for name in running]
     bare = next((r for r in rows if r["server"] == "bare"), None)
     mlflow = next((r for r in rows if r["server"] == "mlflow"), None)
@@ -246,15 +342,19 @@ def main() -> int:
         f"server (2 cores shared); "
         f"telemetry to {'an mlflow server' if args.tracking == 'server' else 'SQLite'}\n"
     )
-    print(f"{'server':<32} {'CPU ms/req':>10} {'vs bare':>8} {'req/s':>8} {'vs bare':>8} "
-          f"{'vs mlflow':>9} {'p50 ms':>7} {'p99 ms':>7} {'idle MB':>8} {'errors':>6}")  # fmt: skip
+    print(
+        f"{'server':<32} {'CPU ms/req':>10} {'vs bare':>8} {'req/s':>8} {'vs bare':>8} "
+        f"{'vs mlflow':>9} {'p50 ms':>7} {'p99 ms':>7} {'idle MB':>8} {'errors':>6}"
+    )
     for r in rows:
         cpu_ratio = r["cpu_ms_per_request"] / bare["cpu_ms_per_request"] if bare else float("nan")
         rps_ratio = r["rps"] / bare["rps"] if bare else float("nan")
         vs_mlflow = r["rps"] / mlflow["rps"] if mlflow else float("nan")
-        print(f"{r['server']:<32} {r['cpu_ms_per_request']:>10.2f} {cpu_ratio:>7.2f}x "
-              f"{r['rps']:>8.1f} {rps_ratio:>7.2f}x {vs_mlflow:>8.2f}x {r['p50_ms']:>7.1f} "
-              f"{r['p99_ms']:>7.1f} {r['idle_rss_mb']:>8.0f} {r['errors']:>6}")  # fmt: skip
+        print(
+            f"{r['server']:<32} {r['cpu_ms_per_request']:>10.2f} {cpu_ratio:>7.2f}x "
+            f"{r['rps']:>8.1f} {rps_ratio:>7.2f}x {vs_mlflow:>8.2f}x {r['p50_ms']:>7.1f} "
+            f"{r['p99_ms']:>7.1f} {r['idle_rss_mb']:>8.0f} {r['errors']:>6}"
+        )
     return 0
 
 

@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def bare_fine_tune(base: str, texts: list[str], targets: list[int], n: int, epochs: int,
-                   batch: int) -> float:  # fmt: skip
+def bare_fine_tune(
+    base: str, texts: list[str], targets: list[int], n: int, epochs: int, batch: int
+) -> float:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -32,8 +33,13 @@ def bare_fine_tune(base: str, texts: list[str], targets: list[int], n: int, epoc
     started = time.perf_counter()
     for _ in range(epochs):
         for i in range(0, len(texts), batch):
-            enc = tok(texts[i : i + batch], padding=True, truncation=True, max_length=128,
-                      return_tensors="pt")  # fmt: skip
+            enc = tok(
+                texts[i : i + batch],
+                padding=True,
+                truncation=True,
+                max_length=128,
+                return_tensors="pt",
+            )
             loss = model(**enc, labels=torch.tensor(targets[i : i + batch])).loss
             loss.backward()
             opt.step()
@@ -50,8 +56,13 @@ def bare_score(base: str, texts: list[str], batch: int) -> float:
     started = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(texts), batch):
-            enc = tok(texts[i : i + batch], padding=True, truncation=True, max_length=128,
-                      return_tensors="pt")  # fmt: skip
+            enc = tok(
+                texts[i : i + batch],
+                padding=True,
+                truncation=True,
+                max_length=128,
+                return_tensors="pt",
+            )
             torch.softmax(model(**enc).logits, dim=-1)
     return len(texts) / (time.perf_counter() - started)
 
@@ -79,8 +90,9 @@ def main() -> int:
     bare_train = flow_train = bare_inf = flow_inf = pipe_inf = 0.0
     config = text.FineTuneConfig(epochs=args.epochs, batch_size=args.batch)
     for _ in range(2):
-        bare_train = max(bare_train, bare_fine_tune(base, texts, targets, len(labels),
-                                                    args.epochs, args.batch))  # fmt: skip
+        bare_train = max(
+            bare_train, bare_fine_tune(base, texts, targets, len(labels), args.epochs, args.batch)
+        )
         tok, model = text.load_base(base, None, labels)
         tuned = text.fine_tune(tok, model, texts, targets, labels, config)
         flow_train = max(flow_train, tuned.samples_per_second)
@@ -95,14 +107,22 @@ def main() -> int:
         pipe(texts, top_k=None, batch_size=args.batch, truncation=True)
         pipe_inf = max(pipe_inf, len(texts) / (time.perf_counter() - started))
 
-    print(f"{len(texts)} texts, {args.epochs} epoch(s), batch {args.batch}, "
-          f"{torch.get_num_threads()} torch threads, device cpu")  # fmt: skip
-    print(f"fine-tuning: flow {flow_train:7.1f} samples/s   bare "
-          f"{bare_train:7.1f} samples/s   ratio {flow_train / bare_train:.2f}x")  # fmt: skip
-    print(f"scoring    : flow {flow_inf:7.1f} texts/s     bare {bare_inf:7.1f} texts/s     "
-          f"ratio {flow_inf / bare_inf:.2f}x")  # fmt: skip
-    print(f"scoring    : batch-scoring flow's pipeline {pipe_inf:7.1f} texts/s   "
-          f"ratio {pipe_inf / bare_inf:.2f}x")  # fmt: skip
+    print(
+        f"{len(texts)} texts, {args.epochs} epoch(s), batch {args.batch}, "
+        f"{torch.get_num_threads()} torch threads, device cpu"
+    )
+    print(
+        f"fine-tuning: flow {flow_train:7.1f} samples/s   bare "
+        f"{bare_train:7.1f} samples/s   ratio {flow_train / bare_train:.2f}x"
+    )
+    print(
+        f"scoring    : flow {flow_inf:7.1f} texts/s     bare {bare_inf:7.1f} texts/s     "
+        f"ratio {flow_inf / bare_inf:.2f}x"
+    )
+    print(
+        f"scoring    : batch-scoring flow's pipeline {pipe_inf:7.1f} texts/s   "
+        f"ratio {pipe_inf / bare_inf:.2f}x"
+    )
     return 0
 
 

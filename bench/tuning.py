@@ -32,9 +32,12 @@ quiet_environment()
 # 8 candidates of similar cost, single-threaded in both modes (a random forest's n_jobs would
 # give the sequential side both cores: see the README for a mixed search's figures).
 SEARCH = {
-    "gradient_boosting": {"n_estimators": [60, 100], "max_depth": [2, 3],
-                          "learning_rate": [0.05, 0.1]},
-}  # fmt: skip
+    "gradient_boosting": {
+        "n_estimators": [60, 100],
+        "max_depth": [2, 3],
+        "learning_rate": [0.05, 0.1],
+    },
+}
 
 
 def main() -> int:
@@ -58,36 +61,56 @@ def main() -> int:
 
             from flows.tuning import tuning
 
-            tuning(data_path=str(small), model_name="warmup", runner="sequential",
-                   search={"logistic_regression": {}})  # fmt: skip
+            tuning(
+                data_path=str(small),
+                model_name="warmup",
+                runner="sequential",
+                search={"logistic_regression": {}},
+            )
             from distributed import LocalCluster
 
-            standing = LocalCluster(n_workers=args.workers or os.cpu_count(), threads_per_worker=1,
-                                    dashboard_address=":0", preload=WORKER_PRELOAD)  # fmt: skip
-            sides = {"sequential": {"runner": "sequential"},
-                     "dask-local": {"runner": "dask", "dask_workers": args.workers},
-                     "dask-address": {"runner": "dask", "dask_address": standing.scheduler_address}}  # fmt: skip
+            standing = LocalCluster(
+                n_workers=args.workers or os.cpu_count(),
+                threads_per_worker=1,
+                dashboard_address=":0",
+                preload=WORKER_PRELOAD,
+            )
+            sides = {
+                "sequential": {"runner": "sequential"},
+                "dask-local": {"runner": "dask", "dask_workers": args.workers},
+                "dask-address": {"runner": "dask", "dask_address": standing.scheduler_address},
+            }
             times: dict[str, list[float]] = {side: [] for side in sides}
             fits: dict[str, float] = {}
             for _ in range(args.rounds):
                 for runner, options in sides.items():
                     t = time.perf_counter()
-                    result = tuning(data_path=str(data), model_name="bench", search=SEARCH,
-                                    thresholds={"roc_auc": 0.6}, **options)  # fmt: skip
+                    result = tuning(
+                        data_path=str(data),
+                        model_name="bench",
+                        search=SEARCH,
+                        thresholds={"roc_auc": 0.6},
+                        **options,
+                    )
                     times[runner].append(time.perf_counter() - t)
-                    path = MlflowClient().download_artifacts(result.mlflow_run_id,
-                                                             "search/results.json")  # fmt: skip
+                    path = MlflowClient().download_artifacts(
+                        result.mlflow_run_id, "search/results.json"
+                    )
                     results = json.loads(Path(path).read_text())
                     assert all(r["status"] == "finished" for r in results), results
                     fits[runner] = sum(r["fit_seconds"] for r in results)
-                    print(f"  {runner:<10} {times[runner][-1]:6.2f} s  (candidates' fit time "
-                          f"summed {fits[runner]:.1f} s)")  # fmt: skip
+                    print(
+                        f"  {runner:<10} {times[runner][-1]:6.2f} s  (candidates' fit time "
+                        f"summed {fits[runner]:.1f} s)"
+                    )
             standing.close()
     seq = min(times["sequential"])
     print()
     for side, values in times.items():
-        print(f"{side:<13}: {min(values):6.2f} s (best of {args.rounds})  "
-              f"speed-up {seq / min(values):.2f}x")  # fmt: skip
+        print(
+            f"{side:<13}: {min(values):6.2f} s (best of {args.rounds})  "
+            f"speed-up {seq / min(values):.2f}x"
+        )
     return 0
 
 

@@ -52,23 +52,44 @@ def batch_scoring(
         batch_size: (text models) texts per batch; telemetry is logged per batch.
         decision_threshold: (text models) score a label needs to count as dominant.
     """
-    params = {"model_name": model_name, "version": version, "target": target,
-              "input_uri": input_uri, "output_uri": output_uri}  # fmt: skip
+    params = {
+        "model_name": model_name,
+        "version": version,
+        "target": target,
+        "input_uri": input_uri,
+        "output_uri": output_uri,
+    }
     with flow_run("batch-scoring", model_name, params) as ctx:
         resolved = resolve_serving_version(ctx, model_name, version)
         if target == "local" and "transformers" in resolved.flavors:
             from tasks.text import score_texts_locally
 
-            return score_texts_locally(ctx, resolved, input_uri, output_uri, text_column,
-                                       batch_size, decision_threshold)  # fmt: skip
+            return score_texts_locally(
+                ctx, resolved, input_uri, output_uri, text_column, batch_size, decision_threshold
+            )
         if target == "local":
             return score_file_locally(ctx, resolved, input_uri, output_uri)
-        spec = serving_spec(resolved.name, resolved.version, resolved.run_id, namespace=namespace,
-                            image=image, tracking_uri=cluster_tracking_uri_override,
-                            flow_run_id=ctx.flow_run_id, resources=resources)  # fmt: skip
+        spec = serving_spec(
+            resolved.name,
+            resolved.version,
+            resolved.run_id,
+            namespace=namespace,
+            image=image,
+            tracking_uri=cluster_tracking_uri_override,
+            flow_run_id=ctx.flow_run_id,
+            resources=resources,
+        )
         suffix = job_suffix or (ctx.flow_run_id or "manual")[:8]
-        return run_scoring_job(ctx, spec, input_uri, output_uri, suffix, timeout_seconds,
-                               poll_seconds, credentials_block)  # fmt: skip
+        return run_scoring_job(
+            ctx,
+            spec,
+            input_uri,
+            output_uri,
+            suffix,
+            timeout_seconds,
+            poll_seconds,
+            credentials_block,
+        )
 
 
 if __name__ == "__main__":

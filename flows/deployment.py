@@ -60,21 +60,41 @@ def deployment(
         credentials_block: prefect-kubernetes KubernetesCredentials block (after in-cluster
             and kubeconfig discovery).
     """
-    params = {"model_name": model_name, "version": version, "target": target,
-              "replicas": replicas, "workers": workers}  # fmt: skip
+    params = {
+        "model_name": model_name,
+        "version": version,
+        "target": target,
+        "replicas": replicas,
+        "workers": workers,
+    }
     with flow_run("deployment", model_name, params, lock="deployment") as ctx:
         resolved = resolve_serving_version(ctx, model_name, version)
         if target == "local":
             record = deploy_locally(ctx, resolved, workers, timeout_seconds, server)
         else:
             spec = serving_spec(
-                resolved.name, resolved.version, resolved.run_id, namespace=namespace, image=image,
-                tracking_uri=cluster_tracking_uri_override, flow_run_id=ctx.flow_run_id,
-                replicas=replicas, workers=workers, env_manager=env_manager, resources=resources,
+                resolved.name,
+                resolved.version,
+                resolved.run_id,
+                namespace=namespace,
+                image=image,
+                tracking_uri=cluster_tracking_uri_override,
+                flow_run_id=ctx.flow_run_id,
+                replicas=replicas,
+                workers=workers,
+                env_manager=env_manager,
+                resources=resources,
                 server=server,
-            )  # fmt: skip
-            record = deploy_to_kubernetes(ctx, resolved, spec, timeout_seconds, poll_seconds,
-                                          credentials_block, cluster_tracking_uri_override)  # fmt: skip
+            )
+            record = deploy_to_kubernetes(
+                ctx,
+                resolved,
+                spec,
+                timeout_seconds,
+                poll_seconds,
+                credentials_block,
+                cluster_tracking_uri_override,
+            )
         return record_deployment(ctx, resolved, record)
 
 

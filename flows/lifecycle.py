@@ -26,14 +26,22 @@ def lifecycle(params: LifecycleParams) -> LifecycleResult:
     promoted = served = None
     if p.promote_to == "production":
         promoted = promotion(
-            model_name=p.model_name, version=trained.version,
-            held_out_path=p.held_out_path or p.data_path or str(SAMPLE_DATA), target=p.target,
-            compare_metrics=p.compare_metrics, margin=p.margin, actor=p.actor,
+            model_name=p.model_name,
+            version=trained.version,
+            held_out_path=p.held_out_path or p.data_path or str(SAMPLE_DATA),
+            target=p.target,
+            compare_metrics=p.compare_metrics,
+            margin=p.margin,
+            actor=p.actor,
             reason="lifecycle run: trained, gated and staged, then promoted",
-        )  # fmt: skip
+        )
         if p.deploy:
-            served = deployment(model_name=p.model_name, version=promoted.version,
-                                target=p.deploy, namespace=p.namespace)  # fmt: skip
+            served = deployment(
+                model_name=p.model_name,
+                version=promoted.version,
+                target=p.deploy,
+                namespace=p.namespace,
+            )
     return publish_lifecycle_summary(trained, promoted, served, p.promote_to, p.deploy)
 
 

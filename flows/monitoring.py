@@ -32,23 +32,33 @@ def monitoring(params: MonitoringParams) -> Any:
     with flow_run("monitoring", model_name, logged) as ctx:
         watched = load_watched_version(ctx, model_name, version)
         window = read_window(watched, p.data_path, p.sample_dir, max_rows, min_rows)
-        labelled = (read_window(watched, p.labelled_path, None, max_rows, min_rows)
-                    if p.labelled_path else None)  # fmt: skip
+        labelled = (
+            read_window(watched, p.labelled_path, None, max_rows, min_rows)
+            if p.labelled_path
+            else None
+        )
         result = check_drift(watched, window, p.psi_max)
         if labelled is not None:
             check_performance(watched, labelled, result, p.metric_drop_max, min_rows)
         report_check(ctx, watched, window, result)
-        summary = {"model_name": watched.name, "version": watched.version, "rows": result.rows,
-                   "degraded": result.degraded, "breaches": result.breaches,
-                   "psi": {f.feature: round(f.psi, 4) for f in result.features},
-                   "prediction_psi": result.prediction_psi, "performance": result.performance,
-                   "mlflow_run_id": ctx.parent_run_id}  # fmt: skip
+        summary = {
+            "model_name": watched.name,
+            "version": watched.version,
+            "rows": result.rows,
+            "degraded": result.degraded,
+            "breaches": result.breaches,
+            "psi": {f.feature: round(f.psi, 4) for f in result.features},
+            "prediction_psi": result.prediction_psi,
+            "performance": result.performance,
+            "mlflow_run_id": ctx.parent_run_id,
+        }
         if not result.degraded:
             return summary
         summary["event_id"] = raise_alert(ctx, watched, result, p.actor)
         if p.retrain_on_breach:
-            summary["retraining_flow_run_id"] = trigger_retraining(p.training_deployment,
-                                                                   model_name)  # fmt: skip
+            summary["retraining_flow_run_id"] = trigger_retraining(
+                p.training_deployment, model_name
+            )
     # Completed, but named so it stands out in the UI: the check worked, the model did not.
     return Completed(name="Degraded", message="; ".join(result.breaches)[:1000], data=summary)
 

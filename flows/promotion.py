@@ -55,18 +55,32 @@ def promotion(
     """
     # One promotion per model at a time, across processes and workers: both runs would
     # otherwise compare against, and archive, the same champion.
-    params = {"model_name": model_name, "version": version, "margin": margin,
-              "compare_metrics": compare_metrics, "held_out_path": held_out_path}  # fmt: skip
+    params = {
+        "model_name": model_name,
+        "version": version,
+        "margin": margin,
+        "compare_metrics": compare_metrics,
+        "held_out_path": held_out_path,
+    }
     with flow_run("promotion", model_name, params, lock="promotion") as ctx:
         recover_interrupted(ctx, model_name)
         candidate = resolve_candidate(ctx, model_name, version, override_staging_reason, actor)
-        comparison = compare_with_champion(ctx, candidate, held_out_path, metrics=compare_metrics,
-                                           margin=margin, target=target, actor=actor)  # fmt: skip
+        comparison = compare_with_champion(
+            ctx,
+            candidate,
+            held_out_path,
+            metrics=compare_metrics,
+            margin=margin,
+            target=target,
+            actor=actor,
+        )
         if require_approval:
-            answer = await_approval(ctx, candidate, comparison, ctx.actor(actor),
-                                    approval_timeout_seconds)  # fmt: skip
+            answer = await_approval(
+                ctx, candidate, comparison, ctx.actor(actor), approval_timeout_seconds
+            )
             reason = f"{reason}; approved by {answer.approver or 'prefect-ui'}" + (
-                f": {answer.comment}" if answer.comment else "")  # fmt: skip
+                f": {answer.comment}" if answer.comment else ""
+            )
         return promote_candidate(ctx, candidate, comparison, reason, archive_existing, actor)
 
 

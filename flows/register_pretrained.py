@@ -51,15 +51,21 @@ def register_pretrained(
     chosen = source or default_base_model()
     params = {"source": chosen, "revision": revision, "task": task}
     with flow_run("register-pretrained", model_name, params) as ctx:
-        logged, metadata = log_pretrained_snapshot(ctx, chosen, revision, task, labels,
-                                                   description, tags)  # fmt: skip
+        logged, metadata = log_pretrained_snapshot(
+            ctx, chosen, revision, task, labels, description, tags
+        )
         version = register_model(ctx, model_name, logged, description=description, tags=tags)
         alias = None
         if stage or wanted_stage == STAGING:
             set_model_alias(ctx, version, reason="registered pre-trained snapshot", actor=actor)
             alias = STAGING
-    return SnapshotResult(model_name=model_name, version=version.version, alias=alias,
-                          mlflow_run_id=ctx.parent_run_id, metadata=metadata)  # fmt: skip
+    return SnapshotResult(
+        model_name=model_name,
+        version=version.version,
+        alias=alias,
+        mlflow_run_id=ctx.parent_run_id,
+        metadata=metadata,
+    )
 
 
 if __name__ == "__main__":

@@ -46,21 +46,33 @@ def text_training(
         random_seed: seed for the split, the head and the shuffling.
         actor: who, for the audit trail.
     """
-    params = {"model_name": model_name, "base_model": base_model or "bundled",
-              "thresholds": thresholds}  # fmt: skip
+    params = {
+        "model_name": model_name,
+        "base_model": base_model or "bundled",
+        "thresholds": thresholds,
+    }
     with flow_run("text-training", model_name, params) as ctx:
-        data = load_text_dataset(ctx, data_path, text_column, label_column, labels, test_size,
-                                 random_seed)  # fmt: skip
-        tuned, logged = fine_tune_text_model(ctx, data, base_model, revision, fine_tune,
-                                             random_seed)  # fmt: skip
+        data = load_text_dataset(
+            ctx, data_path, text_column, label_column, labels, test_size, random_seed
+        )
+        tuned, logged = fine_tune_text_model(
+            ctx, data, base_model, revision, fine_tune, random_seed
+        )
         decision = evaluate_text_model(ctx, tuned, data, thresholds, model_name)
         metrics = {r["metric"]: r["value"] for r in decision.rows}
         version = register_model(ctx, model_name, logged)
-        set_model_alias(ctx, version, reason="passed the quality gate", metrics=metrics,
-                        actor=actor)  # fmt: skip
+        set_model_alias(
+            ctx, version, reason="passed the quality gate", metrics=metrics, actor=actor
+        )
     return TextTrainingResult(
-        model_name=model_name, version=version.version, alias="staging",
-        mlflow_run_id=ctx.parent_run_id, mlflow_experiment_id=ctx.experiment_id, metrics=metrics,
-        rows=len(data.train_texts) + len(data.test_texts), gate=decision.rows,
-        labels=data.labels, train_samples_per_second=tuned.samples_per_second,
-    )  # fmt: skip
+        model_name=model_name,
+        version=version.version,
+        alias="staging",
+        mlflow_run_id=ctx.parent_run_id,
+        mlflow_experiment_id=ctx.experiment_id,
+        metrics=metrics,
+        rows=len(data.train_texts) + len(data.test_texts),
+        gate=decision.rows,
+        labels=data.labels,
+        train_samples_per_second=tuned.samples_per_second,
+    )

@@ -12,8 +12,15 @@ from tasks.registry import find_earlier_attempt, register_model, set_model_alias
 from tasks.tracking import flow_run
 from tasks.training import split_dataset, train_model
 
-LOGGED_PARAMS = {"data_path", "target", "model_name", "estimator", "thresholds", "test_size",
-                 "random_seed"}  # fmt: skip
+LOGGED_PARAMS = {
+    "data_path",
+    "target",
+    "model_name",
+    "estimator",
+    "thresholds",
+    "test_size",
+    "random_seed",
+}
 
 
 @flow(name="training", log_prints=True)
@@ -24,8 +31,9 @@ def training(params: TrainingParams) -> TrainingResult:
     with flow_run("training", p.model_name, p.model_dump(include=LOGGED_PARAMS)) as ctx:
         earlier = find_earlier_attempt(ctx, p.model_name)  # a retried run reuses its version
         if earlier is None:
-            data = load_dataset(ctx, p.data_path, p.target, features=p.features,
-                                min_rows=p.min_rows)  # fmt: skip
+            data = load_dataset(
+                ctx, p.data_path, p.target, features=p.features, min_rows=p.min_rows
+            )
             report = validate_dataset(ctx, data)
             split = split_dataset(ctx, data, p.test_size, p.random_seed)
             model = train_model(ctx, data, split, p.estimator, p.random_seed)
@@ -37,13 +45,25 @@ def training(params: TrainingParams) -> TrainingResult:
             (version, metrics), rows, validation = earlier, 0, {}
             decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)
         if p.stage_alias:
-            set_model_alias(ctx, version, reason="passed the quality gate", metrics=metrics,
-                            actor=p.actor, alias=p.stage_alias)  # fmt: skip
+            set_model_alias(
+                ctx,
+                version,
+                reason="passed the quality gate",
+                metrics=metrics,
+                actor=p.actor,
+                alias=p.stage_alias,
+            )
     return TrainingResult(
-        model_name=p.model_name, version=version.version, alias=p.stage_alias,
-        mlflow_run_id=ctx.parent_run_id, mlflow_experiment_id=ctx.experiment_id,
-        metrics=metrics, rows=rows, gate=decision.rows, validation=validation,
-    )  # fmt: skip
+        model_name=p.model_name,
+        version=version.version,
+        alias=p.stage_alias,
+        mlflow_run_id=ctx.parent_run_id,
+        mlflow_experiment_id=ctx.experiment_id,
+        metrics=metrics,
+        rows=rows,
+        gate=decision.rows,
+        validation=validation,
+    )
 
 
 if __name__ == "__main__":

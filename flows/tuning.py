@@ -16,8 +16,19 @@ from tasks.tracking import flow_run
 from tasks.training import split_dataset, train_model
 from tasks.tuning import prepare_search, record_search, search_candidates, search_runner
 
-LOGGED_PARAMS = {"data_path", "target", "model_name", "search", "n_candidates", "metric",
-                 "runner", "dask_address", "thresholds", "test_size", "random_seed"}  # fmt: skip
+LOGGED_PARAMS = {
+    "data_path",
+    "target",
+    "model_name",
+    "search",
+    "n_candidates",
+    "metric",
+    "runner",
+    "dask_address",
+    "thresholds",
+    "test_size",
+    "random_seed",
+}
 
 
 @flow(name="tuning", log_prints=True)
@@ -33,8 +44,9 @@ def tuning(params: TuningParams) -> TrainingResult:
     ):
         earlier = find_earlier_attempt(ctx, p.model_name)  # a retried run reuses its version
         if earlier is None:
-            data = load_dataset(ctx, p.data_path, p.target, features=p.features,
-                                min_rows=p.min_rows)  # fmt: skip
+            data = load_dataset(
+                ctx, p.data_path, p.target, features=p.features, min_rows=p.min_rows
+            )
             report = validate_dataset(ctx, data)
             split = split_dataset(ctx, data, p.test_size, p.random_seed)
             search = prepare_search(split, data.schema, p.random_seed)
@@ -50,14 +62,25 @@ def tuning(params: TuningParams) -> TrainingResult:
             (version, metrics), rows, validation = earlier, 0, {}
             decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)
         if p.stage_alias:
-            set_model_alias(ctx, version, reason="best candidate of the search; passed the "
-                            "quality gate", metrics=metrics, actor=p.actor,
-                            alias=p.stage_alias)  # fmt: skip
+            set_model_alias(
+                ctx,
+                version,
+                reason="best candidate of the search; passed the quality gate",
+                metrics=metrics,
+                actor=p.actor,
+                alias=p.stage_alias,
+            )
     return TrainingResult(
-        model_name=p.model_name, version=version.version, alias=p.stage_alias,
-        mlflow_run_id=ctx.parent_run_id, mlflow_experiment_id=ctx.experiment_id,
-        metrics=metrics, rows=rows, gate=decision.rows, validation=validation,
-    )  # fmt: skip
+        model_name=p.model_name,
+        version=version.version,
+        alias=p.stage_alias,
+        mlflow_run_id=ctx.parent_run_id,
+        mlflow_experiment_id=ctx.experiment_id,
+        metrics=metrics,
+        rows=rows,
+        gate=decision.rows,
+        validation=validation,
+    )
 
 
 if __name__ == "__main__":

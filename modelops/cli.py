@@ -76,11 +76,16 @@ def _show_training(result: Any) -> str:
     metrics = ", ".join(f"{k}={v:.3f}" for k, v in result.metrics.items())
     alias = f"@{result.alias}" if result.alias else "no alias"
     ui = get_settings().ui_base_url
-    look = f"  open {ui}/#/models/{result.model_name}" if ui else (
-        f"  mlflow ui --backend-store-uri {get_settings().shown_tracking_uri}")  # fmt: skip
-    return (f"Registered {result.model_name} version {result.version} ({alias}) from "
-            f"{result.rows} rows\n  metrics: {metrics}\n  MLflow run: {result.mlflow_run_id}\n"
-            f"Look at it:\n{look}\n  modelops versions {result.model_name}")  # fmt: skip
+    look = (
+        f"  open {ui}/#/models/{result.model_name}"
+        if ui
+        else (f"  mlflow ui --backend-store-uri {get_settings().shown_tracking_uri}")
+    )
+    return (
+        f"Registered {result.model_name} version {result.version} ({alias}) from "
+        f"{result.rows} rows\n  metrics: {metrics}\n  MLflow run: {result.mlflow_run_id}\n"
+        f"Look at it:\n{look}\n  modelops versions {result.model_name}"
+    )
 
 
 def _show_lifecycle(result: Any) -> str:
@@ -93,8 +98,11 @@ def _show_lifecycle(result: Any) -> str:
 def _show_promotion(r: Any) -> str:
     if not r.changed:
         return f"{r.name}@production is already version {r.version}: nothing changed"
-    was = f" (was {r.previous_production}, kept as previous-production)" if (
-        r.previous_production) else " (first production version)"  # fmt: skip
+    was = (
+        f" (was {r.previous_production}, kept as previous-production)"
+        if (r.previous_production)
+        else " (first production version)"
+    )
     return f"{r.name}@production -> version {r.version}{was}"
 
 
@@ -113,55 +121,107 @@ def _show_json(r: Any) -> str:
 
 
 # What each kind of flow imports sooner or later (the slow ones).
-_WARM_TRAINING = ("great_expectations", "modelops.model_io:import_skops", "mlflow.sklearn",
-                  "mlflow.store.tracking.sqlalchemy_store", "matplotlib.pyplot")  # fmt: skip
-_WARM_REGISTRY = ("modelops.model_io:import_skops", "mlflow.sklearn",
-                  "mlflow.store.tracking.sqlalchemy_store")  # fmt: skip
+_WARM_TRAINING = (
+    "great_expectations",
+    "modelops.model_io:import_skops",
+    "mlflow.sklearn",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "matplotlib.pyplot",
+)
+_WARM_REGISTRY = (
+    "modelops.model_io:import_skops",
+    "mlflow.sklearn",
+    "mlflow.store.tracking.sqlalchemy_store",
+)
 
 FLOW_COMMANDS = [
-    FlowCommand("run", "flows.lifecycle:lifecycle",
-                "the main job: train, gate, register, stage, promote and serve (lifecycle flow)",
-                flags={"data_path": ["--data", "--data-path"]},
-                defaults={"promote_to": "production", "deploy": "local"}, show=_show_lifecycle,
-                warm=_WARM_TRAINING),
-    FlowCommand("train", "flows.training:training",
-                "train, validate, gate, register and stage a tabular model (training flow)",
-                flags={"data_path": ["--data", "--data-path"]}, show=_show_training,
-                warm=_WARM_TRAINING),
-    FlowCommand("tune", "flows.tuning:tuning",
-                "search estimators and hyper-parameters on Dask; gate, register and stage the "
-                "best (tuning flow)",
-                flags={"data_path": ["--data", "--data-path"]}, show=_show_training,
-                warm=_WARM_TRAINING),
-    FlowCommand("text-train", "flows.text_training:text_training",
-                "fine-tune, gate, register and stage a text classifier (text-training flow)",
-                flags={"data_path": ["--data", "--data-path"]}, show=_show_json),
-    FlowCommand("register-pretrained", "flows.register_pretrained:register_pretrained",
-                "register a Hugging Face snapshot as a version, untrained",
-                positionals=("model_name", "source"),
-                flags={"revision": ["--hf-revision", "--revision"], "tags": ["--tag"]},
-                show=_show_json),
-    FlowCommand("promote", "flows.promotion:promotion",
-                "promote a staged version to production (promotion flow)",
-                positionals=("model_name",), show=_show_promotion, warm=_WARM_REGISTRY),
-    FlowCommand("rollback", "flows.rollback:rollback",
-                "put production back on the previous production version (rollback flow)",
-                positionals=("model_name",), show=_show_rollback),
-    FlowCommand("deploy", "flows.deployment:deployment",
-                "serve a version locally or on Kubernetes, verified (deployment flow)",
-                positionals=("model_name",), show=_show_deployment),
-    FlowCommand("score", "flows.batch_scoring:batch_scoring",
-                "score a CSV/Parquet file with a version (batch-scoring flow)",
-                positionals=("model_name", "input_uri", "output_uri"), show=_show_json,
-                warm=_WARM_REGISTRY),
-    FlowCommand("monitor", "flows.monitoring:monitoring",
-                "check a served version for data drift, prediction shift and decay "
-                "(monitoring flow)",
-                positionals=("model_name",), show=_show_json, warm=_WARM_REGISTRY),
-    FlowCommand("teardown", "flows.teardown:teardown",
-                "stop serving a model, locally or on Kubernetes (teardown flow)",
-                positionals=("model_name",), show=_show_json),
-]  # fmt: skip
+    FlowCommand(
+        "run",
+        "flows.lifecycle:lifecycle",
+        "the main job: train, gate, register, stage, promote and serve (lifecycle flow)",
+        flags={"data_path": ["--data", "--data-path"]},
+        defaults={"promote_to": "production", "deploy": "local"},
+        show=_show_lifecycle,
+        warm=_WARM_TRAINING,
+    ),
+    FlowCommand(
+        "train",
+        "flows.training:training",
+        "train, validate, gate, register and stage a tabular model (training flow)",
+        flags={"data_path": ["--data", "--data-path"]},
+        show=_show_training,
+        warm=_WARM_TRAINING,
+    ),
+    FlowCommand(
+        "tune",
+        "flows.tuning:tuning",
+        "search estimators and hyper-parameters on Dask; gate, register and stage the "
+        "best (tuning flow)",
+        flags={"data_path": ["--data", "--data-path"]},
+        show=_show_training,
+        warm=_WARM_TRAINING,
+    ),
+    FlowCommand(
+        "text-train",
+        "flows.text_training:text_training",
+        "fine-tune, gate, register and stage a text classifier (text-training flow)",
+        flags={"data_path": ["--data", "--data-path"]},
+        show=_show_json,
+    ),
+    FlowCommand(
+        "register-pretrained",
+        "flows.register_pretrained:register_pretrained",
+        "register a Hugging Face snapshot as a version, untrained",
+        positionals=("model_name", "source"),
+        flags={"revision": ["--hf-revision", "--revision"], "tags": ["--tag"]},
+        show=_show_json,
+    ),
+    FlowCommand(
+        "promote",
+        "flows.promotion:promotion",
+        "promote a staged version to production (promotion flow)",
+        positionals=("model_name",),
+        show=_show_promotion,
+        warm=_WARM_REGISTRY,
+    ),
+    FlowCommand(
+        "rollback",
+        "flows.rollback:rollback",
+        "put production back on the previous production version (rollback flow)",
+        positionals=("model_name",),
+        show=_show_rollback,
+    ),
+    FlowCommand(
+        "deploy",
+        "flows.deployment:deployment",
+        "serve a version locally or on Kubernetes, verified (deployment flow)",
+        positionals=("model_name",),
+        show=_show_deployment,
+    ),
+    FlowCommand(
+        "score",
+        "flows.batch_scoring:batch_scoring",
+        "score a CSV/Parquet file with a version (batch-scoring flow)",
+        positionals=("model_name", "input_uri", "output_uri"),
+        show=_show_json,
+        warm=_WARM_REGISTRY,
+    ),
+    FlowCommand(
+        "monitor",
+        "flows.monitoring:monitoring",
+        "check a served version for data drift, prediction shift and decay (monitoring flow)",
+        positionals=("model_name",),
+        show=_show_json,
+        warm=_WARM_REGISTRY,
+    ),
+    FlowCommand(
+        "teardown",
+        "flows.teardown:teardown",
+        "stop serving a model, locally or on Kubernetes (teardown flow)",
+        positionals=("model_name",),
+        show=_show_json,
+    ),
+]
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
@@ -246,11 +306,17 @@ def _add_flow_options(parser: argparse.ArgumentParser, command: FlowCommand, flo
         base, _optional = _unwrap(param.annotation)
         required = param.default is inspect.Parameter.empty
         default = command.defaults.get(name, None if required else param.default)
-        shown = "" if required or default in (None, "", {}, []) else (
-            f" (default: {_shown_default(default)})")  # fmt: skip
+        shown = (
+            ""
+            if required or default in (None, "", {}, [])
+            else (f" (default: {_shown_default(default)})")
+        )
         help_text = (doc or "").replace("%", "%%") + shown
-        kwargs: dict[str, Any] = {"help": help_text, "dest": name,
-                                  "default": command.defaults.get(name, argparse.SUPPRESS)}  # fmt: skip
+        kwargs: dict[str, Any] = {
+            "help": help_text,
+            "dest": name,
+            "default": command.defaults.get(name, argparse.SUPPRESS),
+        }
         origin = typing.get_origin(base)
         if origin is typing.Literal:
             choices = [("false" if c is False else str(c)) for c in typing.get_args(base)]
@@ -327,8 +393,10 @@ def _run_flow(command: FlowCommand, flow: Any, values: dict[str, Any], api: Any 
     where = f"Prefect flow run {state.state_details.flow_run_id}"
     if isinstance(error, ModelOpsError):
         print(f"error: {error.summary}", file=sys.stderr)
-        print(f"  (the {flow.name} flow did not complete; details in the logs above and in "
-              f"{where})", file=sys.stderr)  # fmt: skip
+        print(
+            f"  (the {flow.name} flow did not complete; details in the logs above and in {where})",
+            file=sys.stderr,
+        )
         return error.exit_code
     first = str(error).strip().splitlines()[0] if str(error).strip() else ""
     print(f"error: {type(error).__name__}: {first}", file=sys.stderr)
@@ -371,9 +439,18 @@ def _cmd_versions(args: argparse.Namespace) -> int:
         return 0
     _print_table(
         ("version", "stage", "aliases", "created", "run_id", "last event"),
-        [(str(r["version"]), r["stage"], ",".join(r["aliases"]) or "-", str(r["created"])[:19],
-          r["run_id"] or "-", _last_event(r)) for r in rows],
-    )  # fmt: skip
+        [
+            (
+                str(r["version"]),
+                r["stage"],
+                ",".join(r["aliases"]) or "-",
+                str(r["created"])[:19],
+                r["run_id"] or "-",
+                _last_event(r),
+            )
+            for r in rows
+        ],
+    )
     return 0
 
 
@@ -396,9 +473,10 @@ def _cmd_history(args: argparse.Namespace) -> int:
     from modelops.registry.stages import get_model_metadata
 
     events = [
-        {**e, "version": r["version"]} for r in get_model_metadata(args.model_name)
+        {**e, "version": r["version"]}
+        for r in get_model_metadata(args.model_name)
         for e in r["audit"]
-    ]  # fmt: skip
+    ]
     events.sort(key=lambda e: str(e.get("time")), reverse=True)
     if args.json:
         print(json.dumps(events, indent=2, default=str))
@@ -408,11 +486,19 @@ def _cmd_history(args: argparse.Namespace) -> int:
         return 0
     _print_table(
         ("time", "action", "version", "from", "to", "actor", "reason"),
-        [(str(e.get("time"))[:19], str(e.get("action")), str(e["version"]),
-          str(e.get("from_version") or "-"), str(e.get("to_version") or "-"),
-          str(e.get("actor")), str(e.get("reason") or "").splitlines()[0][:60] if e.get("reason")
-          else "-") for e in events],
-    )  # fmt: skip
+        [
+            (
+                str(e.get("time"))[:19],
+                str(e.get("action")),
+                str(e["version"]),
+                str(e.get("from_version") or "-"),
+                str(e.get("to_version") or "-"),
+                str(e.get("actor")),
+                str(e.get("reason") or "").splitlines()[0][:60] if e.get("reason") else "-",
+            )
+            for e in events
+        ],
+    )
     return 0
 
 
@@ -429,13 +515,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ConfigurationError(f"--port must be between 1 and 65535, not {args.port}")
     ref = args.version or args.alias or "production"
-    config = prepare(args.model_name, ref, fast_path=args.fast_path, sample_dir=args.sample_dir,
-                     sample_rate=args.sample_rate)  # fmt: skip
+    config = prepare(
+        args.model_name,
+        ref,
+        fast_path=args.fast_path,
+        sample_dir=args.sample_dir,
+        sample_rate=args.sample_rate,
+    )
     from modelops.serving.model import FAST_PATH_REPORT
 
     report = Path(config.model_dir) / FAST_PATH_REPORT
-    engine = "onnx (verified)" if config.fast_path and report.is_file() and json.loads(
-        report.read_text()).get("used") else "scikit-learn or the model's own flavour"  # fmt: skip
+    engine = (
+        "onnx (verified)"
+        if config.fast_path and report.is_file() and json.loads(report.read_text()).get("used")
+        else "scikit-learn or the model's own flavour"
+    )
     via = f" (@{config.alias})" if config.alias else ""
     print(
         f"serving {config.name} version {config.version}{via}, engine {engine}, at "
@@ -496,8 +590,11 @@ def _add_other_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_history)
 
-    p = sub.add_parser("serve", help="serve a registered version over HTTP (MLflow scoring "
-                       "protocol and Open Inference Protocol v2), with telemetry")  # fmt: skip
+    p = sub.add_parser(
+        "serve",
+        help="serve a registered version over HTTP (MLflow scoring "
+        "protocol and Open Inference Protocol v2), with telemetry",
+    )
     p.add_argument("model_name")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--version", help="a version number (or 'latest')")
@@ -527,9 +624,13 @@ def _add_other_commands(sub: Any) -> None:
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("api", help="the operator API: GraphQL with JWT roles (see README)")
-    p.add_argument("action", nargs="?", choices=["serve", "token"], default="serve",
-                   help="serve (default) or token: print a token signed with "
-                   "MODELOPS_API_JWT_SECRET")  # fmt: skip
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["serve", "token"],
+        default="serve",
+        help="serve (default) or token: print a token signed with MODELOPS_API_JWT_SECRET",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument("--sub", help="token: the subject (recorded as the actor)")
@@ -537,8 +638,11 @@ def _add_other_commands(sub: Any) -> None:
     p.add_argument("--ttl", type=int, default=3600, help="token: seconds valid (default 3600)")
     p.set_defaults(func=_cmd_api)
 
-    p = sub.add_parser("worker", help="a Prefect process worker whose flow runs start warm "
-                       "(forked from a process with the libraries imported)")  # fmt: skip
+    p = sub.add_parser(
+        "worker",
+        help="a Prefect process worker whose flow runs start warm "
+        "(forked from a process with the libraries imported)",
+    )
     p.add_argument("--pool", default="modelops-process", help="work pool (default: %(default)s)")
     p.add_argument("--name", help="worker name (default: Prefect's)")
     p.add_argument("--limit", type=int, help="most flow runs at once (default: no limit)")
@@ -560,9 +664,11 @@ def build_parser(command: str | None = None, api: Any = None) -> argparse.Argume
     imports no flow at all), so a command pays only for what it runs."""
     codes = "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
-        prog="modelops", description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog=f"exit codes:\n{codes}", formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+        prog="modelops",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for spec in FLOW_COMMANDS:
         p = sub.add_parser(spec.name, help=spec.help, description=spec.help)

@@ -147,9 +147,17 @@ def _http_status(exc: BaseException) -> int | None:
     return None
 
 
-_REASONS = ("connection refused", "connection reset", "connection aborted", "timed out",
-            "too many requests", "service unavailable", "database is locked",
-            "remote end closed connection", "max retries exceeded")  # fmt: skip
+_REASONS = (
+    "connection refused",
+    "connection reset",
+    "connection aborted",
+    "timed out",
+    "too many requests",
+    "service unavailable",
+    "database is locked",
+    "remote end closed connection",
+    "max retries exceeded",
+)
 
 
 def unreachable(exc: BaseException) -> TransientError:

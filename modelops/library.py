@@ -45,9 +45,11 @@ class MLflowConfig:
         from modelops.settings import get_settings
 
         settings = get_settings()
-        return cls(tracking_uri=settings.resolved_tracking_uri,
-                   experiment_name=settings.experiment_name,
-                   registry_uri=settings.registry_uri)  # fmt: skip
+        return cls(
+            tracking_uri=settings.resolved_tracking_uri,
+            experiment_name=settings.experiment_name,
+            registry_uri=settings.registry_uri,
+        )
 
 
 def init_mlflow(config: MLflowConfig | None = None) -> MLflowConfig:
@@ -66,19 +68,23 @@ def init_mlflow(config: MLflowConfig | None = None) -> MLflowConfig:
     from modelops.tracking import ensure_experiment, get_client
 
     given = config or MLflowConfig()
-    for key, value in (("MLFLOW_TRACKING_URI", _absolute(given.tracking_uri)),
-                       ("MLFLOW_EXPERIMENT_NAME", given.experiment_name),
-                       ("MLFLOW_REGISTRY_URI", _absolute(given.registry_uri))):  # fmt: skip
+    for key, value in (
+        ("MLFLOW_TRACKING_URI", _absolute(given.tracking_uri)),
+        ("MLFLOW_EXPERIMENT_NAME", given.experiment_name),
+        ("MLFLOW_REGISTRY_URI", _absolute(given.registry_uri)),
+    ):
         if value:
             os.environ[key] = value
     settings = get_settings()
-    resolved = MLflowConfig(settings.resolved_tracking_uri, settings.experiment_name,
-                            settings.registry_uri)  # fmt: skip
+    resolved = MLflowConfig(
+        settings.resolved_tracking_uri, settings.experiment_name, settings.registry_uri
+    )
     if settings.resolved_tracking_uri.startswith("sqlite:///"):
         settings.home_dir.mkdir(parents=True, exist_ok=True)
     client = get_client(settings.resolved_tracking_uri, settings.resolved_registry_uri)
-    experiment_id = ensure_experiment(client, settings.experiment_name,
-                                      settings.default_artifact_location)  # fmt: skip
+    experiment_id = ensure_experiment(
+        client, settings.experiment_name, settings.default_artifact_location
+    )
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
     mlflow.set_registry_uri(settings.resolved_registry_uri)
     mlflow.set_experiment(experiment_id=experiment_id)
@@ -96,13 +102,18 @@ def _absolute(uri: str | None) -> str | None:
     return f"sqlite:///{Path(path).resolve()}"
 
 
-def _start(run_name: str, params: dict[str, Any] | None = None,
-           tags: dict[str, str] | None = None) -> TrackingContext:  # fmt: skip
+def _start(
+    run_name: str, params: dict[str, Any] | None = None, tags: dict[str, str] | None = None
+) -> TrackingContext:
     from modelops import tracking
     from modelops.settings import get_settings
 
-    return tracking.start_parent_run(get_settings(), run_name, params=params,
-                                     tags={"modelops.flow": "python-api", **(tags or {})})  # fmt: skip
+    return tracking.start_parent_run(
+        get_settings(),
+        run_name,
+        params=params,
+        tags={"modelops.flow": "python-api", **(tags or {})},
+    )
 
 
 def _check_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -174,10 +185,13 @@ def log_training_run(
             f"log_training_run logs scikit-learn estimators; got {type(model).__name__}"
         )
     _check_fitted(model)
-    tags = {str(k): v if isinstance(v, str) else json.dumps(v, default=str)
-            for k, v in (metadata or {}).items()}  # fmt: skip
-    ctx = _start(run_name or f"log-{model_name or type(model).__name__}", params=params or {},
-                 tags=tags)  # fmt: skip
+    tags = {
+        str(k): v if isinstance(v, str) else json.dumps(v, default=str)
+        for k, v in (metadata or {}).items()
+    }
+    ctx = _start(
+        run_name or f"log-{model_name or type(model).__name__}", params=params or {}, tags=tags
+    )
     run_id = ctx.parent_run_id
     try:
         tracking.log_metrics(ctx, run_id, values)
@@ -189,11 +203,21 @@ def log_training_run(
                 client.log_artifact(run_id, str(path), artifact_path=name)
         logged = log_sklearn_model(ctx, run_id, model, input_example=input_example)
         if model_name is not None:
-            version, _ = register_version(client, model_name, model_id=logged.model_id,
-                                          run_id=run_id,
-                                          tags={"modelops.parent_run_id": run_id})  # fmt: skip
-            tracking.set_tags(ctx, run_id, {"modelops.registered_model": model_name,
-                                            "modelops.model_version": version.version})  # fmt: skip
+            version, _ = register_version(
+                client,
+                model_name,
+                model_id=logged.model_id,
+                run_id=run_id,
+                tags={"modelops.parent_run_id": run_id},
+            )
+            tracking.set_tags(
+                ctx,
+                run_id,
+                {
+                    "modelops.registered_model": model_name,
+                    "modelops.model_version": version.version,
+                },
+            )
     except BaseException as exc:
         tracking.set_tags(ctx, run_id, {"error.message": f"{type(exc).__name__}: {exc}"[:4900]})
         tracking.end_run(ctx, run_id, "FAILED")
@@ -309,19 +333,28 @@ def train_model(
         check_model_name(mlflow_model_name)
     declared = _features(features)
     if not enable_mlflow:
-        pipeline, metrics, how, rows = _fit_and_evaluate(None, dataset, target_column, declared,
-                                                          config, test_size, random_seed)  # fmt: skip
+        pipeline, metrics, how, rows = _fit_and_evaluate(
+            None, dataset, target_column, declared, config, test_size, random_seed
+        )
         decision = apply_gate(metrics, thresholds)
         decision.raise_if_failed()
-        return TrainedResult(model=pipeline, metrics=metrics, evaluation=how, rows=rows,
-                             gate=decision.rows)  # fmt: skip
+        return TrainedResult(
+            model=pipeline, metrics=metrics, evaluation=how, rows=rows, gate=decision.rows
+        )
 
     from modelops.steps import train as steps
 
-    ctx = _start(f"training-{mlflow_model_name}", params={
-        "target": target_column, "model_name": mlflow_model_name, "estimator": config,
-        "thresholds": thresholds, "test_size": test_size, "random_seed": random_seed,
-    })  # fmt: skip
+    ctx = _start(
+        f"training-{mlflow_model_name}",
+        params={
+            "target": target_column,
+            "model_name": mlflow_model_name,
+            "estimator": config,
+            "thresholds": thresholds,
+            "test_size": test_size,
+            "random_seed": random_seed,
+        },
+    )
     try:
         pipeline, metrics, how, rows, logged = _fit_and_evaluate(
             ctx, dataset, target_column, declared, config, test_size, random_seed
@@ -330,17 +363,32 @@ def train_model(
         decision.raise_if_failed()
         version = steps.register_model(ctx, mlflow_model_name, logged)
         if stage_alias:
-            steps.stage_model(ctx, version, reason="passed the quality gate (Python API)",
-                              metrics=metrics, actor=actor, alias=stage_alias)  # fmt: skip
+            steps.stage_model(
+                ctx,
+                version,
+                reason="passed the quality gate (Python API)",
+                metrics=metrics,
+                actor=actor,
+                alias=stage_alias,
+            )
     except BaseException as exc:
-        tracking.set_tags(ctx, ctx.parent_run_id,
-                          {"error.message": f"{type(exc).__name__}: {exc}"[:4900]})  # fmt: skip
+        tracking.set_tags(
+            ctx, ctx.parent_run_id, {"error.message": f"{type(exc).__name__}: {exc}"[:4900]}
+        )
         tracking.end_run(ctx, ctx.parent_run_id, "FAILED")
         raise
     tracking.end_run(ctx, ctx.parent_run_id, "FINISHED")
-    return TrainedResult(model=pipeline, metrics=metrics, evaluation=how, rows=rows,
-                         model_name=mlflow_model_name, version=int(version.version),
-                         run_id=ctx.parent_run_id, alias=stage_alias, gate=decision.rows)  # fmt: skip
+    return TrainedResult(
+        model=pipeline,
+        metrics=metrics,
+        evaluation=how,
+        rows=rows,
+        model_name=mlflow_model_name,
+        version=int(version.version),
+        run_id=ctx.parent_run_id,
+        alias=stage_alias,
+        gate=decision.rows,
+    )
 
 
 def _features(features: dict[str, Any] | None) -> Any:
@@ -424,8 +472,9 @@ def _fit_and_evaluate(
         )
     model = steps.train_model(ctx, data, everything, config, seed)
     tracking.log_metrics(ctx, ctx.parent_run_id, metrics)
-    tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.evaluation": how,
-                                               "modelops.evaluation.folds": folds})  # fmt: skip
+    tracking.set_tags(
+        ctx, ctx.parent_run_id, {"modelops.evaluation": how, "modelops.evaluation.folds": folds}
+    )
     return model.pipeline, metrics, how, len(y), model
 
 
@@ -437,8 +486,9 @@ def _cross_validated_proba(schema: Any, config: Any, X: Any, y: Any, folds: int,
 
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     try:
-        return cross_val_predict(build_pipeline(schema, config, seed=seed), X, y, cv=cv,
-                                 method="predict_proba")[:, 1]  # fmt: skip
+        return cross_val_predict(
+            build_pipeline(schema, config, seed=seed), X, y, cv=cv, method="predict_proba"
+        )[:, 1]
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(f"Training failed: {type(exc).__name__}: {exc}") from exc
 

@@ -72,9 +72,12 @@ def log_model(
     )
     try:
         mlmodel = Model(
-            artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=run_id,
-            metadata=metadata, model_id=logged.model_id,
-        )  # fmt: skip
+            artifact_path=logged.artifact_location,
+            model_uuid=logged.model_id,
+            run_id=run_id,
+            metadata=metadata,
+            model_id=logged.model_id,
+        )
         with tempfile.TemporaryDirectory(prefix="modelops-model-") as tmp:
             path = str(Path(tmp) / "model")
             save(path, mlmodel)
@@ -84,8 +87,9 @@ def log_model(
         client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
         raise
     client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
-    return LoggedModel(run_id=run_id, model_id=logged.model_id,
-                       model_uri=logged_model_uri(logged.model_id))  # fmt: skip
+    return LoggedModel(
+        run_id=run_id, model_id=logged.model_id, model_uri=logged_model_uri(logged.model_id)
+    )
 
 
 def log_sklearn_model(
@@ -125,18 +129,27 @@ def log_sklearn_model(
     signature = None
     if input_example is not None:
         inferred = infer_signature(input_example, model.predict(input_example))
-        inputs = Schema([ColSpec(c.type, c.name, required=c.name not in optional_inputs)
-                         for c in inferred.inputs.inputs])  # fmt: skip
+        inputs = Schema(
+            [
+                ColSpec(c.type, c.name, required=c.name not in optional_inputs)
+                for c in inferred.inputs.inputs
+            ]
+        )
         signature = ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
     def save(path: str, mlmodel: Model) -> None:
         with _pins_need_no_environment_scan():
             mlflow.sklearn.save_model(
-                model, path, mlflow_model=mlmodel, serialization_format="skops",
-                skops_trusted_types=_trusted_types(model), signature=signature,
+                model,
+                path,
+                mlflow_model=mlmodel,
+                serialization_format="skops",
+                skops_trusted_types=_trusted_types(model),
+                signature=signature,
                 input_example=input_example,
-                pip_requirements=pinned_requirements(*SKLEARN_RUNTIME), metadata=metadata,
-            )  # fmt: skip
+                pip_requirements=pinned_requirements(*SKLEARN_RUNTIME),
+                metadata=metadata,
+            )
         if holdout is not None:
             holdout.to_parquet(Path(path) / HOLDOUT_FILE, index=False)
 
@@ -329,9 +342,11 @@ def download_version(
     tracking_uri, registry_uri = store_uris(client)
     location = version_location(client, name, ref).rstrip("/")
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"{location}/{path}" if path else location, dst_path=dst,
-        tracking_uri=tracking_uri, registry_uri=registry_uri,
-    )  # fmt: skip
+        artifact_uri=f"{location}/{path}" if path else location,
+        dst_path=dst,
+        tracking_uri=tracking_uri,
+        registry_uri=registry_uri,
+    )
     return Path(local)
 
 

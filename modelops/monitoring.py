@@ -102,21 +102,31 @@ def build_profile(
             values = _numeric(column).to_numpy()
             finite = values[np.isfinite(values)]
             edges, quantiles = _edges_and_quantiles(finite)
-            entry.update(type="numeric", edges=edges, counts=_numeric_counts(values, edges),
-                         quantiles=quantiles,
-                         mean=float(finite.mean()) if finite.size else None)  # fmt: skip
+            entry.update(
+                type="numeric",
+                edges=edges,
+                counts=_numeric_counts(values, edges),
+                quantiles=quantiles,
+                mean=float(finite.mean()) if finite.size else None,
+            )
         else:
             top = column.dropna().astype(str).value_counts().head(TOP_CATEGORIES)
             categories = [str(c) for c in top.index]
-            entry.update(type="categorical", categories=categories,
-                         counts=_category_counts(column, categories))  # fmt: skip
+            entry.update(
+                type="categorical",
+                categories=categories,
+                counts=_category_counts(column, categories),
+            )
         features[name] = entry
     profile: dict[str, Any] = {"rows": len(X), "features": features}
     if proba is not None:
         values = np.asarray(proba, dtype="float64")
         edges = [i / BINS for i in range(1, BINS)]
-        profile["prediction"] = {"edges": edges, "counts": _numeric_counts(values, edges),
-                                 "mean": float(values.mean()) if values.size else None}  # fmt: skip
+        profile["prediction"] = {
+            "edges": edges,
+            "counts": _numeric_counts(values, edges),
+            "mean": float(values.mean()) if values.size else None,
+        }
     return profile
 
 
@@ -128,8 +138,13 @@ def text_lengths(texts: Any) -> pd.DataFrame:
     import pandas as pd
 
     series = pd.Series(list(texts), dtype="object")
-    return pd.DataFrame({TEXT_LENGTH: series.map(lambda t: len(t) if isinstance(t, str)
-                                                 else float("nan")).astype("float64")})  # fmt: skip
+    return pd.DataFrame(
+        {
+            TEXT_LENGTH: series.map(
+                lambda t: len(t) if isinstance(t, str) else float("nan")
+            ).astype("float64")
+        }
+    )
 
 
 def build_text_profile(texts: list[str], predicted: list[str], labels: list[str]) -> dict[str, Any]:
@@ -141,8 +156,10 @@ def build_text_profile(texts: list[str], predicted: list[str], labels: list[str]
     schema = DatasetSchema(target="__label__", features={TEXT_LENGTH: FeatureSpec(kind="numeric")})
     profile = build_profile(frame, schema)
     profile["kind"] = "text"
-    profile["prediction_labels"] = {"labels": list(labels),
-                                    "counts": _category_counts(_labels(predicted), list(labels))}  # fmt: skip
+    profile["prediction_labels"] = {
+        "labels": list(labels),
+        "counts": _category_counts(_labels(predicted), list(labels)),
+    }
     return profile
 
 
@@ -185,11 +202,16 @@ class FeatureDrift:
     detail: str = ""
 
     def row(self) -> dict[str, Any]:
-        return {"feature": self.feature, "kind": self.kind, "psi": round(self.psi, 4),
-                "ks_statistic": None if self.statistic is None else round(self.statistic, 4),
-                "ks_p_value": None if self.p_value is None else float(f"{self.p_value:.3g}"),
-                "null_rate": f"{self.null_rate_reference:.3f} -> {self.null_rate_current:.3f}",
-                "verdict": "DRIFT" if self.breached else "ok", "detail": self.detail}  # fmt: skip
+        return {
+            "feature": self.feature,
+            "kind": self.kind,
+            "psi": round(self.psi, 4),
+            "ks_statistic": None if self.statistic is None else round(self.statistic, 4),
+            "ks_p_value": None if self.p_value is None else float(f"{self.p_value:.3g}"),
+            "null_rate": f"{self.null_rate_reference:.3f} -> {self.null_rate_current:.3f}",
+            "verdict": "DRIFT" if self.breached else "ok",
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -268,8 +290,19 @@ def compare(
             unseen = counts[-2] / max(1, sum(counts))
             detail = f"unseen categories {unseen:.1%}" if unseen else ""
         value = psi(ref["counts"], counts)
-        drifts.append(FeatureDrift(name, ref["kind"], value, statistic, p_value,
-                                   ref["null_rate"], null_now, value > psi_max, detail))  # fmt: skip
+        drifts.append(
+            FeatureDrift(
+                name,
+                ref["kind"],
+                value,
+                statistic,
+                p_value,
+                ref["null_rate"],
+                null_now,
+                value > psi_max,
+                detail,
+            )
+        )
     result = CheckResult(rows=len(window), features=drifts)
     if predicted_labels is not None and "prediction_labels" in profile:
         ref = profile["prediction_labels"]
@@ -289,8 +322,10 @@ def compare(
             )
     for d in drifts:
         if d.breached:
-            result.breaches.append(f"feature {d.feature!r} PSI {d.psi:.3f} > {psi_max}"
-                                   + (f" ({d.detail})" if d.detail else ""))  # fmt: skip
+            result.breaches.append(
+                f"feature {d.feature!r} PSI {d.psi:.3f} > {psi_max}"
+                + (f" ({d.detail})" if d.detail else "")
+            )
     return result
 
 
@@ -311,5 +346,7 @@ def compare_performance(
         if not DIRECTION.get(metric, True):
             drop = -drop  # a loss that grew is a drop
         if drop > allowed and math.isfinite(drop):
-            result.breaches.append(f"{metric} fell {registered[metric]:.4f} -> "
-                                   f"{current[metric]:.4f} (drop {drop:.4f} > {allowed})")  # fmt: skip
+            result.breaches.append(
+                f"{metric} fell {registered[metric]:.4f} -> "
+                f"{current[metric]:.4f} (drop {drop:.4f} > {allowed})"
+            )

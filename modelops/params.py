@@ -103,8 +103,10 @@ class TrainingParams(_TrainingData):
 
 
 def _default_search() -> dict[str, dict[str, Any]]:
-    return {"logistic_regression": {"C": [0.1, 1.0, 10.0]},
-            "hist_gradient_boosting": {"learning_rate": [0.05, 0.1], "max_depth": [3, None]}}  # fmt: skip
+    return {
+        "logistic_regression": {"C": [0.1, 1.0, 10.0]},
+        "hist_gradient_boosting": {"learning_rate": [0.05, 0.1], "max_depth": [3, None]},
+    }
 
 
 class TuningParams(_TrainingData):
@@ -116,9 +118,10 @@ class TuningParams(_TrainingData):
         'candidate, e.g. {"random_forest": {"max_depth": [4, 8]}, "logistic_regression": {}}.',
     )
     n_candidates: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="Try this many combinations drawn at random (seeded); default all.",
-    )  # fmt: skip
+    )
     metric: str = Field(
         default="roc_auc", description="The validation metric that picks the best candidate."
     )
@@ -222,9 +225,10 @@ def keyword_parameters(model: type[M]) -> Callable[[Callable[[M], R]], Callable[
                 annotation = Annotated[(annotation, *field.metadata)]  # keep gt/lt/validators
             default = field.get_default(call_default_factory=True)
             parameters.append(
-                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                  annotation=annotation)
-            )  # fmt: skip
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+                )
+            )
             doc_args.append(f"    {name}: {field.description or ''}")
         signature = inspect.Signature(
             parameters, return_annotation=inspect.signature(fn).return_annotation

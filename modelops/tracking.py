@@ -211,8 +211,11 @@ def start_parent_run(
     experiment_id = ensure_experiment(
         client, settings.experiment_name, settings.default_artifact_location
     )
-    run = client.create_run(experiment_id, run_name=run_name,
-                            tags={**process_tags(), **{k: str(v) for k, v in (tags or {}).items()}})  # fmt: skip
+    run = client.create_run(
+        experiment_id,
+        run_name=run_name,
+        tags={**process_tags(), **{k: str(v) for k, v in (tags or {}).items()}},
+    )
     ctx = TrackingContext(
         tracking_uri=settings.resolved_tracking_uri,
         registry_uri=settings.resolved_registry_uri,
@@ -236,8 +239,11 @@ def process_tags() -> dict[str, str]:
     import psutil
 
     pid = os.getpid()
-    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(pid),
-            STARTED_TAG: f"{psutil.Process(pid).create_time():.3f}"}  # fmt: skip
+    tags = {
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(pid),
+        STARTED_TAG: f"{psutil.Process(pid).create_time():.3f}",
+    }
     warm = os.environ.get("MODELOPS_WARM_START")  # forked from a worker's warm process
     if warm:
         tags[WARM_TAG] = warm
@@ -272,8 +278,9 @@ def repair_stale_runs(
     """
     import socket
 
-    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
-                                 max_results=1000)  # fmt: skip
+    running = client.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
+    )
     host = socket.gethostname()
     ended = set()
     if ended_flow_runs is not None:
@@ -390,8 +397,11 @@ def record_run(
     from mlflow.entities import Param
 
     client = ctx.client()
-    run = client.create_run(ctx.experiment_id, run_name=name, tags={
-        PARENT_TAG: ctx.parent_run_id, **process_tags(), **(tags or {})})  # fmt: skip
+    run = client.create_run(
+        ctx.experiment_id,
+        run_name=name,
+        tags={PARENT_TAG: ctx.parent_run_id, **process_tags(), **(tags or {})},
+    )
     flat = [Param(k[:250], v[:6000]) for k, v in flatten(params).items()][:100]
     client.log_batch(run.info.run_id, params=flat, metrics=_metrics(metrics))
     client.set_terminated(run.info.run_id, status=status)
@@ -493,8 +503,11 @@ def log_dataset(ctx: TrackingContext, run_id: str, dataset: Any, context: str) -
             # Two runs logging the same dataset at once race MLflow's look-up-then-insert:
             # the loser's insert hits the unique key; the dataset is there now, so again.
             text = str(exc)
-            if attempt == 2 or not ("dataset_pk" in text or "UNIQUE constraint failed: datasets"
-                                    in text or "Duplicate entry" in text):  # fmt: skip
+            if attempt == 2 or not (
+                "dataset_pk" in text
+                or "UNIQUE constraint failed: datasets" in text
+                or "Duplicate entry" in text
+            ):
                 raise
             time.sleep(0.1 * (attempt + 1))
 

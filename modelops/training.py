@@ -162,8 +162,11 @@ def build_pipeline(schema: DatasetSchema, config: EstimatorConfig, seed: int = 4
     from modelops.features import datetime_parts
 
     def kind(k: str, nullable: bool | None = None) -> list[str]:
-        return [n for n, s in schema.features.items()
-                if s.kind == k and (nullable is None or s.nullable == nullable)]  # fmt: skip
+        return [
+            n
+            for n, s in schema.features.items()
+            if s.kind == k and (nullable is None or s.nullable == nullable)
+        ]
 
     dense, sparse = kind("numeric", nullable=False), kind("numeric", nullable=True)
     flags, dates, other = kind("boolean"), kind("datetime"), kind("categorical")
@@ -200,12 +203,13 @@ def build_pipeline(schema: DatasetSchema, config: EstimatorConfig, seed: int = 4
                 "categorical",
                 make_pipeline(
                     SimpleImputer(strategy="most_frequent"),
-                    OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=32,
-                                  sparse_output=False),
+                    OneHotEncoder(
+                        handle_unknown="infrequent_if_exist", max_categories=32, sparse_output=False
+                    ),
                 ),
                 other,
             )
-        )  # fmt: skip
+        )
     pre = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("preprocess", pre), ("model", _make_estimator(config, seed))])
 

@@ -56,12 +56,16 @@ class CandidateResult:
 
     def row(self, metric: str) -> dict[str, Any]:
         """One row of the results table."""
-        return {"candidate": self.index, "estimator": self.kind,
-                "params": ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items())),
-                "status": self.status, metric: round(self.metrics[metric], 4)
-                if metric in self.metrics else None,
-                "fit_seconds": round(self.fit_seconds, 3), "worker": self.worker,
-                "error": self.error or ""}  # fmt: skip
+        return {
+            "candidate": self.index,
+            "estimator": self.kind,
+            "params": ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items())),
+            "status": self.status,
+            metric: round(self.metrics[metric], 4) if metric in self.metrics else None,
+            "fit_seconds": round(self.fit_seconds, 3),
+            "worker": self.worker,
+            "error": self.error or "",
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,8 +185,9 @@ class SearchData:
     y_val: np.ndarray
 
 
-def search_data(schema: DatasetSchema, X_train: pd.DataFrame, y_train: np.ndarray,
-                seed: int) -> SearchData:  # fmt: skip
+def search_data(
+    schema: DatasetSchema, X_train: pd.DataFrame, y_train: np.ndarray, seed: int
+) -> SearchData:
     """Carve a stratified validation part out of the training part (the test part is kept for
     the chosen model's held-out evaluation, so the reported metrics are not the ones it was
     picked on)."""
@@ -229,13 +234,24 @@ def score_candidate(
     except Exception as exc:  # the candidate failed, not the search
         last = traceback.extract_tb(exc.__traceback__)[-1:]
         where = f" ({last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
-        return CandidateResult(candidate.index, config.kind, dict(config.params), "failed",
-                               fit_seconds=time.perf_counter() - started,
-                               error=f"{type(exc).__name__}: {exc}{where}"[:1000],
-                               worker=worker)  # fmt: skip
-    return CandidateResult(candidate.index, config.kind, dict(config.params), "finished",
-                           metrics=metrics, fit_seconds=time.perf_counter() - started,
-                           worker=worker)  # fmt: skip
+        return CandidateResult(
+            candidate.index,
+            config.kind,
+            dict(config.params),
+            "failed",
+            fit_seconds=time.perf_counter() - started,
+            error=f"{type(exc).__name__}: {exc}{where}"[:1000],
+            worker=worker,
+        )
+    return CandidateResult(
+        candidate.index,
+        config.kind,
+        dict(config.params),
+        "finished",
+        metrics=metrics,
+        fit_seconds=time.perf_counter() - started,
+        worker=worker,
+    )
 
 
 def best_candidate(results: list[CandidateResult], metric: str) -> CandidateResult:
@@ -254,12 +270,16 @@ def best_candidate(results: list[CandidateResult], metric: str) -> CandidateResu
 
 def results_markdown(results: list[CandidateResult], metric: str, best: int | None) -> str:
     """The results table as markdown, best candidate marked."""
-    lines = [f"| # | estimator | params | status | {metric} | fit s | error |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"| # | estimator | params | status | {metric} | fit s | error |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(results, key=lambda r: r.index):
         row = r.row(metric)
         mark = " **(best)**" if r.index == best else ""
         value = "" if row[metric] is None else f"{row[metric]:.4f}"
-        lines.append(f"| {r.index}{mark} | {r.kind} | {row['params']} | {r.status} | {value} "
-                     f"| {row['fit_seconds']} | {row['error'].replace('|', '/')} |")  # fmt: skip
+        lines.append(
+            f"| {r.index}{mark} | {r.kind} | {row['params']} | {r.status} | {value} "
+            f"| {row['fit_seconds']} | {row['error'].replace('|', '/')} |"
+        )
     return "\n".join(lines) + "\n"

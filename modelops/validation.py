@@ -12,11 +12,28 @@ if TYPE_CHECKING:
     import pandas as pd
 
 NUMERIC_TYPES = [
-    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64",
-    "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
-    "Float32", "Float64",
-]  # fmt: skip
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "UInt8",
+    "UInt16",
+    "UInt32",
+    "UInt64",
+    "Float32",
+    "Float64",
+]
 BOOLEAN_TYPES = ["bool", "boolean"]
 
 
@@ -59,8 +76,11 @@ def build_expectations(schema: DatasetSchema, df: pd.DataFrame | None = None) ->
             and spec.max is None
         ):
             big = sys.float_info.max
-            out.append(e.ExpectColumnValuesToBeBetween(column=name, min_value=-big,
-                                                       max_value=big, meta=FINITE))  # fmt: skip
+            out.append(
+                e.ExpectColumnValuesToBeBetween(
+                    column=name, min_value=-big, max_value=big, meta=FINITE
+                )
+            )
         if spec.kind == "numeric":
             out.append(e.ExpectColumnValuesToBeInTypeList(column=name, type_list=NUMERIC_TYPES))
         elif spec.kind == "boolean" and (df is None or df[name].dtype.kind == "b"):
@@ -165,8 +185,9 @@ def validate_dataframe(df: pd.DataFrame, schema: DatasetSchema, name: str = "dat
     )
     # The whole suite in one store write (adding expectations one by one re-serialises the
     # suite into the store each time: ~0.1 s for two dozen expectations).
-    suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}-suite",
-                                               expectations=build_expectations(schema, df)))  # fmt: skip
+    suite = ctx.suites.add(
+        gx.ExpectationSuite(name=f"{name}-suite", expectations=build_expectations(schema, df))
+    )
     definition = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=f"{name}-validation", data=batch, suite=suite)
     )

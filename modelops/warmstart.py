@@ -50,16 +50,34 @@ PRELOAD_ENV = "MODELOPS_WARM_PRELOAD"  # comma-separated modules to import inste
 # What a flow run imports sooner or later and takes seconds to import; "module:function" calls
 # the function after importing the module.
 PRELOAD = (
-    "numpy", "pandas", "pyarrow", "sklearn.pipeline", "sklearn.compose", "sklearn.impute",
-    "sklearn.preprocessing", "sklearn.linear_model", "sklearn.ensemble",
-    "sklearn.model_selection", "great_expectations", "modelops.model_io:import_skops",
-    "mlflow", "mlflow.sklearn", "mlflow.store.tracking.sqlalchemy_store",
-    "mlflow.store.model_registry.sqlalchemy_store", "matplotlib.figure",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "sklearn.pipeline",
+    "sklearn.compose",
+    "sklearn.impute",
+    "sklearn.preprocessing",
+    "sklearn.linear_model",
+    "sklearn.ensemble",
+    "sklearn.model_selection",
+    "great_expectations",
+    "modelops.model_io:import_skops",
+    "mlflow",
+    "mlflow.sklearn",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "matplotlib.figure",
     "matplotlib.backends.backend_agg",
-)  # fmt: skip
+)
 _MAX_MESSAGE = 4 << 20  # bytes of one request (the environment, mostly)
-_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-              signal.SIGUSR2)  # fmt: skip
+_FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
 
 
 def socket_path(owner: int, directory: str | None = None) -> str:
@@ -101,8 +119,9 @@ def _same_user(conn: socket.socket) -> bool:
     option = getattr(socket, "SO_PEERCRED", None)
     if option is None:
         return True
-    _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, option,
-                                                          struct.calcsize("3i")))  # fmt: skip
+    _pid, uid, _gid = struct.unpack(
+        "3i", conn.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    )
     return bool(uid == os.getuid())
 
 
@@ -133,8 +152,12 @@ def _run_warm(path: str, argv: list[str]) -> int | None:
         conn.connect(path)
         if not _same_user(conn):
             return None
-        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ),
-                   "executable": sys.executable}  # fmt: skip
+        request = {
+            "argv": argv,
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+            "executable": sys.executable,
+        }
         socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])
         reply = json.loads(conn.recv(65536) or b"{}")
     except (OSError, ValueError):
@@ -182,11 +205,23 @@ def start_server(path: str, owner: int, preload: tuple[str, ...] | None = None) 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT__")}
     extra = ["--preload", ",".join(preload)] if preload else []
     subprocess.Popen(
-        [sys.executable, "-m", "modelops.warmstart", "--serve", path, "--owner", str(owner),
-         *extra],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, env=env, close_fds=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "modelops.warmstart",
+            "--serve",
+            path,
+            "--owner",
+            str(owner),
+            *extra,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+        close_fds=True,
+    )
 
 
 # ------------------------------------------------------------------------ the warm process
@@ -312,8 +347,9 @@ class _Server:
         request["env"] = {**self.added, **request["env"]}
         return request
 
-    def _started(self, conn: socket.socket, pid: int, request: dict[str, Any],
-                 selector: Any) -> None:  # fmt: skip
+    def _started(
+        self, conn: socket.socket, pid: int, request: dict[str, Any], selector: Any
+    ) -> None:
         import selectors
 
         for fd in request["fds"]:
@@ -466,8 +502,10 @@ def main(argv: list[str]) -> NoReturn:
         parser = argparse.ArgumentParser(prog="python -m modelops.warmstart")
         parser.add_argument("--serve", required=True, help="the socket to listen on")
         parser.add_argument("--owner", type=int, required=True, help="end with this process")
-        parser.add_argument("--preload", help="comma-separated modules (default: "
-                            "MODELOPS_WARM_PRELOAD, else PRELOAD)")  # fmt: skip
+        parser.add_argument(
+            "--preload",
+            help="comma-separated modules (default: MODELOPS_WARM_PRELOAD, else PRELOAD)",
+        )
         args = parser.parse_args(argv)
         chosen = args.preload or os.environ.get(PRELOAD_ENV)
         preload = tuple(m for m in chosen.split(",") if m) if chosen else PRELOAD

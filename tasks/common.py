@@ -113,6 +113,11 @@ def model_lock(kind: str, model_name: str, timeout_seconds: float = 900) -> Iter
 
     name = artifact_key("modelops", kind, model_name)
     _ensure_concurrency_limit(name)
-    with concurrency(name, occupy=1, timeout_seconds=timeout_seconds, strict=True,
-                     lease_duration=LOCK_LEASE_SECONDS):  # fmt: skip
+    with concurrency(
+        name,
+        occupy=1,
+        timeout_seconds=timeout_seconds,
+        strict=True,
+        lease_duration=LOCK_LEASE_SECONDS,
+    ):
         yield

@@ -26,8 +26,13 @@ def load_dataset(
     """Read the CSV/Parquet table and log it as an MLflow dataset input."""
     data = steps.load_dataset(ctx, data_path, target, features=features, min_rows=min_rows)
     info = data.info
-    get_run_logger().info("Loaded %s rows x %s columns from %s (digest %s)",
-                          info.rows, len(info.columns), info.source, info.digest)  # fmt: skip
+    get_run_logger().info(
+        "Loaded %s rows x %s columns from %s (digest %s)",
+        info.rows,
+        len(info.columns),
+        info.source,
+        info.digest,
+    )
     return data
 
 
@@ -40,13 +45,17 @@ def validate_dataset(ctx: TrackingContext, data: LoadedData) -> dict[str, Any]:
         _publish(exc.report)
         raise
     _publish(report)
-    get_run_logger().info("Validation passed: %s expectations met",
-                          report["statistics"].get("successful_expectations"))  # fmt: skip
+    get_run_logger().info(
+        "Validation passed: %s expectations met",
+        report["statistics"].get("successful_expectations"),
+    )
     return report
 
 
 def _publish(report: dict[str, Any]) -> None:
     verdict = "passed" if report.get("success") else "failed"
-    markdown_artifact(report_markdown(report),
-                      key=artifact_key("data-validation", report.get("name", "data")),
-                      description=f"Great Expectations validation: {verdict}")  # fmt: skip
+    markdown_artifact(
+        report_markdown(report),
+        key=artifact_key("data-validation", report.get("name", "data")),
+        description=f"Great Expectations validation: {verdict}",
+    )

@@ -84,16 +84,36 @@ class TemporaryApi:
         # No block registration: it imports every installed Prefect collection (prefect-dask,
         # prefect-kubernetes: ~2.5 s of a 10-13 s start here) to register block types that no
         # flow of this project uses, for a server that lives as long as this command.
-        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-               "PREFECT__SERVER_FINAL": "1", "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "0",
-               "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "0",
-               **get_current_settings().to_environment_variables(exclude_unset=True)}  # fmt: skip
+        env = {
+            **os.environ,
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+            "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "0",
+            "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "0",
+            **get_current_settings().to_environment_variables(exclude_unset=True),
+        }
         self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
-             "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
-            env=env, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(prefect.__module_path__.parent),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
         self._up = threading.Event()
         threading.Thread(target=self._watch, name="temporary-api", daemon=True).start()
 

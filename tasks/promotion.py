@@ -58,8 +58,11 @@ def promote_candidate(
     """Point production at the candidate, keep the old champion for rollback, audit both."""
     result = steps.promote_candidate(ctx, candidate, comparison, reason, archive_existing, actor)
     summary = steps.promotion_summary(result, ctx.actor(actor), reason, candidate.staging_override)
-    markdown_artifact(summary, key=artifact_key(candidate.name, "production"),
-                      description=f"{candidate.name} promotion")  # fmt: skip
+    markdown_artifact(
+        summary,
+        key=artifact_key(candidate.name, "production"),
+        description=f"{candidate.name} promotion",
+    )
     get_run_logger().info(summary.replace("**", ""))
     return result
 
@@ -109,32 +112,52 @@ def await_approval(
     from modelops.errors import PromotionRefused
     from modelops.registry.promotion import record_refusal
 
-    table = (comparison.markdown(candidate.name, str(candidate.champion), candidate.version)
-             if comparison else "No champion in production: the staging gate result stands.")  # fmt: skip
-    description = (f"### Promote {candidate.name} version {candidate.version} to production?\n\n"
-                   f"Requested by **{requester}**. Someone else must approve.\n\n{table}")  # fmt: skip
+    table = (
+        comparison.markdown(candidate.name, str(candidate.champion), candidate.version)
+        if comparison
+        else "No champion in production: the staging gate result stands."
+    )
+    description = (
+        f"### Promote {candidate.name} version {candidate.version} to production?\n\n"
+        f"Requested by **{requester}**. Someone else must approve.\n\n{table}"
+    )
     logger = get_run_logger()
     logger.info("Waiting up to %ss for approval (Prefect UI, or approvePromotion)", timeout_seconds)
-    markdown_artifact(description, key=artifact_key(candidate.name, "approval"),
-                      description="Waiting for approval")  # fmt: skip
+    markdown_artifact(
+        description,
+        key=artifact_key(candidate.name, "approval"),
+        description="Waiting for approval",
+    )
 
     def refuse(reason: str, approver: str) -> PromotionRefused:
-        record_refusal(ctx.client(), candidate.name, candidate.version, reason=reason,
-                       actor=approver, flow_run_id=ctx.flow_run_id)  # fmt: skip
+        record_refusal(
+            ctx.client(),
+            candidate.name,
+            candidate.version,
+            reason=reason,
+            actor=approver,
+            flow_run_id=ctx.flow_run_id,
+        )
         return PromotionRefused(reason)
 
     try:
         answer = pause_flow_run(
             wait_for_input=Approval.with_initial_data(description=description, approve=False),
-            timeout=timeout_seconds, poll_interval=poll_seconds,
-        )  # fmt: skip
+            timeout=timeout_seconds,
+            poll_interval=poll_seconds,
+        )
     except FlowPauseTimeout as exc:
-        raise refuse(f"No approval within {timeout_seconds}s: version {candidate.version} was "
-                     f"not promoted.", "modelops") from exc  # fmt: skip
+        raise refuse(
+            f"No approval within {timeout_seconds}s: version {candidate.version} was not promoted.",
+            "modelops",
+        ) from exc
     approver = answer.approver or "prefect-ui"
     if approver == requester:
-        raise refuse(f"{approver} requested this promotion and cannot also approve it (four "
-                     f"eyes): nothing moved.", approver)  # fmt: skip
+        raise refuse(
+            f"{approver} requested this promotion and cannot also approve it (four "
+            f"eyes): nothing moved.",
+            approver,
+        )
     if not answer.approve:
         raise refuse(f"Rejected by {approver}: {answer.comment or 'no comment'}", approver)
     logger.info("Approved by %s: %s", approver, answer.comment or "no comment")

@@ -23,9 +23,13 @@ def register_model(
 ) -> RegisteredVersion:
     """Register the logged model as a new version; a retry never makes a second one."""
     version = steps.register_model(ctx, model_name, model, description, tags=tags)
-    get_run_logger().info("%s version %s of %r (run %s)",
-                          "Registered" if version.created else "Found existing", version.version,
-                          model_name, model.run_id)  # fmt: skip
+    get_run_logger().info(
+        "%s version %s of %r (run %s)",
+        "Registered" if version.created else "Found existing",
+        version.version,
+        model_name,
+        model.run_id,
+    )
     return version
 
 
@@ -38,7 +42,10 @@ def find_earlier_attempt(
     if earlier is not None:
         get_run_logger().warning(
             "An earlier attempt of this flow run registered version %s of %r: reusing it "
-            "instead of training again.", earlier[0].version, model_name)  # fmt: skip
+            "instead of training again.",
+            earlier[0].version,
+            model_name,
+        )
     return earlier
 
 

@@ -49,9 +49,16 @@ def deploy_to_kubernetes(
 ) -> DeploymentRecord:
     """Apply the Deployment and Service, wait for the rollout, smoke-test; restore on failure."""
     cluster = connect(credentials_block)
-    return steps.deploy_to_kubernetes(ctx, target, spec, cluster, timeout_seconds, poll_seconds,
-                                      log=get_run_logger().info,
-                                      pods_tracking_uri=pods_tracking_uri)  # fmt: skip
+    return steps.deploy_to_kubernetes(
+        ctx,
+        target,
+        spec,
+        cluster,
+        timeout_seconds,
+        poll_seconds,
+        log=get_run_logger().info,
+        pods_tracking_uri=pods_tracking_uri,
+    )
 
 
 @task(name="deploy_locally", **IO_TASK)
@@ -65,8 +72,13 @@ def deploy_locally(
     """Serve the version on 127.0.0.1 (blue/green: the old local server stops only after the
     new one answers the smoke test)."""
     record = steps.deploy_locally(ctx, target, workers, timeout_seconds, server)
-    get_run_logger().info("Serving %s v%s at %s/invocations (stop: modelops stop %s)",
-                          target.name, target.version, record.url, target.name)  # fmt: skip
+    get_run_logger().info(
+        "Serving %s v%s at %s/invocations (stop: modelops stop %s)",
+        target.name,
+        target.version,
+        record.url,
+        target.name,
+    )
     return record
 
 
@@ -98,8 +110,9 @@ def run_scoring_job(
 ) -> dict[str, Any]:
     """Create the scoring Job, wait for it to finish, and report how it ended."""
     cluster = connect(credentials_block)
-    return steps.run_scoring_job(ctx, spec, cluster, input_uri, output_uri, job_suffix,
-                                 timeout_seconds, poll_seconds)  # fmt: skip
+    return steps.run_scoring_job(
+        ctx, spec, cluster, input_uri, output_uri, job_suffix, timeout_seconds, poll_seconds
+    )
 
 
 @task(name="remove_serving", **IO_TASK)

@@ -15,13 +15,27 @@ from tasks.common import IO_TASK, artifact_key, markdown_artifact
 
 @task(name="publish_lifecycle_summary", **IO_TASK)
 def publish_lifecycle_summary(
-    trained: TrainingResult, promoted: PromotionResult | None, served: DeploymentRecord | None,
-    promote_to: str, deploy: Any,
-) -> LifecycleResult:  # fmt: skip
+    trained: TrainingResult,
+    promoted: PromotionResult | None,
+    served: DeploymentRecord | None,
+    promote_to: str,
+    deploy: Any,
+) -> LifecycleResult:
     """One markdown artifact: data, validation, gate, version and aliases, deployment, links."""
     result = lifecycle_result(trained, promoted, served)
-    markdown = lifecycle_markdown(trained, result, promoted, served, promote_to, deploy,
-                                  str(flow_run.name), get_settings().ui_base_url)  # fmt: skip
-    markdown_artifact(markdown, key=artifact_key(trained.model_name, "lifecycle-summary"),
-                      description=f"{trained.model_name} lifecycle summary")  # fmt: skip
+    markdown = lifecycle_markdown(
+        trained,
+        result,
+        promoted,
+        served,
+        promote_to,
+        deploy,
+        str(flow_run.name),
+        get_settings().ui_base_url,
+    )
+    markdown_artifact(
+        markdown,
+        key=artifact_key(trained.model_name, "lifecycle-summary"),
+        description=f"{trained.model_name} lifecycle summary",
+    )
     return result

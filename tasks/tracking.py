@@ -21,11 +21,14 @@ def start_mlflow_run(
     """Open the parent MLflow run of this flow run, tagged with the Prefect flow run."""
     prefect_info = flow_run_info()
     ctx = tracking.start_parent_run(
-        get_settings(), run_name, tags={**prefect_info, **(tags or {})}, params=params,
+        get_settings(),
+        run_name,
+        tags={**prefect_info, **(tags or {})},
+        params=params,
         flow_run_id=prefect_info["prefect.flow_run_id"] or None,
         deployment_name=prefect_info["prefect.deployment_name"] or None,
         lineage={k: v for k, v in prefect_info.items() if v},
-    )  # fmt: skip
+    )
     logger = get_run_logger()
     try:
         repaired = tracking.repair_stale_runs(ctx.client(), ctx.experiment_id, ended_flow_runs)
@@ -33,8 +36,11 @@ def start_mlflow_run(
         logger.warning("Could not check for stale MLflow runs: %s", exc)
     else:
         if repaired:
-            logger.warning("Marked %s MLflow run(s) FAILED that an interrupted run left RUNNING: "
-                           "%s", len(repaired), ", ".join(repaired))  # fmt: skip
+            logger.warning(
+                "Marked %s MLflow run(s) FAILED that an interrupted run left RUNNING: %s",
+                len(repaired),
+                ", ".join(repaired),
+            )
     url = ctx.run_url()
     shown = ctx.shown_tracking_uri
     logger.info("MLflow run: %s", url or f"run {ctx.parent_run_id} in {shown}")
@@ -85,8 +91,11 @@ def flow_run(
         with contextlib.ExitStack() as stack:
             if lock:
                 stack.enter_context(model_lock(lock, model_name))
-            yield stack.enter_context(mlflow_parent_run(f"{flow}-{model_name}", params=params,
-                                                        tags={"modelops.flow": flow}))  # fmt: skip
+            yield stack.enter_context(
+                mlflow_parent_run(
+                    f"{flow}-{model_name}", params=params, tags={"modelops.flow": flow}
+                )
+            )
     except Exception as exc:
         if is_transient(exc) and not isinstance(exc, ModelOpsError):
             raise unreachable(exc) from exc  # one line that says what did not answer

@@ -24,13 +24,26 @@ score_candidate = task(
 
 # What a candidate needs on a worker, imported as the worker starts (while the flow is still
 # loading and validating the data) instead of when the first candidate arrives.
-WORKER_PRELOAD = ["tasks.tuning", "sklearn.compose", "sklearn.ensemble", "sklearn.impute",
-                  "sklearn.linear_model", "sklearn.metrics", "sklearn.pipeline",
-                  "sklearn.preprocessing"]  # fmt: skip
+WORKER_PRELOAD = [
+    "tasks.tuning",
+    "sklearn.compose",
+    "sklearn.ensemble",
+    "sklearn.impute",
+    "sklearn.linear_model",
+    "sklearn.metrics",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+]
 
 
-DASK_LOGGERS = ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
-                "distributed.worker", "distributed.http.proxy")  # fmt: skip
+DASK_LOGGERS = (
+    "distributed",
+    "distributed.scheduler",
+    "distributed.nanny",
+    "distributed.core",
+    "distributed.worker",
+    "distributed.http.proxy",
+)
 
 
 class SearchRunner:
@@ -63,10 +76,15 @@ class SearchRunner:
         if self.address:
             dask = DaskTaskRunner(address=self.address)
         else:
-            dask = DaskTaskRunner(cluster_kwargs={
-                "n_workers": self.workers or os.cpu_count() or 1, "threads_per_worker": 1,
-                "processes": True, "dashboard_address": ":0", "preload": WORKER_PRELOAD,
-            })  # fmt: skip
+            dask = DaskTaskRunner(
+                cluster_kwargs={
+                    "n_workers": self.workers or os.cpu_count() or 1,
+                    "threads_per_worker": 1,
+                    "processes": True,
+                    "dashboard_address": ":0",
+                    "preload": WORKER_PRELOAD,
+                }
+            )
         dask.__enter__()
         dask.client.wait_for_workers(1, timeout=120)
         return dask
@@ -112,8 +130,13 @@ class SearchRunner:
 def search_runner(runner: str, address: str | None, workers: int | None) -> Iterator[SearchRunner]:
     """A :class:`SearchRunner` for a flow body, closed however the body ends; Dask's per-worker
     INFO chatter is kept out of the run log (its warnings stay)."""
-    quiet = [logging.getLogger(n) for n in (*DASK_LOGGERS, *(name for name in
-             logging.root.manager.loggerDict if name.startswith("distributed.")))]  # fmt: skip
+    quiet = [
+        logging.getLogger(n)
+        for n in (
+            *DASK_LOGGERS,
+            *(name for name in logging.root.manager.loggerDict if name.startswith("distributed.")),
+        )
+    ]
     levels = [lg.level for lg in quiet]
     for lg in quiet:
         lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
@@ -136,16 +159,25 @@ def search_candidates(
         results = [score_candidate(data, c, seed) for c in candidates]
     else:
         scattered = dask.client.scatter(data, broadcast=True)  # sent once, not per candidate
-        futures = {c.index: dask.submit(score_candidate, {"data": scattered, "candidate": c,
-                                                          "seed": seed, "single_threaded": True})
-                   for c in tuning.largest_first(candidates)}  # fmt: skip
+        futures = {
+            c.index: dask.submit(
+                score_candidate,
+                {"data": scattered, "candidate": c, "seed": seed, "single_threaded": True},
+            )
+            for c in tuning.largest_first(candidates)
+        }
         results = [futures[c.index].result() for c in candidates]
         runner.close_in_background()
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         logger.warning("Candidate %s (%s) failed: %s", r.index, r.kind, r.error)
-    logger.info("Scored %s candidate(s) in %s: %s finished, %s failed", len(results),
-                runner.where, len(results) - len(failed), len(failed))  # fmt: skip
+    logger.info(
+        "Scored %s candidate(s) in %s: %s finished, %s failed",
+        len(results),
+        runner.where,
+        len(results) - len(failed),
+        len(failed),
+    )
     return results
 
 
@@ -166,31 +198,52 @@ def record_search(
     with contextlib.suppress(Exception):
         best = tuning.best_candidate(results, metric)
     for r in results:
-        tags = {"modelops.candidate": str(r.index), "modelops.search_metric": metric,
-                "modelops.best_candidate": str(best is not None and r.index == best.index).lower()}  # fmt: skip
+        tags = {
+            "modelops.candidate": str(r.index),
+            "modelops.search_metric": metric,
+            "modelops.best_candidate": str(best is not None and r.index == best.index).lower(),
+        }
         if r.error:
             tags["error.message"] = r.error[:4900]
         tracking.record_run(
-            ctx, f"candidate-{r.index}-{r.kind}", {"estimator": r.kind, **r.params},
+            ctx,
+            f"candidate-{r.index}-{r.kind}",
+            {"estimator": r.kind, **r.params},
             {**{f"val_{k}": v for k, v in r.metrics.items()}, "fit_seconds": r.fit_seconds},
-            tags=tags, status="FINISHED" if r.status == "finished" else "FAILED",
-        )  # fmt: skip
+            tags=tags,
+            status="FINISHED" if r.status == "finished" else "FAILED",
+        )
     markdown = tuning.results_markdown(results, metric, best.index if best else None)
     tracking.log_text(ctx, ctx.parent_run_id, markdown, "search/results.md")
-    tracking.log_json(ctx, ctx.parent_run_id, [r.as_dict() for r in results],
-                      "search/results.json")  # fmt: skip
-    table_artifact([r.row(metric) for r in results], key=artifact_key(model_name, "search-results"),
-                   description=f"{len(results)} candidates ranked by validation {metric}")  # fmt: skip
+    tracking.log_json(ctx, ctx.parent_run_id, [r.as_dict() for r in results], "search/results.json")
+    table_artifact(
+        [r.row(metric) for r in results],
+        key=artifact_key(model_name, "search-results"),
+        description=f"{len(results)} candidates ranked by validation {metric}",
+    )
     best = tuning.best_candidate(results, metric)  # raises when every candidate failed
-    tracking.set_tags(ctx, ctx.parent_run_id, {
-        "modelops.search.best": str(best.index), "modelops.search.candidates": str(len(results)),
-        "modelops.search.failed": str(sum(r.status == "failed" for r in results)),
-    })  # fmt: skip
-    markdown_artifact(markdown, key=artifact_key(model_name, "search-summary"),
-                      description=f"Best: #{best.index} {best.kind} "
-                      f"({metric}={best.metrics[metric]:.4f})")  # fmt: skip
-    get_run_logger().info("Best candidate: #%s %s %s (%s=%.4f)", best.index, best.kind,
-                          best.params, metric, best.metrics[metric])  # fmt: skip
+    tracking.set_tags(
+        ctx,
+        ctx.parent_run_id,
+        {
+            "modelops.search.best": str(best.index),
+            "modelops.search.candidates": str(len(results)),
+            "modelops.search.failed": str(sum(r.status == "failed" for r in results)),
+        },
+    )
+    markdown_artifact(
+        markdown,
+        key=artifact_key(model_name, "search-summary"),
+        description=f"Best: #{best.index} {best.kind} ({metric}={best.metrics[metric]:.4f})",
+    )
+    get_run_logger().info(
+        "Best candidate: #%s %s %s (%s=%.4f)",
+        best.index,
+        best.kind,
+        best.params,
+        metric,
+        best.metrics[metric],
+    )
     return best
 
 

@@ -82,10 +82,15 @@ def summary(out: dict, seconds: float) -> dict:
         )
 
     return {
-        "ok": len(latencies), "rps": len(latencies) / seconds, "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99), "statuses": {str(k): v for k, v in out["statuses"].items()},
-        "dropped": len(out["dropped"]), "dropped_examples": out["dropped"][:3], "seconds": seconds,
-    }  # fmt: skip
+        "ok": len(latencies),
+        "rps": len(latencies) / seconds,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "statuses": {str(k): v for k, v in out["statuses"].items()},
+        "dropped": len(out["dropped"]),
+        "dropped_examples": out["dropped"][:3],
+        "seconds": seconds,
+    }
 
 
 def main() -> int:

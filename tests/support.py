@@ -43,17 +43,26 @@ def register_fixture_version(
     ctx = start_parent_run(get_settings(), "fixture")
     with child_run(ctx, "train_model") as run_id:
         info = log_sklearn_model(
-            ctx, run_id, model, split.X_train.head(3),
-            metadata={"target": "won", "positive_label": "1"}, holdout=split.X_test.head(500),
+            ctx,
+            run_id,
+            model,
+            split.X_train.head(3),
+            metadata={"target": "won", "positive_label": "1"},
+            holdout=split.X_test.head(500),
             optional_inputs={"phone_confidence"},
-        )  # fmt: skip
+        )
     client = ctx.client()
     version, _ = registry.register_version(client, name, info.model_id, run_id)
     if stage:
         registry.move_alias(
-            client, name, "staging", str(version.version), action="set-staging",
-            actor="fixture", reason="fixture",
-        )  # fmt: skip
+            client,
+            name,
+            "staging",
+            str(version.version),
+            action="set-staging",
+            actor="fixture",
+            reason="fixture",
+        )
     return str(version.version)
 
 
@@ -96,8 +105,9 @@ def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 1
 @contextlib.contextmanager
 def _process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield proc
         finally:
@@ -134,31 +144,64 @@ def prefect_stack(tmp: Path, worker_kind: str = "modelops") -> Iterator[dict[str
     (tmp / "prefect-home").mkdir()
     server_env = {**env, "PREFECT_API_URL": ""}
     with (
-        _process([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                  str(prefect_port)], server_env, tmp / "prefect-server.log") as prefect,
-        _process([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
-                  "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
-                  "--artifacts-destination", (tmp / "artifacts").as_uri()],
-                 env, tmp / "mlflow-server.log") as mlflow,
-    ):  # fmt: skip
+        _process(
+            [
+                str(BIN / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(prefect_port),
+            ],
+            server_env,
+            tmp / "prefect-server.log",
+        ) as prefect,
+        _process(
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mlflow_port),
+                "--backend-store-uri",
+                f"sqlite:///{tmp / 'mlflow.db'}",
+                "--artifacts-destination",
+                (tmp / "artifacts").as_uri(),
+            ],
+            env,
+            tmp / "mlflow-server.log",
+        ) as mlflow,
+    ):
         wait_http(f"http://127.0.0.1:{prefect_port}/api/health", prefect, timeout=180)
         wait_http(f"http://127.0.0.1:{mlflow_port}/health", mlflow, timeout=120)
 
         def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([str(BIN / "prefect"), *args], env=env, cwd=ROOT,
-                                  capture_output=True, text=True, timeout=timeout)  # fmt: skip
+            return subprocess.run(
+                [str(BIN / "prefect"), *args],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
 
         for pool, kind in (("modelops-process", "process"), ("modelops-kubernetes", "kubernetes")):
-            extra = (["--base-job-template", "deployments/work-pools/kubernetes-base-job-template.json"]
-                     if kind == "kubernetes" else [])  # fmt: skip
+            extra = (
+                ["--base-job-template", "deployments/work-pools/kubernetes-base-job-template.json"]
+                if kind == "kubernetes"
+                else []
+            )
             done = cli("work-pool", "create", pool, "--type", kind, *extra)
             assert done.returncode == 0, done.stdout + done.stderr
         deployed = cli("--no-prompt", "deploy", "--all")
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-        command = {"modelops": [str(BIN / "modelops"), "worker"],
-                   "prefect": [str(BIN / "prefect"), "worker", "start"]}[worker_kind]  # fmt: skip
-        with _process([*command, "--pool", "modelops-process"], env,
-                      tmp / "worker.log") as worker:  # fmt: skip
+        command = {
+            "modelops": [str(BIN / "modelops"), "worker"],
+            "prefect": [str(BIN / "prefect"), "worker", "start"],
+        }[worker_kind]
+        with _process([*command, "--pool", "modelops-process"], env, tmp / "worker.log") as worker:
             if worker_kind == "modelops":  # its warm process is up before the first run
                 from modelops.warmstart import socket_path
 
@@ -168,7 +211,12 @@ def prefect_stack(tmp: Path, worker_kind: str = "modelops") -> Iterator[dict[str
                     assert worker.poll() is None, (tmp / "worker.log").read_text()
                     assert time.monotonic() < deadline, "the warm process did not start"
                     time.sleep(0.2)
-            yield {"env": env, "cli": cli, "prefect": f"http://127.0.0.1:{prefect_port}",
-                   "mlflow": f"http://127.0.0.1:{mlflow_port}", "tmp": tmp,
-                   "deploy_output": deployed.stdout,
-                   "pids": {"prefect": prefect.pid, "mlflow": mlflow.pid, "worker": worker.pid}}  # fmt: skip
+            yield {
+                "env": env,
+                "cli": cli,
+                "prefect": f"http://127.0.0.1:{prefect_port}",
+                "mlflow": f"http://127.0.0.1:{mlflow_port}",
+                "tmp": tmp,
+                "deploy_output": deployed.stdout,
+                "pids": {"prefect": prefect.pid, "mlflow": mlflow.pid, "worker": worker.pid},
+            }

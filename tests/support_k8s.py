@@ -71,26 +71,44 @@ async def _controller(cluster: FakeCluster) -> None:
                 ok = (
                     meta.get("labels", {}).get("modelops.io/version") not in cluster.broken_versions
                 )
-                obj.patch({
-                    "metadata": {"generation": generation},
-                    "status": {"observedGeneration": generation, "replicas": wanted,
-                               "updatedReplicas": wanted, "readyReplicas": wanted if ok else 0,
-                               "availableReplicas": wanted if ok else 0,
-                               "unavailableReplicas": 0 if ok else wanted},
-                })  # fmt: skip
+                obj.patch(
+                    {
+                        "metadata": {"generation": generation},
+                        "status": {
+                            "observedGeneration": generation,
+                            "replicas": wanted,
+                            "updatedReplicas": wanted,
+                            "readyReplicas": wanted if ok else 0,
+                            "availableReplicas": wanted if ok else 0,
+                            "unavailableReplicas": 0 if ok else wanted,
+                        },
+                    }
+                )
         if cluster.job_name:
             try:
                 job = cluster.handler.objects["batch/v1/jobs", NS, cluster.job_name]
                 if not job.deleted and not (job.raw.get("status") or {}).get("conditions"):
                     kind = "Failed" if cluster.job_fails else "Complete"
-                    job.patch({"status": {
-                        "succeeded": 0 if cluster.job_fails else 1,
-                        "failed": 3 if cluster.job_fails else 0,
-                        "conditions": [{"type": kind, "status": "True",
-                                        "reason": "BackoffLimitExceeded" if cluster.job_fails else "",
+                    job.patch(
+                        {
+                            "status": {
+                                "succeeded": 0 if cluster.job_fails else 1,
+                                "failed": 3 if cluster.job_fails else 0,
+                                "conditions": [
+                                    {
+                                        "type": kind,
+                                        "status": "True",
+                                        "reason": "BackoffLimitExceeded"
+                                        if cluster.job_fails
+                                        else "",
                                         "message": "Job has reached the specified backoff limit"
-                                        if cluster.job_fails else ""}],
-                    }})  # fmt: skip
+                                        if cluster.job_fails
+                                        else "",
+                                    }
+                                ],
+                            }
+                        }
+                    )
             except KeyError:
                 pass
         await asyncio.sleep(0.02)
@@ -98,12 +116,20 @@ async def _controller(cluster: FakeCluster) -> None:
 
 def write_kubeconfig(path: Path, server: str) -> Path:
     """A kubeconfig whose only cluster is ``server``."""
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-        "clusters": [{"name": "emulator", "cluster": {"server": server}}],
-        "users": [{"name": "tester", "user": {}}],
-        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}],
-    }))  # fmt: skip
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "emulator",
+                "clusters": [{"name": "emulator", "cluster": {"server": server}}],
+                "users": [{"name": "tester", "user": {}}],
+                "contexts": [
+                    {"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}
+                ],
+            }
+        )
+    )
     return path
 
 

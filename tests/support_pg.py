@@ -35,15 +35,24 @@ def postgres_url() -> Iterator[str]:
     port = free_port()
     subprocess.run(
         _as_postgres("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"),
-        check=True, capture_output=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(
         _as_postgres(
-            "pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "start",
-            "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1",
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {port} -k {sock} -c listen_addresses=127.0.0.1",
         ),
-        check=True, capture_output=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:

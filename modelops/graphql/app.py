@@ -27,8 +27,7 @@ def create_app(auth: AuthConfig | None = None) -> Any:
 
     class Authenticated(GraphQL):  # type: ignore[type-arg]
         async def get_context(self, request: Any, response: Any = None) -> Any:
-            return {"request": request, "response": response,
-                    "principal": request.state.principal}  # fmt: skip
+            return {"request": request, "response": response, "principal": request.state.principal}
 
     graphql = Authenticated(schema, graphql_ide="graphiql" if graphiql else None)
 
@@ -43,10 +42,18 @@ def create_app(auth: AuthConfig | None = None) -> Any:
                 try:
                     principal = verifier.verify(request.headers.get("authorization"))
                 except AuthError as exc:
-                    body = {"data": None, "errors": [{"message": str(exc), "extensions": {
-                        "code": Code.UNAUTHENTICATED.value}}]}  # fmt: skip
-                    await JSONResponse(body, status_code=401,
-                                       headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)  # fmt: skip
+                    body = {
+                        "data": None,
+                        "errors": [
+                            {
+                                "message": str(exc),
+                                "extensions": {"code": Code.UNAUTHENTICATED.value},
+                            }
+                        ],
+                    }
+                    await JSONResponse(
+                        body, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                    )(scope, receive, send)
                     return
                 scope.setdefault("state", {})["principal"] = principal
             elif scope["type"] != "http":
@@ -59,8 +66,9 @@ def create_app(auth: AuthConfig | None = None) -> Any:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/graphql", Guarded(), methods=["GET", "POST"]),
-                             Route("/healthz", healthz)])  # fmt: skip
+    return Starlette(
+        routes=[Route("/graphql", Guarded(), methods=["GET", "POST"]), Route("/healthz", healthz)]
+    )
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:

@@ -75,11 +75,12 @@ class AuthConfig:
         if key and not key.lstrip().startswith("-----") and Path(key).is_file():
             key = Path(key).read_text()
         config = cls(
-            secret=os.environ.get("MODELOPS_API_JWT_SECRET") or None, public_key=key,
+            secret=os.environ.get("MODELOPS_API_JWT_SECRET") or None,
+            public_key=key,
             jwks_url=os.environ.get("MODELOPS_API_JWKS_URL") or None,
             audience=os.environ.get("MODELOPS_API_JWT_AUDIENCE") or None,
             roles_claim=os.environ.get("MODELOPS_API_ROLES_CLAIM") or "roles",
-        )  # fmt: skip
+        )
         if not (config.secret or config.public_key or config.jwks_url):
             raise ConfigurationError(
                 "The API needs a way to verify tokens and has no anonymous mode: set "
@@ -113,9 +114,12 @@ class AuthConfig:
         try:
             key, algorithms = self._key(token)
             claims = jwt.decode(
-                token, key, algorithms=algorithms, audience=self.audience,
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self.audience,
                 options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
-            )  # fmt: skip
+            )
         except jwt.ExpiredSignatureError as exc:
             raise AuthError("The token has expired: get a new one.") from exc
         except jwt.InvalidAudienceError as exc:
@@ -128,8 +132,13 @@ class AuthConfig:
         return Principal(str(claims["sub"]), roles or frozenset({Role.VIEWER}))
 
 
-def make_token(subject: str, roles: list[str], ttl: int = 3600, secret: str | None = None,
-               audience: str | None = None) -> str:  # fmt: skip
+def make_token(
+    subject: str,
+    roles: list[str],
+    ttl: int = 3600,
+    secret: str | None = None,
+    audience: str | None = None,
+) -> str:
     """An HS256 token signed with ``MODELOPS_API_JWT_SECRET`` (for a person or a script).
 
     Raises:
@@ -146,8 +155,12 @@ def make_token(subject: str, roles: list[str], ttl: int = 3600, secret: str | No
             f"Unknown role(s): {', '.join(unknown)}. Roles: {', '.join(Role.__members__)}."
         )
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": subject, "roles": [r.upper() for r in roles], "iat": now,
-                              "exp": now + ttl}  # fmt: skip
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "roles": [r.upper() for r in roles],
+        "iat": now,
+        "exp": now + ttl,
+    }
     audience = audience or os.environ.get("MODELOPS_API_JWT_AUDIENCE")
     if audience:
         claims["aud"] = audience

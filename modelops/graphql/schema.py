@@ -44,14 +44,18 @@ def _principal(info: Info) -> Principal:
     return info.context["principal"]
 
 
-def _require(info: Info, allowed: frozenset[Role], what: str, model: str | None = None,
-             version: str | None = None) -> Principal:  # fmt: skip
+def _require(
+    info: Info,
+    allowed: frozenset[Role],
+    what: str,
+    model: str | None = None,
+    version: str | None = None,
+) -> Principal:
     """The caller, if one of ``allowed``; else FORBIDDEN — logged, and recorded on the model."""
     who = _principal(info)
     if who.may(allowed):
         return who
-    reason = (f"{who.describe()} may not {what}: needs one of "
-              f"{', '.join(sorted(allowed))}")  # fmt: skip
+    reason = f"{who.describe()} may not {what}: needs one of {', '.join(sorted(allowed))}"
     logger.warning("refused: %s", reason)
     if model:
         _record_refusal(model, version, reason, who)
@@ -99,10 +103,18 @@ class MlModelVersion:
 
     @classmethod
     def of(cls, row: reads.VersionRow) -> MlModelVersion:
-        return cls(version=row.version, status=row.status, created_at=row.created_at,
-                   run_id=row.run_id, params=row.params, metrics=row.metrics,
-                   aliases=row.aliases, tags=row.tags, source=row.source,
-                   description=row.description)  # fmt: skip
+        return cls(
+            version=row.version,
+            status=row.status,
+            created_at=row.created_at,
+            run_id=row.run_id,
+            params=row.params,
+            metrics=row.metrics,
+            aliases=row.aliases,
+            tags=row.tags,
+            source=row.source,
+            description=row.description,
+        )
 
 
 @strawberry.type
@@ -168,8 +180,10 @@ def _offset(cursor: str | None) -> int:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Versions of a model, newest first (stage: None, Staging, "
-                      "Production, Archived).")  # fmt: skip
+    @strawberry.field(
+        description="Versions of a model, newest first (stage: None, Staging, "
+        "Production, Archived)."
+    )
     def ml_model_versions(self, model_name: str, stage: str | None = None) -> list[MlModelVersion]:
         try:
             return [MlModelVersion.of(r) for r in reads.versions(_client(), model_name, stage)]
@@ -188,8 +202,9 @@ class Query:
         return MlModelVersion.of(row)
 
     @strawberry.field(description="Every audit event of the model, newest first, paginated.")
-    def promotion_history(self, model_name: str, first: int = 20,
-                          after: str | None = None) -> PromotionHistory:  # fmt: skip
+    def promotion_history(
+        self, model_name: str, first: int = 20, after: str | None = None
+    ) -> PromotionHistory:
         if not 1 <= first <= 500:
             raise fail(Code.BAD_USER_INPUT, "first must be between 1 and 500")
         try:
@@ -199,13 +214,25 @@ class Query:
         start = _offset(after)
         page = events[start : start + first]
         return PromotionHistory(
-            events=[PromotionEvent(version=v, action=e.action, from_version=e.from_version,
-                                   to_version=e.to_version, actor=e.actor, reason=e.reason,
-                                   time=e.time, flow_run_id=e.flow_run_id, alias=e.alias,
-                                   metrics=e.metrics) for v, e in page],
-            total=len(events), end_cursor=_cursor(start + len(page) - 1) if page else None,
+            events=[
+                PromotionEvent(
+                    version=v,
+                    action=e.action,
+                    from_version=e.from_version,
+                    to_version=e.to_version,
+                    actor=e.actor,
+                    reason=e.reason,
+                    time=e.time,
+                    flow_run_id=e.flow_run_id,
+                    alias=e.alias,
+                    metrics=e.metrics,
+                )
+                for v, e in page
+            ],
+            total=len(events),
+            end_cursor=_cursor(start + len(page) - 1) if page else None,
             has_next_page=start + len(page) < len(events),
-        )  # fmt: skip
+        )
 
     @strawberry.field(description="The version that was production at that instant (ISO 8601).")
     def production_at(self, model_name: str, time: datetime) -> str | None:
@@ -228,10 +255,12 @@ def _prefect() -> Any:
 
 def _prefect_api() -> None:
     if not _prefect().configured():
-        raise fail(Code.BAD_USER_INPUT,
-                   "Deployments run through Prefect and no Prefect server is configured: set "
-                   "PREFECT_API_URL for the API server (make server; make pools deploy; make "
-                   "worker), then try again.")  # fmt: skip
+        raise fail(
+            Code.BAD_USER_INPUT,
+            "Deployments run through Prefect and no Prefect server is configured: set "
+            "PREFECT_API_URL for the API server (make server; make pools deploy; make "
+            "worker), then try again.",
+        )
 
 
 def _read_flow_run(flow_run_id: str) -> Any:
@@ -251,10 +280,13 @@ def _read_flow_run(flow_run_id: str) -> Any:
 def _job(run: Any, namespace: str) -> DeploymentJob:
     state = run.state
     namespace = namespace or str((run.parameters or {}).get("namespace") or "")
-    return DeploymentJob(job_name=run.name, namespace=namespace,
-                         status=state.type.value if state else "PENDING",
-                         submitted_at=run.created.isoformat() if run.created else "",
-                         flow_run_id=str(run.id))  # fmt: skip
+    return DeploymentJob(
+        job_name=run.name,
+        namespace=namespace,
+        status=state.type.value if state else "PENDING",
+        submitted_at=run.created.isoformat() if run.created else "",
+        flow_run_id=str(run.id),
+    )
 
 
 @strawberry.type
@@ -266,18 +298,27 @@ class PromotionRequest:
 
 def _promotion_request(run: Any) -> PromotionRequest:
     state = run.state
-    return PromotionRequest(flow_run_id=str(run.id),
-                            status=state.type.value if state else "PENDING",
-                            requested_by=str((run.parameters or {}).get("actor") or ""))  # fmt: skip
+    return PromotionRequest(
+        flow_run_id=str(run.id),
+        status=state.type.value if state else "PENDING",
+        requested_by=str((run.parameters or {}).get("actor") or ""),
+    )
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Ask for a version to go to production: starts the "
-                         "`promotion/default` deployment with approval required (champion/"
-                         "challenger, then a pause until someone else approves).")  # fmt: skip
-    def request_production_promotion(self, info: Info, model_name: str, version: str = "staging",
-                                     reason: str = "requested through the API") -> PromotionRequest:  # fmt: skip
+    @strawberry.mutation(
+        description="Ask for a version to go to production: starts the "
+        "`promotion/default` deployment with approval required (champion/"
+        "challenger, then a pause until someone else approves)."
+    )
+    def request_production_promotion(
+        self,
+        info: Info,
+        model_name: str,
+        version: str = "staging",
+        reason: str = "requested through the API",
+    ) -> PromotionRequest:
         who = _require(info, CHANGE_ROLES, "request a production promotion", model_name, version)
         _prefect_api()
         try:
@@ -286,15 +327,26 @@ class Mutation:
             resolve_version(_client(), model_name, version)
         except Exception as exc:
             raise _translate(exc) from exc
-        run = _prefect().start_deployment("promotion/default", tags=["modelops-api"], parameters={
-            "model_name": model_name, "version": version, "reason": reason, "actor": who.actor,
-            "require_approval": True})  # fmt: skip
+        run = _prefect().start_deployment(
+            "promotion/default",
+            tags=["modelops-api"],
+            parameters={
+                "model_name": model_name,
+                "version": version,
+                "reason": reason,
+                "actor": who.actor,
+                "require_approval": True,
+            },
+        )
         return _promotion_request(run)
 
-    @strawberry.mutation(description="Approve or reject a production promotion waiting for "
-                         "approval (ADMIN or OPERATOR, never the requester).")  # fmt: skip
-    def approve_promotion(self, info: Info, flow_run_id: str, approve: bool,
-                          comment: str = "") -> PromotionRequest:  # fmt: skip
+    @strawberry.mutation(
+        description="Approve or reject a production promotion waiting for "
+        "approval (ADMIN or OPERATOR, never the requester)."
+    )
+    def approve_promotion(
+        self, info: Info, flow_run_id: str, approve: bool, comment: str = ""
+    ) -> PromotionRequest:
         run = _read_flow_run(flow_run_id)
         model = str((run.parameters or {}).get("model_name") or "") or None
         who = _require(info, PRODUCTION_ROLES, "approve a production promotion", model)
@@ -306,15 +358,24 @@ class Mutation:
                 _record_refusal(model, str(run.parameters.get("version") or "staging"), reason, who)
             raise fail(Code.FORBIDDEN, reason)
         if run.state is None or not run.state.is_paused():
-            raise fail(Code.CONFLICT, f"Flow run {flow_run_id} is not waiting for approval "
-                       f"(state {run.state.name if run.state else 'unknown'}).")  # fmt: skip
+            raise fail(
+                Code.CONFLICT,
+                f"Flow run {flow_run_id} is not waiting for approval "
+                f"(state {run.state.name if run.state else 'unknown'}).",
+            )
         _prefect().resume(run.id, {"approve": approve, "comment": comment, "approver": who.actor})
-        logger.info("%s %s promotion run %s", who.describe(),
-                    "approved" if approve else "rejected", flow_run_id)  # fmt: skip
+        logger.info(
+            "%s %s promotion run %s",
+            who.describe(),
+            "approved" if approve else "rejected",
+            flow_run_id,
+        )
         return _promotion_request(_read_flow_run(flow_run_id))
 
-    @strawberry.mutation(description="Serve a version: starts the project's `deployment` flow "
-                         "through its Prefect deployment (verified rollout, smoke test, rollback).")  # fmt: skip
+    @strawberry.mutation(
+        description="Serve a version: starts the project's `deployment` flow "
+        "through its Prefect deployment (verified rollout, smoke test, rollback)."
+    )
     def deploy_model_version(self, info: Info, input: DeployInput) -> DeploymentJob:
         who = _require(info, CHANGE_ROLES, "deploy", input.model_name, input.version)
         if input.target not in ("local", "kubernetes"):
@@ -329,18 +390,29 @@ class Mutation:
             resolve_version(_client(), input.model_name, input.version)
         except Exception as exc:
             raise _translate(exc) from exc
-        namespace = input.namespace or (get_settings().deploy_namespace
-                                        if input.target == "kubernetes" else "")  # fmt: skip
-        parameters: dict[str, Any] = {"model_name": input.model_name, "version": input.version,
-                                      "target": input.target}  # fmt: skip
+        namespace = input.namespace or (
+            get_settings().deploy_namespace if input.target == "kubernetes" else ""
+        )
+        parameters: dict[str, Any] = {
+            "model_name": input.model_name,
+            "version": input.version,
+            "target": input.target,
+        }
         if input.target == "kubernetes":
             parameters["namespace"] = namespace
             if input.image:
                 parameters["image"] = input.image
-        run = _prefect().start_deployment(f"deployment/{input.target}", parameters,
-                                          ["modelops-api", f"actor:{who.subject}"])  # fmt: skip
-        logger.info("%s deployed %s v%s (%s): flow run %s", who.describe(), input.model_name,
-                    input.version, input.target, run.id)  # type: ignore[union-attr]  # fmt: skip
+        run = _prefect().start_deployment(
+            f"deployment/{input.target}", parameters, ["modelops-api", f"actor:{who.subject}"]
+        )
+        logger.info(
+            "%s deployed %s v%s (%s): flow run %s",
+            who.describe(),
+            input.model_name,
+            input.version,
+            input.target,
+            run.id,
+        )  # type: ignore[union-attr]
         return _job(run, namespace)
 
     @strawberry.mutation(description="Move a version to a stage (staging first for production).")
@@ -354,8 +426,9 @@ class Mutation:
         allowed = PRODUCTION_ROLES if stage is ModelStage.PRODUCTION else CHANGE_ROLES
         who = _require(info, allowed, f"promote to {stage.value}", input.model_name, input.version)
         try:
-            promote_model(input.model_name, input.version, stage=stage, actor=who.actor,
-                          reason=input.reason)  # fmt: skip
+            promote_model(
+                input.model_name, input.version, stage=stage, actor=who.actor, reason=input.reason
+            )
             rows = reads.versions(_client(), input.model_name)
         except Exception as exc:
             raise _translate(exc) from exc

@@ -147,8 +147,14 @@ def read(cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any] | None:
     api, suffix = _ops(cluster, manifest)
     meta = manifest["metadata"]
     try:
-        obj = call(f"read {manifest['kind']} {meta['name']}", getattr(api, f"read_{suffix}"),
-                   meta["name"], meta["namespace"], attempts=4, idempotent=True)  # fmt: skip
+        obj = call(
+            f"read {manifest['kind']} {meta['name']}",
+            getattr(api, f"read_{suffix}"),
+            meta["name"],
+            meta["namespace"],
+            attempts=4,
+            idempotent=True,
+        )
     except ApiException as exc:
         if exc.status == 404:
             return None
@@ -215,8 +221,13 @@ def apply(cluster: Cluster, manifest: dict[str, Any]) -> tuple[str, dict[str, An
             {"op": "replace", "path": f"/{_body(manifest)}", "value": manifest[_body(manifest)]},
         ]
         try:
-            call(f"patch {what}", getattr(api, f"patch_{suffix}"), meta["name"],
-                 meta["namespace"], patch)  # fmt: skip
+            call(
+                f"patch {what}",
+                getattr(api, f"patch_{suffix}"),
+                meta["name"],
+                meta["namespace"],
+                patch,
+            )
             return "patched", before
         except ApiException as exc:
             if exc.status != 409 or attempt:  # a conflict: someone wrote meanwhile; look again
@@ -234,8 +245,12 @@ def restore(cluster: Cluster, manifest: dict[str, Any], before: dict[str, Any] |
     meta = manifest["metadata"]
     if before is None:
         try:
-            call(f"delete {manifest['kind']} {meta['name']}", getattr(api, f"delete_{suffix}"),
-                 meta["name"], meta["namespace"])  # fmt: skip
+            call(
+                f"delete {manifest['kind']} {meta['name']}",
+                getattr(api, f"delete_{suffix}"),
+                meta["name"],
+                meta["namespace"],
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -246,8 +261,13 @@ def restore(cluster: Cluster, manifest: dict[str, Any], before: dict[str, Any] |
         {"op": "add", "path": "/metadata/annotations", "value": old_meta.get("annotations") or {}},
         {"op": "replace", "path": f"/{_body(manifest)}", "value": before.get(_body(manifest))},
     ]
-    call(f"restore {manifest['kind']} {meta['name']}", getattr(api, f"patch_{suffix}"),
-         meta["name"], meta["namespace"], patch)  # fmt: skip
+    call(
+        f"restore {manifest['kind']} {meta['name']}",
+        getattr(api, f"patch_{suffix}"),
+        meta["name"],
+        meta["namespace"],
+        patch,
+    )
     return "restored"
 
 

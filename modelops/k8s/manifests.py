@@ -182,8 +182,11 @@ def _labels(spec: ServingSpec) -> tuple[dict[str, str], dict[str, str]]:
     return selector, {k: v for k, v in labels.items() if v}
 
 
-CREDENTIAL_KEYS = {"username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD",
-                   "token": "MLFLOW_TRACKING_TOKEN"}  # fmt: skip
+CREDENTIAL_KEYS = {
+    "username": "MLFLOW_TRACKING_USERNAME",
+    "password": "MLFLOW_TRACKING_PASSWORD",
+    "token": "MLFLOW_TRACKING_TOKEN",
+}
 
 
 def _container_env(spec: ServingSpec) -> list[dict[str, Any]]:
@@ -195,10 +198,14 @@ def _container_env(spec: ServingSpec) -> list[dict[str, Any]]:
     ]
     if spec.credentials_secret:
         env += [
-            {"name": variable, "valueFrom": {"secretKeyRef": {
-                "name": spec.credentials_secret, "key": key, "optional": True}}}
+            {
+                "name": variable,
+                "valueFrom": {
+                    "secretKeyRef": {"name": spec.credentials_secret, "key": key, "optional": True}
+                },
+            }
             for key, variable in CREDENTIAL_KEYS.items()
-        ]  # fmt: skip
+        ]
     return env
 
 
@@ -214,10 +221,16 @@ def render_credentials_secret(spec: ServingSpec, credentials: dict[str, str]) ->
     name = spec.credentials_secret or credentials_secret_name(spec.model_name)
     data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(credentials.items())}
     secret = {
-        "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
-        "metadata": {"name": name, "namespace": spec.namespace,
-                     "annotations": {MODEL_ANNOTATION: spec.model_name}},
-    }  # fmt: skip
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "data": data,
+        "metadata": {
+            "name": name,
+            "namespace": spec.namespace,
+            "annotations": {MODEL_ANNOTATION: spec.model_name},
+        },
+    }
     return _stamp(secret)
 
 
@@ -251,15 +264,30 @@ def render_serving(spec: ServingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     if spec.server == "modelops":
         container["command"] = ["modelops", "serve"]
         container["args"] = [
-            spec.model_name, "--version", spec.version, "--host", "0.0.0.0", "--port", str(port),
-            "--workers", str(spec.workers),
-        ]  # fmt: skip
+            spec.model_name,
+            "--version",
+            spec.version,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+            "--workers",
+            str(spec.workers),
+        ]
     else:
         container["command"] = ["mlflow", "models", "serve"]
         container["args"] = [
-            "--model-uri", spec.model_uri, "--host", "0.0.0.0", "--port", str(port),
-            "--workers", str(spec.workers), "--env-manager", spec.env_manager,
-        ]  # fmt: skip
+            "--model-uri",
+            spec.model_uri,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+            "--workers",
+            str(spec.workers),
+            "--env-manager",
+            spec.env_manager,
+        ]
     container["env"] = _container_env(spec)
     container["resources"] = spec.resources.manifest()
 
@@ -283,16 +311,26 @@ def render_batch_job(
     name = job_name(spec.model_name, job_suffix)
     job["metadata"].update(name=name, namespace=spec.namespace)
     job["metadata"]["labels"] = {**job["metadata"].get("labels", {}), **labels}
-    job["metadata"]["annotations"] = {MODEL_ANNOTATION: spec.model_name,
-                                      "modelops.io/model-uri": spec.model_uri}  # fmt: skip
+    job["metadata"]["annotations"] = {
+        MODEL_ANNOTATION: spec.model_name,
+        "modelops.io/model-uri": spec.model_uri,
+    }
     pod = job["spec"]["template"]
     pod["metadata"]["labels"] = {**pod["metadata"].get("labels", {}), **labels}
     container = pod["spec"]["containers"][0]
     container["image"] = spec.image
     container["args"] = [
-        "--model-uri", spec.model_uri, "--input-path", input_uri, "--output-path", output_uri,
-        "--content-type", "csv", "--env-manager", spec.env_manager,
-    ]  # fmt: skip
+        "--model-uri",
+        spec.model_uri,
+        "--input-path",
+        input_uri,
+        "--output-path",
+        output_uri,
+        "--content-type",
+        "csv",
+        "--env-manager",
+        spec.env_manager,
+    ]
     container["env"] = _container_env(spec)
     container["resources"] = spec.resources.manifest()
     return job
@@ -329,11 +367,15 @@ def serving_spec(
     if tracking_credentials(uri) and not options.get("credentials_secret"):
         options["credentials_secret"] = credentials_secret_name(model_name)
     return ServingSpec(
-        model_name=model_name, version=version, run_id=run_id,
+        model_name=model_name,
+        version=version,
+        run_id=run_id,
         namespace=namespace or settings.deploy_namespace,
         image=image or settings.deploy_image or default_image(options.get("server", "modelops")),
-        tracking_uri=clean, flow_run_id=flow_run_id, **options,
-    )  # fmt: skip
+        tracking_uri=clean,
+        flow_run_id=flow_run_id,
+        **options,
+    )
 
 
 def default_image(server: str) -> str:
@@ -352,9 +394,11 @@ def tracking_credentials(uri: str) -> dict[str, str]:
     import os
 
     _, user, password = split_credentials(uri)
-    found = {"username": user or os.environ.get("MLFLOW_TRACKING_USERNAME"),
-             "password": password or os.environ.get("MLFLOW_TRACKING_PASSWORD"),
-             "token": os.environ.get("MLFLOW_TRACKING_TOKEN")}  # fmt: skip
+    found = {
+        "username": user or os.environ.get("MLFLOW_TRACKING_USERNAME"),
+        "password": password or os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+        "token": os.environ.get("MLFLOW_TRACKING_TOKEN"),
+    }
     return {k: v for k, v in found.items() if v}
 
 
@@ -363,8 +407,11 @@ def removable_objects(model_name: str, namespace: str) -> list[dict[str, Any]]:
     names them: enough to find and delete them (teardown)."""
 
     def metadata() -> dict[str, Any]:
-        return {"name": serving_name(model_name), "namespace": check_namespace(namespace),
-                "annotations": {MODEL_ANNOTATION: model_name}}  # fmt: skip
+        return {
+            "name": serving_name(model_name),
+            "namespace": check_namespace(namespace),
+            "annotations": {MODEL_ANNOTATION: model_name},
+        }
 
     return [
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata()},

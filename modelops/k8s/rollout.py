@@ -62,21 +62,30 @@ def wait_for_rollout(
                 cond.get("type") == "Progressing"
                 and cond.get("reason") == "ProgressDeadlineExceeded"
             ):
-                return Rollout(False, time.monotonic() - started, status,
-                               f"progress deadline exceeded: {cond.get('message', '')}")  # fmt: skip
+                return Rollout(
+                    False,
+                    time.monotonic() - started,
+                    status,
+                    f"progress deadline exceeded: {cond.get('message', '')}",
+                )
         if time.monotonic() - started >= timeout:
             return Rollout(
-                False, time.monotonic() - started, status,
+                False,
+                time.monotonic() - started,
+                status,
                 f"not ready after {timeout:.0f}s: {status.get('availableReplicas') or 0}/{wanted} "
                 f"available, {status.get('updatedReplicas') or 0}/{wanted} updated "
                 f"({meta['namespace']}/{meta['name']})",
-            )  # fmt: skip
+            )
 
 
 def smoke_test(
-    cluster: Cluster, service: dict[str, Any], payload: dict[str, Any], rows: int,
+    cluster: Cluster,
+    service: dict[str, Any],
+    payload: dict[str, Any],
+    rows: int,
     timeout: float = 30,
-) -> list[Any]:  # fmt: skip
+) -> list[Any]:
     """POST ``payload`` to the Service's ``/invocations`` through the API server's proxy.
 
     Raises:
@@ -87,15 +96,19 @@ def smoke_test(
     method, url, headers, body, _ = cluster.api.param_serialize(
         "POST",
         "/api/v1/namespaces/{namespace}/services/{name}/proxy/{path}",
-        path_params={"namespace": meta["namespace"], "name": f"{meta['name']}:{port}",
-                     "path": "invocations"},
+        path_params={
+            "namespace": meta["namespace"],
+            "name": f"{meta['name']}:{port}",
+            "path": "invocations",
+        },
         header_params={"Content-Type": "application/json", "Accept": "application/json"},
         body=payload,
         auth_settings=["BearerToken"],
-    )  # fmt: skip
+    )
     try:
-        response = cluster.api.call_api(method, url, header_params=headers, body=body,
-                                        _request_timeout=timeout)  # fmt: skip
+        response = cluster.api.call_api(
+            method, url, header_params=headers, body=body, _request_timeout=timeout
+        )
         response.read()
     except Exception as exc:
         raise DeploymentFailed(f"Smoke test request to {meta['name']} failed: {exc}") from exc
@@ -132,13 +145,18 @@ def job_outcome(
         for cond in status.get("conditions") or []:
             if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
                 ok = cond["type"] == "Complete"
-                return Rollout(ok, time.monotonic() - started, status,
-                               "" if ok else f"{cond.get('reason')}: {cond.get('message')}")  # fmt: skip
+                return Rollout(
+                    ok,
+                    time.monotonic() - started,
+                    status,
+                    "" if ok else f"{cond.get('reason')}: {cond.get('message')}",
+                )
         if status.get("succeeded"):
             return Rollout(True, time.monotonic() - started, status)
         if time.monotonic() - started >= timeout:
-            return Rollout(False, time.monotonic() - started, status,
-                           f"Job not finished after {timeout:.0f}s")  # fmt: skip
+            return Rollout(
+                False, time.monotonic() - started, status, f"Job not finished after {timeout:.0f}s"
+            )
         time.sleep(poll)
 
 
@@ -206,8 +224,10 @@ def deploy_serving(
     previous = ((deployment_before or {}).get("metadata", {}).get("labels") or {}).get(
         VERSION_LABEL
     )
-    say(f"{deployment_action} Deployment, {service_action} Service "
-        f"{spec.namespace}/{spec.name} for {spec.model_uri}")  # fmt: skip
+    say(
+        f"{deployment_action} Deployment, {service_action} Service "
+        f"{spec.namespace}/{spec.name} for {spec.model_uri}"
+    )
     rollout = wait_for_rollout(cluster, deployment, timeout, poll)
     failure = None if rollout.ready else f"rollout failed: {rollout.reason}"
     predictions: list[Any] = []
@@ -219,9 +239,18 @@ def deploy_serving(
             failure = str(exc)
     smoke_seconds = time.monotonic() - smoke_started
     if failure is None:
-        return ServingOutcome(spec.namespace, spec.name, spec.version, previous,
-                              deployment_action, service_action, apply_seconds,
-                              rollout.seconds, smoke_seconds, predictions)  # fmt: skip
+        return ServingOutcome(
+            spec.namespace,
+            spec.name,
+            spec.version,
+            previous,
+            deployment_action,
+            service_action,
+            apply_seconds,
+            rollout.seconds,
+            smoke_seconds,
+            predictions,
+        )
 
     if deployment_action == "unchanged":
         raise DeploymentFailed(

@@ -51,7 +51,11 @@ def read_events(version: ModelVersion) -> list[AuditEvent]:
         except ValueError:  # not ours, or cut at the tag limit: keep it visible
             when = datetime.strptime(key.removeprefix(AUDIT_PREFIX), "%Y%m%dT%H%M%S.%fZ")
             events.append(
-                AuditEvent(action="unreadable", actor="unknown", reason=raw[:500],
-                           time=when.replace(tzinfo=UTC).isoformat())
-            )  # fmt: skip
+                AuditEvent(
+                    action="unreadable",
+                    actor="unknown",
+                    reason=raw[:500],
+                    time=when.replace(tzinfo=UTC).isoformat(),
+                )
+            )
     return events

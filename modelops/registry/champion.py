@@ -124,8 +124,9 @@ def load_scoring_model(client: MlflowClient, name: str, version: str) -> Scoring
     schema = info.signature.inputs if info.signature is not None else None
     inputs = list(schema.input_names()) if schema is not None else []
     meta = info.metadata or {}
-    return ScoringModel(version, model, inputs, meta.get("target"), meta.get("positive_label"),
-                        info.signature)  # fmt: skip
+    return ScoringModel(
+        version, model, inputs, meta.get("target"), meta.get("positive_label"), info.signature
+    )
 
 
 def score_on(model: ScoringModel, frame: pd.DataFrame, target: str) -> dict[str, float]:

@@ -157,8 +157,9 @@ def mirror_stages(client: MlflowClient, name: str, versions: set[str]) -> None:
         if mv.current_stage != stage:
             with warnings.catch_warnings():  # stages are deprecated: that is the point here
                 warnings.simplefilter("ignore")
-                client.transition_model_version_stage(name, version, stage,
-                                                      archive_existing_versions=False)  # fmt: skip
+                client.transition_model_version_stage(
+                    name, version, stage, archive_existing_versions=False
+                )
 
 
 def move_alias(
@@ -189,9 +190,16 @@ def move_alias(
             if (event.flow_run_id, event.action, event.alias) == (flow_run_id, action, alias):
                 return event
     event = AuditEvent(
-        action=action, alias=alias, from_version=previous, to_version=version, actor=actor,
-        reason=reason, flow_run_id=flow_run_id, metrics=metrics or {}, **extra,
-    )  # fmt: skip
+        action=action,
+        alias=alias,
+        from_version=previous,
+        to_version=version,
+        actor=actor,
+        reason=reason,
+        flow_run_id=flow_run_id,
+        metrics=metrics or {},
+        **extra,
+    )
     with transaction(client, name) as journal:
         journal.set_alias(alias, version)
         return journal.audit(version, event)

@@ -49,15 +49,20 @@ def _runs(client: MlflowClient, run_ids: set[str], view: Any = None) -> dict[str
         return {}
     from mlflow.entities import ViewType
 
-    experiments = [e.experiment_id for e in client.search_experiments(
-        max_results=50_000, view_type=ViewType.ALL)]  # fmt: skip
+    experiments = [
+        e.experiment_id
+        for e in client.search_experiments(max_results=50_000, view_type=ViewType.ALL)
+    ]
     found: dict[str, Any] = {}
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start : start + _BATCH]
         quoted = ", ".join(f"'{i}'" for i in chunk if i.isalnum())  # run ids are hex: safe
-        for run in client.search_runs(experiments, f"attributes.run_id IN ({quoted})",
-                                      run_view_type=view or ViewType.ACTIVE_ONLY,
-                                      max_results=_BATCH):  # fmt: skip
+        for run in client.search_runs(
+            experiments,
+            f"attributes.run_id IN ({quoted})",
+            run_view_type=view or ViewType.ACTIVE_ONLY,
+            max_results=_BATCH,
+        ):
             found[run.info.run_id] = run
     return found
 
@@ -84,13 +89,20 @@ def versions(client: MlflowClient, name: str, stage: str | None = None) -> list[
         current = stage_of(aliases, tags)
         if wanted is not None and current != wanted:
             continue
-        rows.append(VersionRow(
-            version=str(mv.version), status=current.value, created_at=_iso(mv.creation_timestamp),
-            run_id=mv.run_id, aliases=aliases, source=str(mv.source),
-            description=mv.description or None, ready=str(mv.status),
-            tags={k: v for k, v in tags.items() if not k.startswith(AUDIT_PREFIX)},
-            events=read_events(mv),
-        ))  # fmt: skip
+        rows.append(
+            VersionRow(
+                version=str(mv.version),
+                status=current.value,
+                created_at=_iso(mv.creation_timestamp),
+                run_id=mv.run_id,
+                aliases=aliases,
+                source=str(mv.source),
+                description=mv.description or None,
+                ready=str(mv.status),
+                tags={k: v for k, v in tags.items() if not k.startswith(AUDIT_PREFIX)},
+                events=read_events(mv),
+            )
+        )
     runs = _runs(client, {r.run_id for r in rows if r.run_id}, ViewType.ALL)
     parents = {r.data.tags.get("mlflow.parentRunId") for r in runs.values()}
     parent_runs = _runs(client, {p for p in parents if p}, ViewType.ALL)
@@ -113,9 +125,14 @@ def history(client: MlflowClient, name: str) -> list[tuple[str, AuditEvent]]:
 
 def production_at(client: MlflowClient, name: str, when: datetime) -> str | None:
     """Which version held ``production`` at ``when``, from the audit trail (None: none did)."""
-    moves = [e for _, e in history(client, name)
-             if e.alias == PRODUCTION and e.to_version and e.action in ("promote", "rollback")
-             and e.state in (None, "completed")]  # fmt: skip
+    moves = [
+        e
+        for _, e in history(client, name)
+        if e.alias == PRODUCTION
+        and e.to_version
+        and e.action in ("promote", "rollback")
+        and e.state in (None, "completed")
+    ]
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     for event in moves:  # newest first

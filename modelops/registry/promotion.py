@@ -39,23 +39,53 @@ class AliasChange:
 
 
 def stage_version(
-    client: MlflowClient, name: str, version: str | int, *, actor: str, reason: str,
-    flow_run_id: str | None = None, metrics: dict[str, float] | None = None, **extra: Any,
-) -> AuditEvent:  # fmt: skip
+    client: MlflowClient,
+    name: str,
+    version: str | int,
+    *,
+    actor: str,
+    reason: str,
+    flow_run_id: str | None = None,
+    metrics: dict[str, float] | None = None,
+    **extra: Any,
+) -> AuditEvent:
     """Point ``staging`` at ``version``: the candidate awaiting promotion."""
-    return move_alias(client, name, STAGING, version, action="set-staging", actor=actor,
-                      reason=reason, flow_run_id=flow_run_id, metrics=metrics, **extra)  # fmt: skip
+    return move_alias(
+        client,
+        name,
+        STAGING,
+        version,
+        action="set-staging",
+        actor=actor,
+        reason=reason,
+        flow_run_id=flow_run_id,
+        metrics=metrics,
+        **extra,
+    )
 
 
 def record_refusal(
-    client: MlflowClient, name: str, version: str, *, reason: str, actor: str,
-    flow_run_id: str | None = None, metrics: dict[str, float] | None = None, **extra: Any,
-) -> AuditEvent:  # fmt: skip
+    client: MlflowClient,
+    name: str,
+    version: str,
+    *,
+    reason: str,
+    actor: str,
+    flow_run_id: str | None = None,
+    metrics: dict[str, float] | None = None,
+    **extra: Any,
+) -> AuditEvent:
     """A refusal is history too: write it on the version it concerns."""
     event = AuditEvent(
-        action="promotion-refused", alias=PRODUCTION, to_version=str(version), actor=actor,
-        reason=reason, flow_run_id=flow_run_id, metrics=metrics or {}, **extra,
-    )  # fmt: skip
+        action="promotion-refused",
+        alias=PRODUCTION,
+        to_version=str(version),
+        actor=actor,
+        reason=reason,
+        flow_run_id=flow_run_id,
+        metrics=metrics or {},
+        **extra,
+    )
     return write_event(client, name, str(version), event)
 
 
@@ -122,15 +152,26 @@ def promote_to_production(
             f"Production of {name!r} moved from {expected_champion} to {champion} after this "
             f"promotion compared against it; nothing was changed. Run the promotion again."
         )
-    base: dict[str, Any] = {"actor": actor, "reason": reason, "flow_run_id": flow_run_id,
-                            "metrics": metrics or {}, **extra}  # fmt: skip
+    base: dict[str, Any] = {
+        "actor": actor,
+        "reason": reason,
+        "flow_run_id": flow_run_id,
+        "metrics": metrics or {},
+        **extra,
+    }
     if override_reason:
         base["staging_override"] = override_reason
     if expected_champion is not _UNCHECKED:
         base["compared_with"] = expected_champion
 
-    intent = AuditEvent(action="promote", alias=PRODUCTION, from_version=champion,
-                        to_version=version, state="started", **base)  # fmt: skip
+    intent = AuditEvent(
+        action="promote",
+        alias=PRODUCTION,
+        from_version=champion,
+        to_version=version,
+        state="started",
+        **base,
+    )
     with transaction(client, name) as journal:
         journal.audit(version, intent)  # the record first: a kill after any later write
         journal.set_alias(PRODUCTION, version)  # leaves a move recover() can finish
@@ -160,9 +201,16 @@ def _finish_rollback(journal: AliasJournal, intent: AuditEvent, base: dict[str, 
         journal.delete_alias(PREVIOUS_PRODUCTION)
     if bad is not None:
         journal.set_tag(bad, ARCHIVED_TAG, "true")
-        journal.audit(bad, AuditEvent(
-            action="rolled-back", alias=PRODUCTION, from_version=bad, to_version=target, **base,
-        ))  # fmt: skip
+        journal.audit(
+            bad,
+            AuditEvent(
+                action="rolled-back",
+                alias=PRODUCTION,
+                from_version=bad,
+                to_version=target,
+                **base,
+            ),
+        )
 
 
 def _retire_champion(
@@ -174,10 +222,16 @@ def _retire_champion(
     journal.set_alias(PREVIOUS_PRODUCTION, champion)
     if archive:
         journal.set_tag(champion, ARCHIVED_TAG, "true")
-    journal.audit(champion, AuditEvent(
-        action="archive" if archive else "demote", alias=PREVIOUS_PRODUCTION,
-        from_version=champion, to_version=version, **base,
-    ))  # fmt: skip
+    journal.audit(
+        champion,
+        AuditEvent(
+            action="archive" if archive else "demote",
+            alias=PREVIOUS_PRODUCTION,
+            from_version=champion,
+            to_version=version,
+            **base,
+        ),
+    )
 
 
 def rollback_production(
@@ -216,8 +270,15 @@ def rollback_production(
     if earlier is not None and earlier in (bad, target):
         earlier = None
     base = {"actor": actor, "reason": reason, "flow_run_id": flow_run_id, **extra}
-    intent = AuditEvent(action="rollback", alias=PRODUCTION, from_version=bad, to_version=target,
-                        state="started", restores_previous=earlier, **base)  # fmt: skip
+    intent = AuditEvent(
+        action="rollback",
+        alias=PRODUCTION,
+        from_version=bad,
+        to_version=target,
+        state="started",
+        restores_previous=earlier,
+        **base,
+    )
     with transaction(client, name) as journal:
         journal.audit(target, intent)
         journal.set_alias(PRODUCTION, target)
@@ -252,13 +313,17 @@ def recover(client: MlflowClient, name: str, *, actor: str) -> list[AuditEvent]:
         note = f"finished by {actor} after the process that started it was interrupted"
         with transaction(client, name) as journal:
             if event is newest and production == event.to_version:
-                base = {"actor": event.actor, "reason": event.reason,
-                        "flow_run_id": event.flow_run_id}  # fmt: skip
+                base = {
+                    "actor": event.actor,
+                    "reason": event.reason,
+                    "flow_run_id": event.flow_run_id,
+                }
                 if event.action == "promote":
                     current = AliasState.read(client, name)
                     if current.previous_production != event.from_version:
-                        _retire_champion(journal, event.from_version, str(event.to_version),
-                                         True, base)  # fmt: skip
+                        _retire_champion(
+                            journal, event.from_version, str(event.to_version), True, base
+                        )
                     if current.staging == event.to_version:
                         journal.delete_alias(STAGING)
                     journal.delete_tag(str(event.to_version), ARCHIVED_TAG)
@@ -267,6 +332,9 @@ def recover(client: MlflowClient, name: str, *, actor: str) -> list[AuditEvent]:
                 fixed.append(journal.complete(version, event, recovered=note))
             else:
                 why = "superseded by a later move" if event is not newest else "nothing had moved"
-                fixed.append(journal.complete(version, event, state="abandoned",
-                                              recovered=f"abandoned: {why}"))  # fmt: skip
+                fixed.append(
+                    journal.complete(
+                        version, event, state="abandoned", recovered=f"abandoned: {why}"
+                    )
+                )
     return fixed

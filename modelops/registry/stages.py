@@ -102,11 +102,23 @@ def get_model_metadata(
     """
     from modelops.registry.listing import versions
 
-    return [{"name": model_name, "version": int(r.version), "stage": r.status,
-             "aliases": r.aliases, "created": r.created_at, "run_id": r.run_id,
-             "source": r.source, "status": r.ready, "params": r.params, "metrics": r.metrics,
-             "tags": r.tags, "audit": [e.model_dump(mode="json") for e in r.events]}
-            for r in versions(_client(settings), model_name, stage)]  # fmt: skip
+    return [
+        {
+            "name": model_name,
+            "version": int(r.version),
+            "stage": r.status,
+            "aliases": r.aliases,
+            "created": r.created_at,
+            "run_id": r.run_id,
+            "source": r.source,
+            "status": r.ready,
+            "params": r.params,
+            "metrics": r.metrics,
+            "tags": r.tags,
+            "audit": [e.model_dump(mode="json") for e in r.events],
+        }
+        for r in versions(_client(settings), model_name, stage)
+    ]
 
 
 def promote_model(
@@ -180,20 +192,28 @@ def promote_model(
             record_refusal(client, model_name, number, reason=refusal, actor=who)
             raise PromotionRefused(refusal)
         with transaction(client, model_name) as journal:
-            removed = [a for a in LIFECYCLE_ALIASES
-                       if alias_version(client, model_name, a) == number]  # fmt: skip
+            removed = [
+                a for a in LIFECYCLE_ALIASES if alias_version(client, model_name, a) == number
+            ]
             for alias in removed:
                 journal.delete_alias(alias)
             if target is ModelStage.ARCHIVED:
                 journal.set_tag(number, ARCHIVED_TAG, "true")
             else:
                 journal.delete_tag(number, ARCHIVED_TAG)
-            journal.audit(number, AuditEvent(
-                action=f"set-stage-{target.value.lower()}", actor=who, reason=reason,
-                alias=",".join(removed) or None, from_version=number if removed else None,
-            ))  # fmt: skip
-    return next(r for r in get_model_metadata(model_name, settings=settings)
-                if str(r["version"]) == number)  # fmt: skip
+            journal.audit(
+                number,
+                AuditEvent(
+                    action=f"set-stage-{target.value.lower()}",
+                    actor=who,
+                    reason=reason,
+                    alias=",".join(removed) or None,
+                    from_version=number if removed else None,
+                ),
+            )
+    return next(
+        r for r in get_model_metadata(model_name, settings=settings) if str(r["version"]) == number
+    )
 
 
 def load_production_model(model_name: str, settings: Settings | None = None) -> Any:

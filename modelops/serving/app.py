@@ -67,27 +67,41 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
     (how uvicorn's workers build it: ``create_app`` is the factory)."""
     if config is None:
         config = ServeConfig.read(os.environ[CONFIG_ENV])
-    model = ServedModel(Path(config.model_dir), config.name, config.version, alias=config.alias,
-                        run_id=config.run_id, fast_path=config.fast_path)  # fmt: skip
+    model = ServedModel(
+        Path(config.model_dir),
+        config.name,
+        config.version,
+        alias=config.alias,
+        run_id=config.run_id,
+        fast_path=config.fast_path,
+    )
     telemetry = Telemetry(model, config.telemetry)
     lineage = {"X-Model-Version": model.version, "X-MLflow-Run-Id": model.run_id or ""}
 
     def reply(body: bytes, status: int, request_id: str, media: str = protocols.JSON) -> Response:
-        return Response(body, status, media_type=media,
-                        headers={**lineage, "X-Request-Id": request_id})  # fmt: skip
+        return Response(
+            body, status, media_type=media, headers={**lineage, "X-Request-Id": request_id}
+        )
 
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > config.max_body_bytes:
-            raise BadRequest(f"The body is {declared} bytes; at most {config.max_body_bytes} are "
-                             f"accepted (MODELOPS_SERVE_MAX_BODY_BYTES).", 413,
-                             "REQUEST_LIMIT_EXCEEDED")  # fmt: skip
+            raise BadRequest(
+                f"The body is {declared} bytes; at most {config.max_body_bytes} are "
+                f"accepted (MODELOPS_SERVE_MAX_BODY_BYTES).",
+                413,
+                "REQUEST_LIMIT_EXCEEDED",
+            )
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > config.max_body_bytes:
-                raise BadRequest(f"The body is over {config.max_body_bytes} bytes "
-                                 f"(MODELOPS_SERVE_MAX_BODY_BYTES).", 413, "REQUEST_LIMIT_EXCEEDED")  # fmt: skip
+                raise BadRequest(
+                    f"The body is over {config.max_body_bytes} bytes "
+                    f"(MODELOPS_SERVE_MAX_BODY_BYTES).",
+                    413,
+                    "REQUEST_LIMIT_EXCEEDED",
+                )
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -110,29 +124,41 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
             response = reply(exc.body(), exc.status, request_id)
         except Exception as exc:  # the model itself failed on inputs that fit its signature
             log.exception("prediction failed (request %s)", request_id)
-            error = BadRequest(f"The model could not score this input: {type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0][:300]}", 500, "INTERNAL_ERROR")  # fmt: skip
+            error = BadRequest(
+                f"The model could not score this input: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:300]}",
+                500,
+                "INTERNAL_ERROR",
+            )
             response = reply(error.body(), 500, request_id)
-        telemetry.record(time.perf_counter() - started, rows, response.status_code, answer,
-                         inputs, request_id)  # fmt: skip
+        telemetry.record(
+            time.perf_counter() - started, rows, response.status_code, answer, inputs, request_id
+        )
         return response
 
     async def invocations(request: Request) -> Response:
         def parse(body: bytes, req: Request, rid: str) -> tuple[Any, dict, str]:
-            inputs, params = protocols.parse_invocation(body, req.headers.get("content-type"),
-                                                        model)  # fmt: skip
+            inputs, params = protocols.parse_invocation(
+                body, req.headers.get("content-type"), model
+            )
             return inputs, params, rid
 
-        return await score(request, parse,
-                           lambda a, p, rid: protocols.invocation_body(a, model, p))  # fmt: skip
+        return await score(request, parse, lambda a, p, rid: protocols.invocation_body(a, model, p))
 
     async def infer(request: Request) -> Response:
         name = request.path_params["name"]
         wanted = request.path_params.get("version", model.version)
         if name != model.name or wanted != model.version:
-            return reply(BadRequest(f"This server serves {model.name!r} version {model.version}, "
-                                    f"not {name!r} version {wanted}.", 404,
-                                    "NOT_FOUND").body(), 404, uuid.uuid4().hex)  # fmt: skip
+            return reply(
+                BadRequest(
+                    f"This server serves {model.name!r} version {model.version}, "
+                    f"not {name!r} version {wanted}.",
+                    404,
+                    "NOT_FOUND",
+                ).body(),
+                404,
+                uuid.uuid4().hex,
+            )
 
         def parse(body: bytes, req: Request, rid: str) -> tuple[Any, dict, str]:
             inputs, request_id, params = protocols.parse_v2(body, model)
@@ -149,10 +175,19 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
 
     async def v2_model(request: Request) -> Response:
         if request.path_params["name"] != model.name:
-            return Response(BadRequest(f"No model {request.path_params['name']!r} here.", 404,
-                                       "NOT_FOUND").body(), 404, media_type=protocols.JSON)  # fmt: skip
-        return Response(orjson.dumps(protocols.v2_metadata(model)), 200,
-                        media_type=protocols.JSON, headers=lineage)  # fmt: skip
+            return Response(
+                BadRequest(
+                    f"No model {request.path_params['name']!r} here.", 404, "NOT_FOUND"
+                ).body(),
+                404,
+                media_type=protocols.JSON,
+            )
+        return Response(
+            orjson.dumps(protocols.v2_metadata(model)),
+            200,
+            media_type=protocols.JSON,
+            headers=lineage,
+        )
 
     async def v2_ready(request: Request) -> Response:
         return Response(orjson.dumps({"ready": True}), 200, media_type=protocols.JSON)

@@ -48,8 +48,9 @@ def _prepare(folder: Path, columns: list[Column]) -> dict[str, Any]:
         return {"used": False, "why": "not a scikit-learn model"}
     if not (folder / HOLDOUT_FILE).is_file():
         return {"used": False, "why": "no held-out rows stored with this version to verify it"}
-    if any(c.type not in ("double", "float", "long", "integer", "boolean", "string")
-           for c in columns):  # fmt: skip
+    if any(
+        c.type not in ("double", "float", "long", "integer", "boolean", "string") for c in columns
+    ):
         return {"used": False, "why": "an input type ONNX cannot take (dates)"}
     from modelops.serving.model import _SklearnImpl
 
@@ -69,13 +70,19 @@ def _prepare(folder: Path, columns: list[Column]) -> dict[str, Any]:
     difference = float(np.abs(np.asarray(proba) - expected).max()) if len(holdout) else 0.0
     same_labels = bool((np.asarray(labels).ravel() == model.predict(holdout)).all())
     report: dict[str, Any] = {
-        "rows_checked": len(holdout), "max_difference": difference, "same_labels": same_labels,
-        "tolerance": TOLERANCE, "convert_seconds": round(time.perf_counter() - started, 3),
+        "rows_checked": len(holdout),
+        "max_difference": difference,
+        "same_labels": same_labels,
+        "tolerance": TOLERANCE,
+        "convert_seconds": round(time.perf_counter() - started, 3),
         "classes": [_plain(c) for c in getattr(model, "classes_", [])],
-    }  # fmt: skip
+    }
     if not same_labels or difference > TOLERANCE:
-        why = ("a predicted label differs" if not same_labels
-               else f"probabilities differ by up to {difference:.2e} (> {TOLERANCE:g})")  # fmt: skip
+        why = (
+            "a predicted label differs"
+            if not same_labels
+            else f"probabilities differ by up to {difference:.2e} (> {TOLERANCE:g})"
+        )
         return {**report, "used": False, "why": f"ONNX answers differ on held-out rows: {why}"}
     target = folder / ONNX_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -111,13 +118,19 @@ def convert(model: Any, columns: list[Column]) -> Any:
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
     _register_imputer_with_indicator()
-    inputs = [(c.name, StringTensorType([None, 1]) if c.type == "string"
-               else FloatTensorType([None, 1])) for c in columns]  # fmt: skip
+    inputs = [
+        (c.name, StringTensorType([None, 1]) if c.type == "string" else FloatTensorType([None, 1]))
+        for c in columns
+    ]
     estimator = model.steps[-1][1] if hasattr(model, "steps") else model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return to_onnx(model, initial_types=inputs, target_opset={"": 17, "ai.onnx.ml": 3},
-                       options={id(estimator): {"zipmap": False}})  # fmt: skip
+        return to_onnx(
+            model,
+            initial_types=inputs,
+            target_opset={"": 17, "ai.onnx.ml": 3},
+            options={id(estimator): {"zipmap": False}},
+        )
 
 
 _REGISTERED = False
@@ -162,14 +175,19 @@ def _register_imputer_with_indicator() -> None:
         plain.add_indicator, plain.indicator_ = False, None
         source = operator.inputs[0]
         imputed = OnnxSubEstimator(plain, source, op_version=version)
-        missing = OnnxGather(OnnxIsNaN(source, op_version=version),
-                             np.array(op.indicator_.features_, dtype=np.int64), axis=1,
-                             op_version=version)  # fmt: skip
+        missing = OnnxGather(
+            OnnxIsNaN(source, op_version=version),
+            np.array(op.indicator_.features_, dtype=np.int64),
+            axis=1,
+            op_version=version,
+        )
         to = TensorProto.DOUBLE if isinstance(source.type, DoubleTensorType) else TensorProto.FLOAT
         indicator = OnnxCast(missing, to=to, op_version=version)
-        OnnxConcat(imputed, indicator, axis=1, op_version=version,
-                   output_names=operator.outputs[:1]).add_to(scope, container)  # fmt: skip
+        OnnxConcat(
+            imputed, indicator, axis=1, op_version=version, output_names=operator.outputs[:1]
+        ).add_to(scope, container)
 
-    update_registered_converter(SimpleImputer, get_model_alias(SimpleImputer), shape, converter,
-                                overwrite=True)  # fmt: skip
+    update_registered_converter(
+        SimpleImputer, get_model_alias(SimpleImputer), shape, converter, overwrite=True
+    )
     _REGISTERED = True

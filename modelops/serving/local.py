@@ -146,9 +146,15 @@ def sweep_pending(home: Path, model_name: str) -> list[LocalServer]:
 
 
 def start_local_server(
-    home: Path, tracking_uri: str, model_name: str, version: str,
-    workers: int = 2, timeout: float = 120, env_manager: str = "local", server: str = "modelops",
-) -> LocalServer:  # fmt: skip
+    home: Path,
+    tracking_uri: str,
+    model_name: str,
+    version: str,
+    workers: int = 2,
+    timeout: float = 120,
+    env_manager: str = "local",
+    server: str = "modelops",
+) -> LocalServer:
     """Start a server for a version on a free loopback port and wait for /ping: ``modelops
     serve`` (the default), or ``mlflow models serve``.
 
@@ -162,20 +168,59 @@ def start_local_server(
     # MLflow execs `uvicorn` by name: the interpreter's own bin folder must come first on PATH
     # even when the virtual environment is not activated.
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MODELOPS_HOME": str(home),
-           "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}  # fmt: skip
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MODELOPS_HOME": str(home),
+        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
+    }
     if server == "modelops":
-        command = [sys.executable, "-m", "modelops", "serve", model_name, "--version", str(version),
-                   "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "modelops",
+            "serve",
+            model_name,
+            "--version",
+            str(version),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
     else:
-        command = [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-                   model_uri(model_name, version), "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", str(workers), "--env-manager", env_manager]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            model_uri(model_name, version),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--env-manager",
+            env_manager,
+        ]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # fmt: skip
-    started = LocalServer(model_name, str(version), proc.pid, port, f"http://127.0.0.1:{port}",
-                          str(log_path), started=_start_time(proc.pid))  # fmt: skip
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    started = LocalServer(
+        model_name,
+        str(version),
+        proc.pid,
+        port,
+        f"http://127.0.0.1:{port}",
+        str(log_path),
+        started=_start_time(proc.pid),
+    )
     pending = _mark_pending(home, started)
     try:
         _wait_until_healthy(proc, started, timeout)
@@ -247,9 +292,13 @@ def stop_local(home: Path, model_name: str) -> LocalServer | None:
 
 
 def serve_locally(
-    home: Path, tracking_uri: str, target: ServingTarget, workers: int, timeout: float,
+    home: Path,
+    tracking_uri: str,
+    target: ServingTarget,
+    workers: int,
+    timeout: float,
     server: str = "modelops",
-) -> tuple[DeploymentRecord, dict[str, float]]:  # fmt: skip
+) -> tuple[DeploymentRecord, dict[str, float]]:
     """Serve a version on 127.0.0.1, blue/green: the old local server of the model stops only
     after the new one answered the smoke test.
 
@@ -265,8 +314,15 @@ def serve_locally(
     kept = f"version {old.version} keeps serving at {old.url}" if old else "nothing was serving"
     started = time.monotonic()
     try:
-        new = start_local_server(home, tracking_uri, target.name, target.version,
-                                 workers=workers, timeout=timeout, server=server)  # fmt: skip
+        new = start_local_server(
+            home,
+            tracking_uri,
+            target.name,
+            target.version,
+            workers=workers,
+            timeout=timeout,
+            server=server,
+        )
     except DeploymentFailed as exc:
         first, _, rest = str(exc).partition("\n")
         raise DeploymentFailed(f"{first} {kept[0].upper()}{kept[1:]}.\n{rest}".strip()) from exc
@@ -287,8 +343,12 @@ def serve_locally(
         stop_server(old)
         retiring.unlink(missing_ok=True)
     record = DeploymentRecord(
-        target="local", version=new.version, url=new.url,
-        previous_version=old.version if old else None, pid=new.pid, log=new.log,
+        target="local",
+        version=new.version,
+        url=new.url,
+        previous_version=old.version if old else None,
+        pid=new.pid,
+        log=new.log,
         stop=f"modelops stop {target.name}",
-    )  # fmt: skip
+    )
     return record, {"rollout_seconds": rollout_seconds, "smoke_seconds": smoke_seconds}

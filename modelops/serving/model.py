@@ -99,15 +99,25 @@ def signature_columns(mlmodel: dict[str, Any]) -> list[Column]:
     raw = (mlmodel.get("signature") or {}).get("inputs")
     if not raw:
         return []
-    return [Column(c.get("name", ""), c.get("type", "string"), c.get("required", True))
-            for c in json.loads(raw)]  # fmt: skip
+    return [
+        Column(c.get("name", ""), c.get("type", "string"), c.get("required", True))
+        for c in json.loads(raw)
+    ]
 
 
 class ServedModel:
     """A model version ready to answer requests in this process."""
 
-    def __init__(self, folder: Path, name: str, version: str, *, alias: str | None = None,
-                 run_id: str | None = None, fast_path: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        version: str,
+        *,
+        alias: str | None = None,
+        run_id: str | None = None,
+        fast_path: bool = True,
+    ) -> None:
         self.folder = folder
         self.name = name
         self.version = version
@@ -166,12 +176,17 @@ class ServedModel:
     def describe(self) -> dict[str, Any]:
         """What ``/version`` says: which model answers, from which run, loaded when, how."""
         return {
-            "model_name": self.name, "model_version": self.version, "alias": self.alias,
-            "mlflow_run_id": self.run_id, "loaded_at": self.loaded_at,
-            "load_seconds": round(self.load_seconds, 3), "engine": self.engine,
-            "flavors": self.flavors, "fast_path": self.fast_path_report,
+            "model_name": self.name,
+            "model_version": self.version,
+            "alias": self.alias,
+            "mlflow_run_id": self.run_id,
+            "loaded_at": self.loaded_at,
+            "load_seconds": round(self.load_seconds, 3),
+            "engine": self.engine,
+            "flavors": self.flavors,
+            "fast_path": self.fast_path_report,
             "inputs": [c.__dict__ for c in self.columns],
-        }  # fmt: skip
+        }
 
 
 class _SklearnImpl:
@@ -253,8 +268,10 @@ class _TextImpl:
         for row, scored in enumerate(results):
             for c in scored:
                 proba[row, index[c["label"]]] = float(c["score"])
-        best = [{"label": classes[i], "score": float(proba[row, i])}
-                for row, i in enumerate(proba.argmax(axis=1))]  # fmt: skip
+        best = [
+            {"label": classes[i], "score": float(proba[row, i])}
+            for row, i in enumerate(proba.argmax(axis=1))
+        ]
         return Answer(best, proba, classes)
 
 

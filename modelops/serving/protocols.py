@@ -26,8 +26,16 @@ if TYPE_CHECKING:
 
 JSON = "application/json"
 CSV = "text/csv"
-V2_TYPES = {"double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32",
-            "boolean": "BOOL", "string": "BYTES", "datetime": "BYTES", "binary": "BYTES"}  # fmt: skip
+V2_TYPES = {
+    "double": "FP64",
+    "float": "FP32",
+    "long": "INT64",
+    "integer": "INT32",
+    "boolean": "BOOL",
+    "string": "BYTES",
+    "datetime": "BYTES",
+    "binary": "BYTES",
+}
 
 
 class BadRequest(Exception):
@@ -54,9 +62,10 @@ def _media_type(content_type: str | None) -> str:
     media = (content_type or "").split(";")[0].strip().lower()
     if media not in (JSON, CSV):
         raise BadRequest(
-            f"Unsupported Content-Type {content_type!r}: send {JSON} or {CSV}.", 415,
+            f"Unsupported Content-Type {content_type!r}: send {JSON} or {CSV}.",
+            415,
             "UNSUPPORTED_MEDIA_TYPE",
-        )  # fmt: skip
+        )
     return media
 
 
@@ -70,8 +79,10 @@ def _frame(value: Any, what: str, names: list[str]) -> pd.DataFrame:
             return _split(value, what)
         lengths = {len(v) if isinstance(v, list) else -1 for v in value.values()}
         if -1 in lengths or len(lengths) > 1:
-            raise BadRequest(f"'{what}' as an object must map each column to a list of equal "
-                             f"length (one value per row).")  # fmt: skip
+            raise BadRequest(
+                f"'{what}' as an object must map each column to a list of equal "
+                f"length (one value per row)."
+            )
         return pd.DataFrame(value)
     if not isinstance(value, list):
         raise BadRequest(f"'{what}' must be a list of rows or an object of columns.")
@@ -79,8 +90,9 @@ def _frame(value: Any, what: str, names: list[str]) -> pd.DataFrame:
         return pd.DataFrame.from_records(value)
     if all(isinstance(row, list) for row in value):
         if any(len(row) != len(names) for row in value):
-            raise BadRequest(f"Each row of '{what}' must have {len(names)} values, in the order "
-                             f"{names}.")  # fmt: skip
+            raise BadRequest(
+                f"Each row of '{what}' must have {len(names)} values, in the order {names}."
+            )
         return pd.DataFrame(value, columns=names)
     raise BadRequest(f"'{what}' must hold rows that are all objects or all lists.")
 
@@ -119,16 +131,21 @@ def parse_invocation(body: bytes, content_type: str | None, model: ServedModel) 
         return _inputs(frame, model), params
     payload = _loads(body)
     if not isinstance(payload, dict):
-        raise BadRequest("The body must be a JSON object with one of dataframe_split, "
-                         "dataframe_records, instances or inputs.")  # fmt: skip
+        raise BadRequest(
+            "The body must be a JSON object with one of dataframe_split, "
+            "dataframe_records, instances or inputs."
+        )
     params = payload.get("params") or {}
     if not isinstance(params, dict):
         raise BadRequest("'params' must be an object.")
-    keys = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs")
-            if k in payload]  # fmt: skip
+    keys = [
+        k for k in ("dataframe_split", "dataframe_records", "instances", "inputs") if k in payload
+    ]
     if len(keys) != 1:
-        raise BadRequest("Send exactly one of dataframe_split, dataframe_records, instances "
-                         f"or inputs (got {keys or 'none'}).")  # fmt: skip
+        raise BadRequest(
+            "Send exactly one of dataframe_split, dataframe_records, instances "
+            f"or inputs (got {keys or 'none'})."
+        )
     key = keys[0]
     value = payload[key]
     if model.engine == "transformers":
@@ -207,8 +224,11 @@ def invocation_body(answer: Answer, model: ServedModel, params: dict[str, Any]) 
     top_k = params.get("top_k")
     if model.engine == "transformers" and isinstance(top_k, int) and top_k > 0:
         predictions = top_labels(answer, top_k)
-    out: dict[str, Any] = {"predictions": predictions, "model_version": model.version,
-                           "mlflow_run_id": model.run_id}  # fmt: skip
+    out: dict[str, Any] = {
+        "predictions": predictions,
+        "model_version": model.version,
+        "mlflow_run_id": model.run_id,
+    }
     if params.get("probabilities") and answer.probabilities is not None:
         out["probabilities"] = answer.probabilities.tolist()
         out["classes"] = answer.classes
@@ -223,16 +243,29 @@ def v2_metadata(model: ServedModel) -> dict[str, Any]:
     if model.engine == "transformers":
         inputs = [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
     else:
-        inputs = [{"name": c.name, "datatype": V2_TYPES.get(c.type, "BYTES"), "shape": [-1, 1]}
-                  for c in model.columns]  # fmt: skip
-    outputs = [{"name": "predictions", "datatype": "BYTES" if model.engine == "transformers"
-                else "INT64", "shape": [-1]}]  # fmt: skip
+        inputs = [
+            {"name": c.name, "datatype": V2_TYPES.get(c.type, "BYTES"), "shape": [-1, 1]}
+            for c in model.columns
+        ]
+    outputs = [
+        {
+            "name": "predictions",
+            "datatype": "BYTES" if model.engine == "transformers" else "INT64",
+            "shape": [-1],
+        }
+    ]
     if model.is_classifier and model.engine != "transformers":
-        outputs.append({"name": "probabilities", "datatype": "FP64",
-                        "shape": [-1, len(model.classes)]})  # fmt: skip
-    return {"name": model.name, "versions": [model.version], "platform": f"modelops/{model.engine}",
-            "inputs": inputs, "outputs": outputs,
-            "parameters": {"mlflow_run_id": model.run_id, "alias": model.alias}}  # fmt: skip
+        outputs.append(
+            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(model.classes)]}
+        )
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": f"modelops/{model.engine}",
+        "inputs": inputs,
+        "outputs": outputs,
+        "parameters": {"mlflow_run_id": model.run_id, "alias": model.alias},
+    }
 
 
 def parse_v2(body: bytes, model: ServedModel) -> tuple[Any, str | None, dict[str, Any]]:
@@ -250,8 +283,9 @@ def parse_v2(body: bytes, model: ServedModel) -> tuple[Any, str | None, dict[str
         data = tensor["data"]
         if not isinstance(data, list):
             raise BadRequest(f"Input {tensor['name']!r}: 'data' must be a list.")
-        tensors[str(tensor["name"])] = [v[0] if isinstance(v, list) and len(v) == 1 else v
-                                        for v in data]  # fmt: skip
+        tensors[str(tensor["name"])] = [
+            v[0] if isinstance(v, list) and len(v) == 1 else v for v in data
+        ]
     request_id = payload.get("id")
     parameters = payload.get("parameters") or {}
     if model.engine == "transformers":
@@ -271,18 +305,35 @@ def v2_body(answer: Answer, model: ServedModel, request_id: str | None) -> bytes
     """A v2 infer response: ``model_name``/``model_version`` are part of the protocol."""
     rows = len(answer.predictions)
     if model.engine == "transformers":
-        outputs = [{"name": "predictions", "datatype": "BYTES", "shape": [rows],
-                    "data": [orjson.dumps(p).decode() for p in answer.predictions]}]  # fmt: skip
+        outputs = [
+            {
+                "name": "predictions",
+                "datatype": "BYTES",
+                "shape": [rows],
+                "data": [orjson.dumps(p).decode() for p in answer.predictions],
+            }
+        ]
     else:
         kind = "INT64" if all(isinstance(p, int) for p in answer.predictions) else "BYTES"
-        outputs = [{"name": "predictions", "datatype": kind, "shape": [rows],
-                    "data": answer.predictions}]  # fmt: skip
+        outputs = [
+            {"name": "predictions", "datatype": kind, "shape": [rows], "data": answer.predictions}
+        ]
         if answer.probabilities is not None:
-            outputs.append({"name": "probabilities", "datatype": "FP64",
-                            "shape": list(answer.probabilities.shape),
-                            "data": answer.probabilities.ravel().tolist()})  # fmt: skip
+            outputs.append(
+                {
+                    "name": "probabilities",
+                    "datatype": "FP64",
+                    "shape": list(answer.probabilities.shape),
+                    "data": answer.probabilities.ravel().tolist(),
+                }
+            )
     return orjson.dumps(
-        {"model_name": model.name, "model_version": model.version, "id": request_id,
-         "parameters": {"mlflow_run_id": model.run_id}, "outputs": outputs},
+        {
+            "model_name": model.name,
+            "model_version": model.version,
+            "id": request_id,
+            "parameters": {"mlflow_run_id": model.run_id},
+            "outputs": outputs,
+        },
         option=orjson.OPT_SERIALIZE_NUMPY,
-    )  # fmt: skip
+    )

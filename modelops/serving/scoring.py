@@ -92,8 +92,10 @@ def conform(frame: pd.DataFrame, schema: Any) -> pd.DataFrame:
 
     inputs = getattr(schema, "inputs", schema)
     specs = getattr(inputs, "inputs", inputs)
-    columns = [Column(s.name, getattr(s.type, "name", str(s.type)), getattr(s, "required", True))
-               for s in specs]  # fmt: skip
+    columns = [
+        Column(s.name, getattr(s.type, "name", str(s.type)), getattr(s, "required", True))
+        for s in specs
+    ]
     return conform_columns(frame, columns)
 
 
@@ -122,7 +124,8 @@ def conform_columns(
     extra = [str(c) for c in frame.columns if c not in set(expected)] if refuse_extra else []
     if missing or extra:
         parts = ([f"missing input column(s) {missing}"] if missing else []) + (
-            [f"unexpected column(s) {extra}"] if extra else [])  # fmt: skip
+            [f"unexpected column(s) {extra}"] if extra else []
+        )
         message = "; ".join(parts)
         raise ConfigurationError(
             f"{message[0].upper()}{message[1:]}; the model expects {expected}."
@@ -244,5 +247,10 @@ def score_file(
     out["mlflow_run_id"] = target.run_id
     seconds = time.monotonic() - started
     write_table(out, output_uri)
-    return {"target": "local", "rows": len(out), "output": output_uri, "version": target.version,
-            "seconds": round(seconds, 3)}  # fmt: skip
+    return {
+        "target": "local",
+        "rows": len(out),
+        "output": output_uri,
+        "version": target.version,
+        "seconds": round(seconds, 3),
+    }

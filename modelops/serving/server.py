@@ -68,19 +68,25 @@ def prepare(
     env = os.environ.get
     telemetry = TelemetryConfig(
         enabled=env(DISABLE_TELEMETRY_ENV, "").lower() not in ("1", "true", "yes"),
-        tracking_uri=settings.resolved_tracking_uri, experiment_name=settings.experiment_name,
+        tracking_uri=settings.resolved_tracking_uri,
+        experiment_name=settings.experiment_name,
         artifact_location=settings.default_artifact_location,
         sample_dir=sample_dir or env("MODELOPS_SERVE_SAMPLE_DIR") or None,
         sample_rate=sample_rate,
         flush_seconds=float(env("MODELOPS_SERVE_FLUSH_SECONDS", 5)),
         flush_every=int(env("MODELOPS_SERVE_FLUSH_EVERY", 1000)),
         max_buffered=int(env("MODELOPS_SERVE_MAX_BUFFERED", 50_000)),
-    )  # fmt: skip
+    )
     return ServeConfig(
-        model_dir=str(folder), name=model_name, version=number, alias=alias,
-        run_id=version.run_id, fast_path=fast_path, telemetry=telemetry,
+        model_dir=str(folder),
+        name=model_name,
+        version=number,
+        alias=alias,
+        run_id=version.run_id,
+        fast_path=fast_path,
+        telemetry=telemetry,
         max_body_bytes=max_body_bytes or int(env_limit or 16 * 1024 * 1024),
-    )  # fmt: skip
+    )
 
 
 def exec_server(config: ServeConfig, host: str, port: int, workers: int) -> None:
@@ -90,8 +96,20 @@ def exec_server(config: ServeConfig, host: str, port: int, workers: int) -> None
     os.environ[CONFIG_ENV] = str(path)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "modelops.serving.server", "--host", host,
-                              "--port", str(port), "--workers", str(workers)])  # fmt: skip
+    os.execv(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "modelops.serving.server",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,9 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigurationError(f"{CONFIG_ENV} is not set: start the server with modelops serve.")
     if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="modelops-metrics-")
-    uvicorn.run("modelops.serving.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10)  # fmt: skip
+    uvicorn.run(
+        "modelops.serving.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
     return 0
 
 

@@ -74,12 +74,15 @@ class Prometheus:
         self.requests = Counter("modelops_requests", "Scoring requests", [*labels, "code"], **kw)
         self.rows = Counter("modelops_rows", "Rows scored", labels, **kw)
         self.latency = Histogram(
-            "modelops_request_seconds", "Time to answer a scoring request", labels,
+            "modelops_request_seconds",
+            "Time to answer a scoring request",
+            labels,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             **kw,
-        )  # fmt: skip
-        self.dropped = Counter("modelops_telemetry_dropped", "Requests whose telemetry was lost",
-                               labels, **kw)  # fmt: skip
+        )
+        self.dropped = Counter(
+            "modelops_telemetry_dropped", "Requests whose telemetry was lost", labels, **kw
+        )
         self.model_labels = (model.name, model.version)
 
     def observe(self, seconds: float, rows: int, status: int) -> None:
@@ -121,8 +124,15 @@ class Telemetry:
             self._thread = threading.Thread(target=self._loop, name="telemetry", daemon=True)
             self._thread.start()
 
-    def record(self, seconds: float, rows: int, status: int, answer: Answer | None = None,
-               inputs: pd.DataFrame | None = None, request_id: str | None = None) -> None:  # fmt: skip
+    def record(
+        self,
+        seconds: float,
+        rows: int,
+        status: int,
+        answer: Answer | None = None,
+        inputs: pd.DataFrame | None = None,
+        request_id: str | None = None,
+    ) -> None:
         """Count a request (called on the request path: only appends)."""
         self.metrics.observe(seconds, rows, status)
         if not self.config.enabled:
@@ -186,8 +196,12 @@ class Telemetry:
                 self.dropped += lost
             if lost:
                 self.metrics.dropped.labels(*self.metrics.model_labels).inc(lost)
-            log.warning("telemetry not logged to MLflow (%s): %s request(s) buffered, %s lost "
-                        "so far", type(exc).__name__, len(kept), self.dropped)  # fmt: skip
+            log.warning(
+                "telemetry not logged to MLflow (%s): %s request(s) buffered, %s lost so far",
+                type(exc).__name__,
+                len(kept),
+                self.dropped,
+            )
         samples = [r.sample for r in records if r.sample is not None]
         if samples:
             with contextlib.suppress(Exception):
@@ -207,9 +221,13 @@ class Telemetry:
 
     def describe(self) -> dict[str, Any]:
         """What ``/version`` says about telemetry."""
-        return {"enabled": self.config.enabled, "logged_requests": self.logged,
-                "dropped_requests": self.dropped, "batches": self.batches,
-                "mlflow_run_id": self._shipper.run_id if self._shipper else None}  # fmt: skip
+        return {
+            "enabled": self.config.enabled,
+            "logged_requests": self.logged,
+            "dropped_requests": self.dropped,
+            "batches": self.batches,
+            "mlflow_run_id": self._shipper.run_id if self._shipper else None,
+        }
 
 
 def _sampled(rate: float) -> bool:
@@ -224,13 +242,15 @@ def _aggregate(records: list[Record], dropped: int, logged: int) -> dict[str, fl
     ok = [r for r in records if r.status < 400]
     latency = np.asarray([r.seconds * 1000 for r in ok]) if ok else np.zeros(1)
     metrics: dict[str, float] = {
-        "requests": len(records), "errors": len(records) - len(ok),
+        "requests": len(records),
+        "errors": len(records) - len(ok),
         "rows": float(sum(r.rows for r in ok)),
         "latency_ms.p50": float(np.percentile(latency, 50)),
         "latency_ms.p95": float(np.percentile(latency, 95)),
-        "latency_ms.max": float(latency.max()), "latency_ms.mean": float(latency.mean()),
+        "latency_ms.max": float(latency.max()),
+        "latency_ms.mean": float(latency.mean()),
         "telemetry.dropped_requests": float(dropped),
-    }  # fmt: skip
+    }
     candidates: Counter[str] = Counter()
     dominant: Counter[str] = Counter()
     for r in ok:
@@ -294,11 +314,14 @@ class _Shipper:
         uri = config.tracking_uri or ""
         tags = {
             "mlflow.runName": f"serving-{model.name}-v{model.version}-{os.getpid()}",
-            "modelops.flow": "serving", "modelops.model_name": model.name,
-            "modelops.model_version": model.version, "modelops.training_run_id": model.run_id or "",
-            "inference.engine_id": engine_id(model), "inference.environment": config.environment
-            or environment_tag(), "modelops.pid": str(os.getpid()),
-        }  # fmt: skip
+            "modelops.flow": "serving",
+            "modelops.model_name": model.name,
+            "modelops.model_version": model.version,
+            "modelops.training_run_id": model.run_id or "",
+            "inference.engine_id": engine_id(model),
+            "inference.environment": config.environment or environment_tag(),
+            "modelops.pid": str(os.getpid()),
+        }
         if uri.startswith(("http://", "https://")):
             return _rest_shipper(uri, config.experiment_name, tags)
         return _client_shipper(uri, config.experiment_name, tags, config.artifact_location)
@@ -314,8 +337,12 @@ def engine_id(model: ServedModel) -> str:
     """Which server and engine answered, with versions (``modelops-serve/onnx-1.32.0``...)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    package = {"onnx": "onnxruntime", "sklearn": "scikit-learn", "transformers": "transformers",
-               "pyfunc": "mlflow"}.get(model.engine, model.engine)  # fmt: skip
+    package = {
+        "onnx": "onnxruntime",
+        "sklearn": "scikit-learn",
+        "transformers": "transformers",
+        "pyfunc": "mlflow",
+    }.get(model.engine, model.engine)
     try:
         return f"modelops-serve/{model.engine}-{version(package)}"
     except PackageNotFoundError:
@@ -338,8 +365,12 @@ def _rest_shipper(uri: str, experiment: str, tags: dict[str, str]) -> _Shipper:
     headers = {}
     if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
         headers["Authorization"] = f"Bearer {token}"
-    client = httpx.Client(base_url=base.rstrip("/") + "/api/2.0/mlflow", timeout=10,
-                          auth=(user, password) if user and password else None, headers=headers)  # fmt: skip
+    client = httpx.Client(
+        base_url=base.rstrip("/") + "/api/2.0/mlflow",
+        timeout=10,
+        auth=(user, password) if user and password else None,
+        headers=headers,
+    )
 
     def call(method: str, path: str, **kw: Any) -> dict[str, Any]:
         response = client.request(method, path, **kw)
@@ -353,20 +384,38 @@ def _rest_shipper(uri: str, experiment: str, tags: dict[str, str]) -> _Shipper:
     if experiment_id is None:
         created = call("POST", "/experiments/create", json={"name": experiment})
         experiment_id = created["experiment_id"]
-    run = call("POST", "/runs/create", json={
-        "experiment_id": experiment_id, "start_time": int(time.time() * 1000),
-        "run_name": tags["mlflow.runName"], "tags": [{"key": k, "value": v} for k, v in tags.items()],
-    })  # fmt: skip
+    run = call(
+        "POST",
+        "/runs/create",
+        json={
+            "experiment_id": experiment_id,
+            "start_time": int(time.time() * 1000),
+            "run_name": tags["mlflow.runName"],
+            "tags": [{"key": k, "value": v} for k, v in tags.items()],
+        },
+    )
     run_id = run["run"]["info"]["run_id"]
 
     def log_batch(step: int, metrics: dict[str, float]) -> None:
         now = int(time.time() * 1000)
-        call("POST", "/runs/log-batch", json={"run_id": run_id, "metrics": [
-            {"key": k, "value": v, "timestamp": now, "step": step} for k, v in metrics.items()]})  # fmt: skip
+        call(
+            "POST",
+            "/runs/log-batch",
+            json={
+                "run_id": run_id,
+                "metrics": [
+                    {"key": k, "value": v, "timestamp": now, "step": step}
+                    for k, v in metrics.items()
+                ],
+            },
+        )
 
     def finish() -> None:
-        call("POST", "/runs/update", json={"run_id": run_id, "status": "FINISHED",
-                                           "end_time": int(time.time() * 1000)})  # fmt: skip
+        call(
+            "POST",
+            "/runs/update",
+            json={"run_id": run_id, "status": "FINISHED", "end_time": int(time.time() * 1000)},
+        )
 
     return _Shipper(log_batch, finish, run_id)
 

@@ -79,12 +79,22 @@ def resolve_watched(client: MlflowClient, name: str, ref: str) -> Watched:
     model, mlmodel = load_sklearn(client, name, str(mv.version))
     metadata = mlmodel.metadata or {}
     profile, sample = _reference(client, mv, model, metadata.get("target"))
-    return Watched(name, str(mv.version), str(mv.run_id), model, metadata.get("target"),
-                   metadata.get("positive_label"), profile, sample, metrics)  # fmt: skip
+    return Watched(
+        name,
+        str(mv.version),
+        str(mv.run_id),
+        model,
+        metadata.get("target"),
+        metadata.get("positive_label"),
+        profile,
+        sample,
+        metrics,
+    )
 
 
-def _watched_text(client: MlflowClient, mv: Any, parent: str | None,
-                  metrics: dict[str, float]) -> Watched:  # fmt: skip
+def _watched_text(
+    client: MlflowClient, mv: Any, parent: str | None, metrics: dict[str, float]
+) -> Watched:
     """A text classifier: its pipeline and the text reference on its flow's parent run."""
     import mlflow.transformers
 
@@ -107,8 +117,19 @@ def _watched_text(client: MlflowClient, mv: Any, parent: str | None,
     local = download_version(client, mv.name, str(mv.version))
     pipe = mlflow.transformers.load_model(str(local), return_type="pipeline")
     labels = list(profile["prediction_labels"]["labels"])
-    return Watched(mv.name, str(mv.version), str(mv.run_id), pipe, LABEL_COLUMN, None, profile,
-                   None, metrics, kind="text", labels=labels)  # fmt: skip
+    return Watched(
+        mv.name,
+        str(mv.version),
+        str(mv.run_id),
+        pipe,
+        LABEL_COLUMN,
+        None,
+        profile,
+        None,
+        metrics,
+        kind="text",
+        labels=labels,
+    )
 
 
 def _text_predictions(watched: Watched, texts: Any) -> tuple[Any, list[str]]:
@@ -116,8 +137,11 @@ def _text_predictions(watched: Watched, texts: Any) -> tuple[Any, list[str]]:
 
     items = [t if isinstance(t, str) else "" for t in texts]
     limit = min(512, int(getattr(watched.model.model.config, "max_position_embeddings", 512)))
-    results = (watched.model(items, top_k=None, batch_size=64, truncation=True, max_length=limit)
-               if items else [])  # fmt: skip
+    results = (
+        watched.model(items, top_k=None, batch_size=64, truncation=True, max_length=limit)
+        if items
+        else []
+    )
     labels = watched.labels or []
     proba = np.zeros((len(items), len(labels)))
     for row, scores in enumerate(results):
@@ -183,8 +207,13 @@ def _reference_from_training_data(
     return profile, sample
 
 
-def read_window(data_path: str | None, sample_dir: str | None, name: str, version: str,
-                max_rows: int | None = None) -> pd.DataFrame:  # fmt: skip
+def read_window(
+    data_path: str | None,
+    sample_dir: str | None,
+    name: str,
+    version: str,
+    max_rows: int | None = None,
+) -> pd.DataFrame:
     """The recent inputs to check: a file/URI, or what the model server sampled for this
     version (``<sample_dir>/<model>/v<N>/*.parquet``, newest rows last)."""
     import pandas as pd
@@ -216,9 +245,13 @@ def features_of(watched: Watched, frame: pd.DataFrame) -> pd.DataFrame:
     from modelops.data import DatasetSchema, FeatureSpec
     from modelops.training import feature_frame
 
-    schema = DatasetSchema(target=watched.target or "__target__", features={
-        n: FeatureSpec(kind=f["kind"], nullable=True) for n, f in watched.profile["features"].items()
-    })  # fmt: skip
+    schema = DatasetSchema(
+        target=watched.target or "__target__",
+        features={
+            n: FeatureSpec(kind=f["kind"], nullable=True)
+            for n, f in watched.profile["features"].items()
+        },
+    )
     return feature_frame(frame, schema)
 
 
@@ -261,8 +294,12 @@ def metric_key(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z_\-. /]", "_", text)[:200] or "_"
 
 
-def record_check(ctx: tracking.TrackingContext, watched: Watched,
-                 result: monitoring.CheckResult, figure: Any = None) -> None:  # fmt: skip
+def record_check(
+    ctx: tracking.TrackingContext,
+    watched: Watched,
+    result: monitoring.CheckResult,
+    figure: Any = None,
+) -> None:
     """The check's MLflow run: metrics (one point per check, so the UI plots the trend),
     verdict tags, the full result as JSON, and the chart."""
     metrics: dict[str, float] = {"rows": result.rows, "breaches": len(result.breaches)}
@@ -274,26 +311,41 @@ def record_check(ctx: tracking.TrackingContext, watched: Watched,
         metrics["prediction_psi"] = result.prediction_psi
     metrics.update({f"current.{k}": v for k, v in result.performance.items()})
     tracking.log_metrics(ctx, ctx.parent_run_id, metrics)
-    tracking.set_tags(ctx, ctx.parent_run_id, {
-        "modelops.monitored_model": watched.name, "modelops.monitored_version": watched.version,
-        "modelops.verdict": "degraded" if result.degraded else "ok",
-        **({"modelops.breaches": "; ".join(result.breaches)[:4900]} if result.breaches else {}),
-    })  # fmt: skip
+    tracking.set_tags(
+        ctx,
+        ctx.parent_run_id,
+        {
+            "modelops.monitored_model": watched.name,
+            "modelops.monitored_version": watched.version,
+            "modelops.verdict": "degraded" if result.degraded else "ok",
+            **({"modelops.breaches": "; ".join(result.breaches)[:4900]} if result.breaches else {}),
+        },
+    )
     tracking.log_json(ctx, ctx.parent_run_id, result.as_dict(), "monitoring/result.json")
     if figure is not None:
         tracking.log_figures(ctx, ctx.parent_run_id, {"monitoring/worst_feature.png": figure})
 
 
-def mark_degraded(client: MlflowClient, ctx: tracking.TrackingContext, watched: Watched,
-                  result: monitoring.CheckResult, actor: str | None = None) -> AuditEvent:  # fmt: skip
+def mark_degraded(
+    client: MlflowClient,
+    ctx: tracking.TrackingContext,
+    watched: Watched,
+    result: monitoring.CheckResult,
+    actor: str | None = None,
+) -> AuditEvent:
     """Put the breach on the version: a tag anyone filtering versions sees, and an audit entry."""
     from modelops.registry.audit import write_event
 
     summary = "; ".join(result.breaches)
     client.set_model_version_tag(watched.name, watched.version, DEGRADED_TAG, summary[:4900])
-    event = AuditEvent(action="degraded", actor=ctx.actor(actor), reason=summary[:2000],
-                       flow_run_id=ctx.flow_run_id, mlflow_run_id=ctx.parent_run_id,
-                       metrics={k: v for k, v in result.performance.items()})  # fmt: skip
+    event = AuditEvent(
+        action="degraded",
+        actor=ctx.actor(actor),
+        reason=summary[:2000],
+        flow_run_id=ctx.flow_run_id,
+        mlflow_run_id=ctx.parent_run_id,
+        metrics={k: v for k, v in result.performance.items()},
+    )
     return write_event(client, watched.name, watched.version, event)
 
 

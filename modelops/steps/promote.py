@@ -14,14 +14,23 @@ from modelops.types import Candidate, PromotionResult, RollbackResult
 
 
 def _refuse(
-    ctx: tracking.TrackingContext, candidate: Candidate, reason: str, actor: str | None,
+    ctx: tracking.TrackingContext,
+    candidate: Candidate,
+    reason: str,
+    actor: str | None,
     metrics: dict[str, float] | None = None,
-) -> PromotionRefused:  # fmt: skip
+) -> PromotionRefused:
     """Record a refusal on the version and the MLflow run; return the error to raise."""
     policy.record_refusal(
-        ctx.client(), candidate.name, candidate.version, reason=reason, actor=ctx.actor(actor),
-        flow_run_id=ctx.flow_run_id, metrics=metrics, mlflow_run_id=ctx.parent_run_id,
-    )  # fmt: skip
+        ctx.client(),
+        candidate.name,
+        candidate.version,
+        reason=reason,
+        actor=ctx.actor(actor),
+        flow_run_id=ctx.flow_run_id,
+        metrics=metrics,
+        mlflow_run_id=ctx.parent_run_id,
+    )
     tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.promotion": "refused"})
     return PromotionRefused(reason)
 
@@ -58,8 +67,13 @@ def resolve_candidate(
     client = ctx.client()
     mv = resolve_version(client, model_name, version)
     state = AliasState.read(client, model_name)
-    candidate = Candidate(name=model_name, version=str(mv.version), run_id=mv.run_id,
-                          champion=state.production, staging=state.staging)  # fmt: skip
+    candidate = Candidate(
+        name=model_name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        champion=state.production,
+        staging=state.staging,
+    )
     if state.production == candidate.version:
         return candidate  # already the champion: promotion will be a no-op
     try:
@@ -67,8 +81,11 @@ def resolve_candidate(
             candidate.staging_override = override_staging_reason
     except PromotionRefused as exc:
         raise _refuse(ctx, candidate, str(exc), actor) from None
-    tracking.log_params(ctx, ctx.parent_run_id, {"candidate_version": candidate.version,
-                                                 "champion_version": state.production or "none"})  # fmt: skip
+    tracking.log_params(
+        ctx,
+        ctx.parent_run_id,
+        {"candidate_version": candidate.version, "champion_version": state.production or "none"},
+    )
     return candidate
 
 
@@ -150,18 +167,33 @@ def promote_candidate(
     if candidate.staging_override:
         basis += f"; not staged, promoted by override ({candidate.staging_override})"
     change = policy.promote_to_production(
-        ctx.client(), candidate.name, candidate.version, actor=ctx.actor(actor), reason=reason,
-        flow_run_id=ctx.flow_run_id, basis=basis,
+        ctx.client(),
+        candidate.name,
+        candidate.version,
+        actor=ctx.actor(actor),
+        reason=reason,
+        flow_run_id=ctx.flow_run_id,
+        basis=basis,
         metrics=comparison.decisive_metrics() if comparison else {},
-        archive_existing=archive_existing, override_reason=candidate.staging_override,
-        expected_champion=candidate.champion, mlflow_run_id=ctx.parent_run_id,
-    )  # fmt: skip
-    tracking.set_tags(ctx, ctx.parent_run_id, {
-        "modelops.promotion": "promoted" if change.changed else "unchanged",
-        f"modelops.alias.{PRODUCTION}": change.version,
-    })  # fmt: skip
-    return PromotionResult(name=change.name, version=change.version,
-                           previous_production=change.previous_production, changed=change.changed)  # fmt: skip
+        archive_existing=archive_existing,
+        override_reason=candidate.staging_override,
+        expected_champion=candidate.champion,
+        mlflow_run_id=ctx.parent_run_id,
+    )
+    tracking.set_tags(
+        ctx,
+        ctx.parent_run_id,
+        {
+            "modelops.promotion": "promoted" if change.changed else "unchanged",
+            f"modelops.alias.{PRODUCTION}": change.version,
+        },
+    )
+    return PromotionResult(
+        name=change.name,
+        version=change.version,
+        previous_production=change.previous_production,
+        changed=change.changed,
+    )
 
 
 def promotion_summary(
@@ -170,12 +202,15 @@ def promotion_summary(
     """The promotion as markdown for people."""
     return (
         f"**{result.name}@production → version {result.version}**"
-        + (f" (was {result.previous_production}, kept as `previous-production`)"
-           if result.previous_production else " (first production version)")
+        + (
+            f" (was {result.previous_production}, kept as `previous-production`)"
+            if result.previous_production
+            else " (first production version)"
+        )
         + ("" if result.changed else " — already in production, nothing changed")
         + f"\n\n- actor: {actor}\n- reason: {reason}\n"
         + (f"- staging override: {override}\n" if override else "")
-    )  # fmt: skip
+    )
 
 
 def rollback_model(
@@ -187,11 +222,20 @@ def rollback_model(
         PromotionRefused: nothing to roll back to, or no reason given.
     """
     change = policy.rollback_production(
-        ctx.client(), model_name, actor=ctx.actor(actor), reason=reason,
-        flow_run_id=ctx.flow_run_id, mlflow_run_id=ctx.parent_run_id,
-    )  # fmt: skip
-    tracking.set_tags(ctx, ctx.parent_run_id, {
-        "modelops.rollback": f"{change.previous_production} -> {change.version}",
-    })  # fmt: skip
-    return RollbackResult(name=model_name, version=change.version,
-                          rolled_back=change.previous_production)  # fmt: skip
+        ctx.client(),
+        model_name,
+        actor=ctx.actor(actor),
+        reason=reason,
+        flow_run_id=ctx.flow_run_id,
+        mlflow_run_id=ctx.parent_run_id,
+    )
+    tracking.set_tags(
+        ctx,
+        ctx.parent_run_id,
+        {
+            "modelops.rollback": f"{change.previous_production} -> {change.version}",
+        },
+    )
+    return RollbackResult(
+        name=model_name, version=change.version, rolled_back=change.previous_production
+    )

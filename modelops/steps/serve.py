@@ -23,10 +23,19 @@ def resolve_serving_version(
     client = ctx.client()
     mv = resolve_version(client, model_name, version)
     payload, rows, flavors = scoring.example_and_flavors(client, model_name, str(mv.version))
-    tracking.log_params(ctx, ctx.parent_run_id, {"resolved_version": str(mv.version),
-                                                 "model_run_id": mv.run_id or ""})  # fmt: skip
-    return ServingTarget(name=model_name, version=str(mv.version), run_id=mv.run_id,
-                         payload=payload, rows=rows, flavors=flavors)  # fmt: skip
+    tracking.log_params(
+        ctx,
+        ctx.parent_run_id,
+        {"resolved_version": str(mv.version), "model_run_id": mv.run_id or ""},
+    )
+    return ServingTarget(
+        name=model_name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        payload=payload,
+        rows=rows,
+        flavors=flavors,
+    )
 
 
 def deploy_to_kubernetes(
@@ -51,8 +60,9 @@ def deploy_to_kubernetes(
     """
     deployment, service = manifests.render_serving(spec)
     for manifest in (deployment, service):  # what is logged refers to the Secret, never holds it
-        tracking.log_json(ctx, ctx.parent_run_id, manifest,
-                          f"manifests/{manifest['kind'].lower()}.json")  # fmt: skip
+        tracking.log_json(
+            ctx, ctx.parent_run_id, manifest, f"manifests/{manifest['kind'].lower()}.json"
+        )
     credentials = manifests.tracking_credentials(pods_tracking_uri or ctx.tracking_uri)
     secret = None
     if (
@@ -60,18 +70,37 @@ def deploy_to_kubernetes(
         and credentials
     ):
         secret = manifests.render_credentials_secret(spec, credentials)
-    outcome = rollout.deploy_serving(cluster, spec, target.payload, target.rows, timeout_seconds,
-                                     poll_seconds, log=log, secret=secret)  # fmt: skip
-    tracking.log_metrics(ctx, ctx.parent_run_id, {
-        "apply_seconds": outcome.apply_seconds, "rollout_seconds": outcome.rollout_seconds,
-        "smoke_seconds": outcome.smoke_seconds,
-    })  # fmt: skip
+    outcome = rollout.deploy_serving(
+        cluster,
+        spec,
+        target.payload,
+        target.rows,
+        timeout_seconds,
+        poll_seconds,
+        log=log,
+        secret=secret,
+    )
+    tracking.log_metrics(
+        ctx,
+        ctx.parent_run_id,
+        {
+            "apply_seconds": outcome.apply_seconds,
+            "rollout_seconds": outcome.rollout_seconds,
+            "smoke_seconds": outcome.smoke_seconds,
+        },
+    )
     return DeploymentRecord(
-        target="kubernetes", version=outcome.version, previous_version=outcome.previous_version,
+        target="kubernetes",
+        version=outcome.version,
+        previous_version=outcome.previous_version,
         url=f"http://{outcome.name}.{outcome.namespace}.svc.cluster.local/invocations",
-        namespace=outcome.namespace, deployment=outcome.name, service=outcome.name,
-        image=spec.image, action=outcome.deployment_action, cluster=cluster.source,
-    )  # fmt: skip
+        namespace=outcome.namespace,
+        deployment=outcome.name,
+        service=outcome.name,
+        image=spec.image,
+        action=outcome.deployment_action,
+        cluster=cluster.source,
+    )
 
 
 def deploy_locally(
@@ -87,8 +116,9 @@ def deploy_locally(
         DeploymentFailed: the new server failed; the old one (if any) keeps serving.
     """
     settings = get_settings()
-    record, timings = local.serve_locally(settings.home_dir, settings.resolved_tracking_uri,
-                                          target, workers, timeout_seconds, server)  # fmt: skip
+    record, timings = local.serve_locally(
+        settings.home_dir, settings.resolved_tracking_uri, target, workers, timeout_seconds, server
+    )
     tracking.log_metrics(ctx, ctx.parent_run_id, timings)
     return record
 
@@ -97,20 +127,33 @@ def record_deployment(
     ctx: tracking.TrackingContext, target: ServingTarget, record: DeploymentRecord
 ) -> DeploymentRecord:
     """Write the deployment record to MLflow and tag the version with where it is served."""
-    record = record.model_copy(update={
-        "time": datetime.now(UTC).isoformat(), "flow_run_id": ctx.flow_run_id,
-        "mlflow_run_id": ctx.parent_run_id, "example": scoring.first_row(target.payload),
-    })  # fmt: skip
+    record = record.model_copy(
+        update={
+            "time": datetime.now(UTC).isoformat(),
+            "flow_run_id": ctx.flow_run_id,
+            "mlflow_run_id": ctx.parent_run_id,
+            "example": scoring.first_row(target.payload),
+        }
+    )
     data = record.model_dump(mode="json")
     tracking.log_json(ctx, ctx.parent_run_id, data, "deployment.json")
-    tracking.log_params(ctx, ctx.parent_run_id, {
-        f"deployment.{k}": v for k, v in data.items()
-        if k in ("target", "namespace", "deployment", "image", "url")
-    })  # fmt: skip
-    where = (f"kubernetes.{data['namespace']}.{data['deployment']}"
-             if record.target == "kubernetes" else "local")  # fmt: skip
-    ctx.client().set_model_version_tag(target.name, target.version, f"modelops.deployed.{where}",
-                                       json.dumps(data, default=str))  # fmt: skip
+    tracking.log_params(
+        ctx,
+        ctx.parent_run_id,
+        {
+            f"deployment.{k}": v
+            for k, v in data.items()
+            if k in ("target", "namespace", "deployment", "image", "url")
+        },
+    )
+    where = (
+        f"kubernetes.{data['namespace']}.{data['deployment']}"
+        if record.target == "kubernetes"
+        else "local"
+    )
+    ctx.client().set_model_version_tag(
+        target.name, target.version, f"modelops.deployed.{where}", json.dumps(data, default=str)
+    )
     return record
 
 
@@ -137,9 +180,17 @@ def run_scoring_job(
     outcome = rollout.job_outcome(cluster, job, timeout_seconds, poll_seconds)
     tracking.log_metrics(ctx, ctx.parent_run_id, {"job_seconds": outcome.seconds})
     name = job["metadata"]["name"]
-    record = {"target": "kubernetes", "namespace": spec.namespace, "job": name, "action": action,
-              "succeeded": outcome.ready, "input": input_uri, "output": output_uri,
-              "version": spec.version, "cluster": cluster.source}  # fmt: skip
+    record = {
+        "target": "kubernetes",
+        "namespace": spec.namespace,
+        "job": name,
+        "action": action,
+        "succeeded": outcome.ready,
+        "input": input_uri,
+        "output": output_uri,
+        "version": spec.version,
+        "cluster": cluster.source,
+    }
     tracking.log_json(ctx, ctx.parent_run_id, record, "batch_scoring.json")
     if not outcome.ready:
         raise DeploymentFailed(
@@ -155,8 +206,13 @@ def score_file_locally(
     """Score a CSV/Parquet file in this process; every output row names its version and run."""
     result = scoring.score_file(ctx.client(), target, input_uri, output_uri)
     seconds = result["seconds"]
-    tracking.log_metrics(ctx, ctx.parent_run_id, {
-        "rows": result["rows"], "latency_ms_total": seconds * 1000,
-        "latency_ms_per_row": seconds * 1000 / max(result["rows"], 1),
-    })  # fmt: skip
+    tracking.log_metrics(
+        ctx,
+        ctx.parent_run_id,
+        {
+            "rows": result["rows"],
+            "latency_ms_total": seconds * 1000,
+            "latency_ms_per_row": seconds * 1000 / max(result["rows"], 1),
+        },
+    )
     return result

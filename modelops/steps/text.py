@@ -19,9 +19,14 @@ from modelops.types import LoggedModel, TextData
 
 
 def load_text_dataset(
-    ctx: tracking.TrackingContext, data_path: str | None, text_col: str, label_col: str,
-    labels: list[str] | None, test_size: float, seed: int,
-) -> TextData:  # fmt: skip
+    ctx: tracking.TrackingContext,
+    data_path: str | None,
+    text_col: str,
+    label_col: str,
+    labels: list[str] | None,
+    test_size: float,
+    seed: int,
+) -> TextData:
     """Read and validate the labelled texts (class balance report kept), then split them.
 
     Raises:
@@ -35,15 +40,15 @@ def load_text_dataset(
         try:
             report = text_training.validate_texts(frame, text_col, label_col, labels)
         except DataValidationError as exc:
-            tracking.log_json(ctx, run_id, exc.report or {"failures": exc.failures},
-                              "validation/report.json")  # fmt: skip
+            tracking.log_json(
+                ctx, run_id, exc.report or {"failures": exc.failures}, "validation/report.json"
+            )
             raise
         tracking.log_json(ctx, run_id, report, "validation/report.json")
         for run in (run_id, ctx.parent_run_id):
             tracking.log_dataset(ctx, run, describe_dataset(frame, uri, label_col), "training")
         known = labels or sorted(report["balance"])
-        return text_training.split_texts(frame, text_col, label_col, known, report, test_size,
-                                         seed)  # fmt: skip
+        return text_training.split_texts(frame, text_col, label_col, known, report, test_size, seed)
 
 
 def balance_markdown(report: dict[str, Any]) -> str:
@@ -54,29 +59,44 @@ def balance_markdown(report: dict[str, Any]) -> str:
 
 
 def fine_tune_text_model(
-    ctx: tracking.TrackingContext, data: TextData, base_model: str | None, revision: str | None,
-    config: text_training.FineTuneConfig, seed: int,
-) -> tuple[text_training.FineTuned, LoggedModel]:  # fmt: skip
+    ctx: tracking.TrackingContext,
+    data: TextData,
+    base_model: str | None,
+    revision: str | None,
+    config: text_training.FineTuneConfig,
+    seed: int,
+) -> tuple[text_training.FineTuned, LoggedModel]:
     """Fine-tune a sequence classifier from a base model directory or hub id, and log it."""
     base = base_model or text_training.default_base_model()
     with tracking.child_run(ctx, "fine_tune_text_model") as run_id:
         tokenizer, model = text_training.load_base(base, revision, data.labels)
-        tracking.log_params(ctx, run_id, {"base_model": base, "revision": revision or "",
-                                          **config.model_dump()})  # fmt: skip
-        tuned = text_training.fine_tune(tokenizer, model, data.train_texts, data.train_targets,
-                                        data.labels, config, seed)  # fmt: skip
-        tracking.log_metrics(ctx, run_id, {"train_samples_per_second": tuned.samples_per_second,
-                                           "train_seconds": tuned.seconds,
-                                           "final_loss": tuned.losses[-1]})  # fmt: skip
-        logged = text_models.log_text_model(ctx, run_id, tuned, data.test_texts[:3],
-                                            metadata={"base_model": base})  # fmt: skip
+        tracking.log_params(
+            ctx, run_id, {"base_model": base, "revision": revision or "", **config.model_dump()}
+        )
+        tuned = text_training.fine_tune(
+            tokenizer, model, data.train_texts, data.train_targets, data.labels, config, seed
+        )
+        tracking.log_metrics(
+            ctx,
+            run_id,
+            {
+                "train_samples_per_second": tuned.samples_per_second,
+                "train_seconds": tuned.seconds,
+                "final_loss": tuned.losses[-1],
+            },
+        )
+        logged = text_models.log_text_model(
+            ctx, run_id, tuned, data.test_texts[:3], metadata={"base_model": base}
+        )
     return tuned, logged
 
 
 def evaluate_text_model(
-    ctx: tracking.TrackingContext, tuned: text_training.FineTuned, data: TextData,
+    ctx: tracking.TrackingContext,
+    tuned: text_training.FineTuned,
+    data: TextData,
     thresholds: dict[str, float],
-) -> tuple[GateDecision, dict[str, Any]]:  # fmt: skip
+) -> tuple[GateDecision, dict[str, Any]]:
     """Accuracy, macro-F1, per-class precision/recall and the confusion matrix; then the
     gate's decision (recorded, not yet enforced)."""
     with tracking.child_run(ctx, "evaluate_text_model") as run_id:
@@ -103,10 +123,16 @@ def record_text_reference(
 
 
 def log_pretrained_snapshot(
-    ctx: tracking.TrackingContext, source: str, revision: str | None, task: str,
-    labels: list[str] | None, description: str, tags: dict[str, str],
-) -> tuple[LoggedModel, dict[str, Any]]:  # fmt: skip
+    ctx: tracking.TrackingContext,
+    source: str,
+    revision: str | None,
+    task: str,
+    labels: list[str] | None,
+    description: str,
+    tags: dict[str, str],
+) -> tuple[LoggedModel, dict[str, Any]]:
     """Load an existing snapshot and log it with a model-metadata.json artifact (no training)."""
     with tracking.child_run(ctx, "log_pretrained_snapshot") as run_id:
-        return text_models.log_pretrained(ctx, run_id, source, revision, task, labels,
-                                          description, tags)  # fmt: skip
+        return text_models.log_pretrained(
+            ctx, run_id, source, revision, task, labels, description, tags
+        )

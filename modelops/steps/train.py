@@ -70,19 +70,32 @@ def use_frame(
     if ctx is None:
         frame = load_table(uri) if frame is None else frame
         schema = resolve_schema(frame, target, uri, features=features, min_rows=min_rows)
-        info = DatasetInfo(name=uri.rsplit("/", 1)[-1], source=uri, digest=dataset_digest(frame),
-                           rows=len(frame), columns=[str(c) for c in frame.columns])  # fmt: skip
+        info = DatasetInfo(
+            name=uri.rsplit("/", 1)[-1],
+            source=uri,
+            digest=dataset_digest(frame),
+            rows=len(frame),
+            columns=[str(c) for c in frame.columns],
+        )
         return LoadedData(frame=frame, schema=schema, info=info)
     with tracking.child_run(ctx, "load_dataset") as run_id:
         frame = load_table(uri) if frame is None else frame
         schema = resolve_schema(frame, target, uri, features=features, min_rows=min_rows)
         dataset = describe_dataset(frame, uri, target)
-        info = DatasetInfo(name=dataset.name, source=uri, digest=dataset.digest, rows=len(frame),
-                           columns=[str(c) for c in frame.columns])  # fmt: skip
+        info = DatasetInfo(
+            name=dataset.name,
+            source=uri,
+            digest=dataset.digest,
+            rows=len(frame),
+            columns=[str(c) for c in frame.columns],
+        )
         for run in (run_id, ctx.parent_run_id):
             tracking.log_dataset(ctx, run, dataset, context="training")
-        tracking.log_params(ctx, run_id, {"data.source": uri, "data.digest": info.digest,
-                                          "data.columns": info.columns})  # fmt: skip
+        tracking.log_params(
+            ctx,
+            run_id,
+            {"data.source": uri, "data.digest": info.digest, "data.columns": info.columns},
+        )
         tracking.log_metrics(ctx, run_id, {"data.rows": info.rows})
         tracking.log_json(ctx, run_id, schema.model_dump(mode="json"), "schema.json")
     return LoadedData(frame=frame, schema=schema, info=info)
@@ -108,10 +121,14 @@ def validate_dataset(ctx: tracking.TrackingContext, data: LoadedData) -> dict[st
 def _record_validation(ctx: tracking.TrackingContext, run_id: str, report: dict[str, Any]) -> None:
     stats = report.get("statistics", {})
     tracking.log_json(ctx, run_id, report, "validation/report.json")
-    tracking.log_metrics(ctx, run_id, {
-        "validation.evaluated": stats.get("evaluated_expectations") or 0,
-        "validation.failed": stats.get("unsuccessful_expectations") or 0,
-    })  # fmt: skip
+    tracking.log_metrics(
+        ctx,
+        run_id,
+        {
+            "validation.evaluated": stats.get("evaluated_expectations") or 0,
+            "validation.failed": stats.get("unsuccessful_expectations") or 0,
+        },
+    )
     verdict = "passed" if report.get("success") else "failed"
     for run in (run_id, ctx.parent_run_id):
         tracking.set_tags(ctx, run, {"modelops.validation": verdict})
@@ -122,8 +139,11 @@ def split_dataset(
 ) -> Split:
     """Stratified train/test split of the declared features."""
     split = make_split(data.frame, data.schema, test_size=test_size, seed=seed)
-    tracking.log_params(ctx, ctx.parent_run_id, {"split.test_size": test_size, "split.seed": seed,
-                                                 "split.positive_label": split.labels[1]})  # fmt: skip
+    tracking.log_params(
+        ctx,
+        ctx.parent_run_id,
+        {"split.test_size": test_size, "split.seed": seed, "split.positive_label": split.labels[1]},
+    )
     tracking.log_metrics(ctx, ctx.parent_run_id, {f"split.{k}": v for k, v in split.sizes.items()})
     return split
 
@@ -147,14 +167,23 @@ def train_model(
         fit_seconds = time.perf_counter() - started
         optional = {str(c) for c in split.X_train.columns[split.X_train.isna().any()]}
         logged = log_sklearn_model(
-            ctx, run_id, pipeline, input_example=split.X_train.head(5),
+            ctx,
+            run_id,
+            pipeline,
+            input_example=split.X_train.head(5),
             metadata={"positive_label": str(split.labels[1]), "target": schema.target},
-            optional_inputs=optional, holdout=split.X_test.head(HOLDOUT_ROWS),
-        )  # fmt: skip
+            optional_inputs=optional,
+            holdout=split.X_test.head(HOLDOUT_ROWS),
+        )
         tracking.log_metrics(ctx, run_id, {"fit_seconds": fit_seconds})
         record_reference(ctx, run_id, pipeline, split, schema)
-    return TrainedModel(run_id=logged.run_id, model_id=logged.model_id,
-                        model_uri=logged.model_uri, pipeline=pipeline, labels=split.labels)  # fmt: skip
+    return TrainedModel(
+        run_id=logged.run_id,
+        model_id=logged.model_id,
+        model_uri=logged.model_uri,
+        pipeline=pipeline,
+        labels=split.labels,
+    )
 
 
 def record_reference(
@@ -214,18 +243,29 @@ def register_model(
 ) -> RegisteredVersion:
     """Register the logged model as a new version; a retry never makes a second one."""
     version, created = register_version(
-        ctx.client(), model_name, model_id=model.model_id, run_id=model.run_id,
+        ctx.client(),
+        model_name,
+        model_id=model.model_id,
+        run_id=model.run_id,
         tags={"modelops.parent_run_id": ctx.parent_run_id, **ctx.lineage, **(tags or {})},
         description=description or None,
-    )  # fmt: skip
-    tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.registered_model": model_name,
-                                               "modelops.model_version": version.version})  # fmt: skip
+    )
+    tracking.set_tags(
+        ctx,
+        ctx.parent_run_id,
+        {"modelops.registered_model": model_name, "modelops.model_version": version.version},
+    )
     if created:
         from modelops.registry.describe import describe_new_version
 
         describe_new_version(ctx.client(), model_name, str(version.version), ctx.parent_run_id)
-    return RegisteredVersion(name=model_name, version=str(version.version), run_id=model.run_id,
-                             source=str(version.source), created=created)  # fmt: skip
+    return RegisteredVersion(
+        name=model_name,
+        version=str(version.version),
+        run_id=model.run_id,
+        source=str(version.source),
+        created=created,
+    )
 
 
 def earlier_attempt(
@@ -254,9 +294,13 @@ def earlier_attempt(
     parent = version.tags.get("modelops.parent_run_id")
     metrics = dict(client.get_run(parent).data.metrics) if parent else {}
     tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.reused_version": version.version})
-    registered = RegisteredVersion(name=model_name, version=str(version.version),
-                                   run_id=str(version.run_id), source=str(version.source),
-                                   created=False)  # fmt: skip
+    registered = RegisteredVersion(
+        name=model_name,
+        version=str(version.version),
+        run_id=str(version.run_id),
+        source=str(version.source),
+        created=False,
+    )
     return registered, metrics
 
 
@@ -271,9 +315,16 @@ def stage_model(
     """Point ``alias`` (``staging`` unless told otherwise) at the version and record who, when
     and why. A retry of the same move changes nothing."""
     event = move_alias(
-        ctx.client(), version.name, alias, version.version, action=f"set-{alias}",
-        actor=ctx.actor(actor), reason=reason, flow_run_id=ctx.flow_run_id, metrics=metrics,
+        ctx.client(),
+        version.name,
+        alias,
+        version.version,
+        action=f"set-{alias}",
+        actor=ctx.actor(actor),
+        reason=reason,
+        flow_run_id=ctx.flow_run_id,
+        metrics=metrics,
         mlflow_run_id=ctx.parent_run_id,
-    )  # fmt: skip
+    )
     tracking.set_tags(ctx, ctx.parent_run_id, {f"modelops.alias.{alias}": version.version})
     return event

@@ -24,28 +24,48 @@ def text_requirements() -> list[str]:
 
 
 def log_transformers_model(
-    ctx: TrackingContext, run_id: str, model: Any, tokenizer: Any, task: str,
-    example: list[str], metadata: dict[str, Any] | None = None,
-) -> LoggedModel:  # fmt: skip
+    ctx: TrackingContext,
+    run_id: str,
+    model: Any,
+    tokenizer: Any,
+    task: str,
+    example: list[str],
+    metadata: dict[str, Any] | None = None,
+) -> LoggedModel:
     """Log with MLflow's transformers flavour: task, tokenizer, input example, requirements."""
     import mlflow.transformers
 
     def save(path: str, mlmodel: Model) -> None:
         mlflow.transformers.save_model(
-            transformers_model={"model": model, "tokenizer": tokenizer}, path=path, task=task,
-            mlflow_model=mlmodel, input_example=example, pip_requirements=text_requirements(),
+            transformers_model={"model": model, "tokenizer": tokenizer},
+            path=path,
+            task=task,
+            mlflow_model=mlmodel,
+            input_example=example,
+            pip_requirements=text_requirements(),
             metadata=metadata,
-        )  # fmt: skip
+        )
 
     return log_model(ctx, run_id, save, flavor="transformers", metadata=metadata)
 
 
-def log_text_model(ctx: TrackingContext, run_id: str, tuned: FineTuned, example: list[str],
-                   metadata: dict[str, Any] | None = None) -> LoggedModel:  # fmt: skip
+def log_text_model(
+    ctx: TrackingContext,
+    run_id: str,
+    tuned: FineTuned,
+    example: list[str],
+    metadata: dict[str, Any] | None = None,
+) -> LoggedModel:
     """Log a fine-tuned classifier with its label map."""
-    return log_transformers_model(ctx, run_id, tuned.model, tuned.tokenizer,
-                                  "text-classification", example,
-                                  {"labels": tuned.labels, **(metadata or {})})  # fmt: skip
+    return log_transformers_model(
+        ctx,
+        run_id,
+        tuned.model,
+        tuned.tokenizer,
+        "text-classification",
+        example,
+        {"labels": tuned.labels, **(metadata or {})},
+    )
 
 
 def snapshot_identity(source: str, revision: str | None, config: Any) -> str:
@@ -82,8 +102,10 @@ def load_snapshot(source: str, revision: str | None, task: str) -> tuple[Any, An
     quiet_transformers()
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-    classes = {"text-classification": AutoModelForSequenceClassification,
-               "feature-extraction": AutoModel}  # fmt: skip
+    classes = {
+        "text-classification": AutoModelForSequenceClassification,
+        "feature-extraction": AutoModel,
+    }
     if task not in classes:
         raise ConfigurationError(f"Unsupported task {task!r}; use one of {sorted(classes)}")
     local = Path(source)
@@ -92,16 +114,24 @@ def load_snapshot(source: str, revision: str | None, task: str) -> tuple[Any, An
     if local.exists() and revision:
         snapshot_identity(source, revision, None)  # raises: revision on a local folder
     try:
-        return (AutoTokenizer.from_pretrained(source, revision=revision),
-                classes[task].from_pretrained(source, revision=revision))  # fmt: skip
+        return (
+            AutoTokenizer.from_pretrained(source, revision=revision),
+            classes[task].from_pretrained(source, revision=revision),
+        )
     except (OSError, ValueError) as exc:
         raise cannot_load_error(source, revision, exc) from exc
 
 
 def log_pretrained(
-    ctx: TrackingContext, run_id: str, source: str, revision: str | None, task: str,
-    labels: list[str] | None, description: str, tags: dict[str, str],
-) -> tuple[LoggedModel, dict[str, Any]]:  # fmt: skip
+    ctx: TrackingContext,
+    run_id: str,
+    source: str,
+    revision: str | None,
+    task: str,
+    labels: list[str] | None,
+    description: str,
+    tags: dict[str, str],
+) -> tuple[LoggedModel, dict[str, Any]]:
     """Log an existing snapshot (no training) with a ``model-metadata.json`` artifact: id,
     requested and resolved revision, task, labels, description and tags.
 
@@ -113,11 +143,18 @@ def log_pretrained(
     tokenizer, model = load_snapshot(source, revision, task)
     resolved = snapshot_identity(source, revision, model.config)
     known = labels or [str(v) for v in (getattr(model.config, "id2label", None) or {}).values()]
-    metadata = {"id": source, "requested_revision": revision, "resolved_revision": resolved,
-                "task": task, "labels": known if task == "text-classification" else [],
-                "description": description, "tags": tags}  # fmt: skip
-    logged = log_transformers_model(ctx, run_id, model, tokenizer, task, ["an example sentence"],
-                                    metadata)  # fmt: skip
+    metadata = {
+        "id": source,
+        "requested_revision": revision,
+        "resolved_revision": resolved,
+        "task": task,
+        "labels": known if task == "text-classification" else [],
+        "description": description,
+        "tags": tags,
+    }
+    logged = log_transformers_model(
+        ctx, run_id, model, tokenizer, task, ["an example sentence"], metadata
+    )
     tracking.log_json(ctx, run_id, metadata, "model-metadata.json")
     tracking.log_params(ctx, run_id, {k: v for k, v in metadata.items() if k != "tags"})
     return logged, metadata

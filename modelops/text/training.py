@@ -73,8 +73,9 @@ def validate_texts(
         if col not in df.columns:
             failures.append(f"column {col!r} is missing (columns: {list(df.columns)})")
     if failures:
-        raise DataValidationError("Text data validation failed:\n  - " + "\n  - ".join(failures),
-                                  failures=failures)  # fmt: skip
+        raise DataValidationError(
+            "Text data validation failed:\n  - " + "\n  - ".join(failures), failures=failures
+        )
     texts = df[text_col]
     empty = int((texts.isna() | (texts.astype(str).str.strip() == "")).sum())
     if empty:
@@ -96,23 +97,38 @@ def validate_texts(
     rare = [k for k, v in counts.items() if v < min_per_class]
     if rare:
         failures.append(f"column {label_col!r}: fewer than {min_per_class} examples of {rare}")
-    balance = {str(k): {"count": int(v), "share": round(float(v) / max(len(present), 1), 4)}
-               for k, v in counts.items()}  # fmt: skip
-    report = {"rows": len(df), "empty_texts": empty, "classes": len(counts), "balance": balance,
-              "failures": failures, "success": not failures}  # fmt: skip
+    balance = {
+        str(k): {"count": int(v), "share": round(float(v) / max(len(present), 1), 4)}
+        for k, v in counts.items()
+    }
+    report = {
+        "rows": len(df),
+        "empty_texts": empty,
+        "classes": len(counts),
+        "balance": balance,
+        "failures": failures,
+        "success": not failures,
+    }
     if failures:
         raise DataValidationError(
-            "Text data validation failed:\n  - " + "\n  - ".join(failures)
+            "Text data validation failed:\n  - "
+            + "\n  - ".join(failures)
             + "\nFix the data (or the declared labels) and run again.",
-            failures=failures, report=report,
-        )  # fmt: skip
+            failures=failures,
+            report=report,
+        )
     return report
 
 
 def split_texts(
-    frame: pd.DataFrame, text_col: str, label_col: str, labels: list[str], report: dict[str, Any],
-    test_size: float, seed: int,
-) -> TextData:  # fmt: skip
+    frame: pd.DataFrame,
+    text_col: str,
+    label_col: str,
+    labels: list[str],
+    report: dict[str, Any],
+    test_size: float,
+    seed: int,
+) -> TextData:
     """Encode labels as their index in ``labels`` and make a stratified split."""
     from sklearn.model_selection import train_test_split
 
@@ -120,8 +136,9 @@ def split_texts(
 
     targets = [labels.index(str(v)) for v in frame[label_col]]
     texts = frame[text_col].astype(str).tolist()
-    a, b, c, d = train_test_split(texts, targets, test_size=test_size, random_state=seed,
-                                  stratify=targets)  # fmt: skip
+    a, b, c, d = train_test_split(
+        texts, targets, test_size=test_size, random_state=seed, stratify=targets
+    )
     return TextData(a, c, b, d, labels, report)
 
 
@@ -155,10 +172,13 @@ def load_base(base_model: str, revision: str | None, labels: list[str]) -> tuple
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_model, revision=revision)
         model = AutoModelForSequenceClassification.from_pretrained(
-            base_model, revision=revision, num_labels=len(labels),
-            id2label=dict(enumerate(labels)), label2id={v: i for i, v in enumerate(labels)},
+            base_model,
+            revision=revision,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={v: i for i, v in enumerate(labels)},
             ignore_mismatched_sizes=True,
-        )  # fmt: skip
+        )
     except (OSError, ValueError) as exc:
         raise cannot_load_error(base_model, revision, exc) from exc
     return tokenizer, model
@@ -188,9 +208,14 @@ def _batches(encodings: list[dict], order: list[int], size: int) -> Any:
 
 
 def fine_tune(
-    tokenizer: Any, model: Any, texts: list[str], targets: list[int], labels: list[str],
-    config: FineTuneConfig, seed: int = 42,
-) -> FineTuned:  # fmt: skip
+    tokenizer: Any,
+    model: Any,
+    texts: list[str],
+    targets: list[int],
+    labels: list[str],
+    config: FineTuneConfig,
+    seed: int = 42,
+) -> FineTuned:
     """Fine-tune with dynamic padding (each batch padded to its longest text, not max_length:
     2.6x faster here than padding every text to max_length)."""
     import torch
@@ -239,8 +264,13 @@ def predict_proba(
     out = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            inputs = tokenizer(list(texts[start : start + batch_size]), padding=True,
-                               truncation=True, max_length=max_length, return_tensors="pt")  # fmt: skip
+            inputs = tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             out.append(torch.softmax(model(**inputs.to(device)).logits, dim=-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.num_labels))
 

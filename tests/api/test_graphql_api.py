@@ -30,8 +30,9 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def token(sub: str, *roles: str, ttl: int = 600, aud: str | None = AUDIENCE,
-          secret: str = SECRET) -> str:  # fmt: skip
+def token(
+    sub: str, *roles: str, ttl: int = 600, aud: str | None = AUDIENCE, secret: str = SECRET
+) -> str:
     claims: dict[str, Any] = {"sub": sub, "roles": list(roles), "exp": int(time.time()) + ttl}
     if aud:
         claims["aud"] = aud
@@ -41,10 +42,14 @@ def token(sub: str, *roles: str, ttl: int = 600, aud: str | None = AUDIENCE,
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("api")
-    env = {**os.environ, "MODELOPS_HOME": str(home),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-           "MODELOPS_API_JWT_SECRET": SECRET, "MODELOPS_API_JWT_AUDIENCE": AUDIENCE,
-           "PREFECT_API_URL": ""}  # fmt: skip
+    env = {
+        **os.environ,
+        "MODELOPS_HOME": str(home),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "MODELOPS_API_JWT_SECRET": SECRET,
+        "MODELOPS_API_JWT_AUDIENCE": AUDIENCE,
+        "PREFECT_API_URL": "",
+    }
     saved = {k: os.environ.get(k) for k in ("MODELOPS_HOME", "MLFLOW_TRACKING_URI")}
     os.environ.update({k: env[k] for k in saved})
     try:
@@ -60,8 +65,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             client.log_metric(parent, "roc_auc", 0.8 + int(mv.version) / 100)
         port = _port()
         log = (home / "api.log").open("w")  # a pipe nobody reads would fill and block it
-        proc = subprocess.Popen([sys.executable, "-m", "modelops", "api", "--port", str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelops", "api", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             wait_http(f"{url}/healthz", proc)
@@ -80,8 +89,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 def gql(api: dict[str, Any], query: str, bearer: str | None, **variables: Any) -> httpx.Response:
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-    return httpx.post(f"{api['url']}/graphql", json={"query": query, "variables": variables},
-                      headers=headers, timeout=60)  # fmt: skip
+    return httpx.post(
+        f"{api['url']}/graphql",
+        json={"query": query, "variables": variables},
+        headers=headers,
+        timeout=60,
+    )
 
 
 VERSIONS = """query($m: String!, $s: String) { mlModelVersions(modelName: $m, stage: $s) {
@@ -140,8 +153,9 @@ ALLOWED = {  # mutation -> roles that may run it
 
 @pytest.mark.parametrize("role", ["VIEWER", "ML_ENGINEER", "OPERATOR", "ADMIN", None])
 @pytest.mark.parametrize("mutation", list(ALLOWED))
-def test_every_role_against_every_mutation(api: dict[str, Any], role: str | None,
-                                           mutation: str) -> None:  # fmt: skip
+def test_every_role_against_every_mutation(
+    api: dict[str, Any], role: str | None, mutation: str
+) -> None:
     bearer = token(f"user-{role}", *([role] if role else []))  # no role claim: VIEWER
     query, variables = {
         "promote-staging": (PROMOTE, {"m": "other", "v": "1", "s": "Staging"}),
@@ -181,9 +195,14 @@ def test_promotion_goes_through_the_policy_and_leaves_history(api: dict[str, Any
     back = gql(api, ROLLBACK, token("sre", "OPERATOR"), m=NAME).json()["data"]["rollbackModel"]
     assert back == {"version": "3", "status": "Production"}
 
-    history = gql(api, """query($m: String!, $a: String) { promotionHistory(modelName: $m,
+    history = gql(
+        api,
+        """query($m: String!, $a: String) { promotionHistory(modelName: $m,
         first: 2, after: $a) { events { version action actor reason fromVersion toVersion time }
-        total endCursor hasNextPage } }""", token("viewer"), m=NAME).json()["data"]["promotionHistory"]  # fmt: skip
+        total endCursor hasNextPage } }""",
+        token("viewer"),
+        m=NAME,
+    ).json()["data"]["promotionHistory"]
     assert history["hasNextPage"] and len(history["events"]) == 2
     # The rollback writes two events: on the restored version and on the rolled-back one.
     newest = {e["action"]: e for e in history["events"]}
@@ -193,15 +212,22 @@ def test_promotion_goes_through_the_policy_and_leaves_history(api: dict[str, Any
     assert (rollback["version"], rollback["fromVersion"], rollback["toVersion"]) == ("3", "2", "3")
     times = [e["time"] for e in history["events"]]
     assert times == sorted(times, reverse=True)
-    rest = gql(api, """query($m: String!, $a: String) { promotionHistory(modelName: $m,
-        first: 500, after: $a) { events { action } total hasNextPage } }""", token("viewer"),
-        m=NAME, a=history["endCursor"]).json()["data"]["promotionHistory"]  # fmt: skip
+    rest = gql(
+        api,
+        """query($m: String!, $a: String) { promotionHistory(modelName: $m,
+        first: 500, after: $a) { events { action } total hasNextPage } }""",
+        token("viewer"),
+        m=NAME,
+        a=history["endCursor"],
+    ).json()["data"]["promotionHistory"]
     assert len(rest["events"]) == history["total"] - 2 and not rest["hasNextPage"]
 
     at = """query($m: String!, $t: DateTime!) { productionAt(modelName: $m, time: $t) }"""
     assert gql(api, at, token("v"), m=NAME, t=between + "Z").json()["data"]["productionAt"] == "3"
-    assert gql(api, at, token("v"), m=NAME, t="2001-01-01T00:00:00Z").json()["data"][
-        "productionAt"] is None  # fmt: skip
+    assert (
+        gql(api, at, token("v"), m=NAME, t="2001-01-01T00:00:00Z").json()["data"]["productionAt"]
+        is None
+    )
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
     assert gql(api, at, token("v"), m=NAME, t=now).json()["data"]["productionAt"] == "3"
 
@@ -218,16 +244,37 @@ def test_a_refusal_is_recorded_on_the_model(api: dict[str, Any]) -> None:
 
 def test_the_server_refuses_to_start_without_a_key(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_API_")}
-    done = subprocess.run([sys.executable, "-m", "modelops", "api", "--port", str(_port())],
-                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "modelops", "api", "--port", str(_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "MODELOPS_API_JWT_SECRET" in done.stderr and "no anonymous mode" in done.stderr
 
 
 def test_token_helper_signs_what_the_server_accepts(api: dict[str, Any]) -> None:
-    done = subprocess.run([sys.executable, "-m", "modelops", "api", "token", "--sub", "ops-oncall",
-                           "--role", "OPERATOR", "--ttl", "120"], env=api["env"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelops",
+            "api",
+            "token",
+            "--sub",
+            "ops-oncall",
+            "--role",
+            "OPERATOR",
+            "--ttl",
+            "120",
+        ],
+        env=api["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     minted = done.stdout.strip()
     claims = jwt.decode(minted, SECRET, algorithms=["HS256"], audience=AUDIENCE)
@@ -240,8 +287,9 @@ def _rsa() -> tuple[Any, str]:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)  # fmt: skip
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return key, public.decode()
 
 
@@ -250,8 +298,12 @@ def _start(api: dict[str, Any], extra: dict[str, str], tmp: Path) -> tuple[Any, 
     env.update(extra)
     port = _port()
     log = (tmp / f"api-{port}.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "modelops", "api", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelops", "api", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", proc)
     return proc, url, log
@@ -284,15 +336,25 @@ def test_rs256_with_a_public_key_and_with_a_jwks_endpoint(
     good = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
     forged = jwt.encode(claims, SECRET, algorithm="HS256", headers={"kid": "k1"})
     try:
-        for extra in ({"MODELOPS_API_JWT_PUBLIC_KEY": public},
-                      {"MODELOPS_API_JWKS_URL": f"http://127.0.0.1:{idp.server_port}/jwks"}):  # fmt: skip
+        for extra in (
+            {"MODELOPS_API_JWT_PUBLIC_KEY": public},
+            {"MODELOPS_API_JWKS_URL": f"http://127.0.0.1:{idp.server_port}/jwks"},
+        ):
             proc, url, log = _start(api, extra, tmp_path)
             try:
-                ok = httpx.post(f"{url}/graphql", json={"query": VERSIONS, "variables": {"m": NAME}},
-                                headers={"Authorization": f"Bearer {good}"}, timeout=60)  # fmt: skip
+                ok = httpx.post(
+                    f"{url}/graphql",
+                    json={"query": VERSIONS, "variables": {"m": NAME}},
+                    headers={"Authorization": f"Bearer {good}"},
+                    timeout=60,
+                )
                 assert ok.status_code == 200 and ok.json()["data"]["mlModelVersions"], ok.text
-                bad = httpx.post(f"{url}/graphql", json={"query": VERSIONS, "variables": {"m": NAME}},
-                                 headers={"Authorization": f"Bearer {forged}"}, timeout=60)  # fmt: skip
+                bad = httpx.post(
+                    f"{url}/graphql",
+                    json={"query": VERSIONS, "variables": {"m": NAME}},
+                    headers={"Authorization": f"Bearer {forged}"},
+                    timeout=60,
+                )
                 assert bad.status_code == 401, (extra, bad.text)
             finally:
                 proc.terminate()

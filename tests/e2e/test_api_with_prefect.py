@@ -39,8 +39,13 @@ def stack_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
                 os.environ["MLFLOW_TRACKING_URI"] = saved
         port = free_port()
         log = (tmp / "api.log").open("w")
-        proc = subprocess.Popen([sys.executable, "-m", "modelops", "api", "--port", str(port)],
-                                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelops", "api", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz", proc)
             yield {**stack, "api": f"http://127.0.0.1:{port}"}
@@ -48,13 +53,22 @@ def stack_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             proc.terminate()
             proc.wait(timeout=30)
             log.close()
-            subprocess.run([sys.executable, "-m", "modelops", "stop", "approved-api"], env=env,
-                           cwd=ROOT, capture_output=True, timeout=120)  # fmt: skip
+            subprocess.run(
+                [sys.executable, "-m", "modelops", "stop", "approved-api"],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                timeout=120,
+            )
 
 
 def _gql(s: dict[str, Any], bearer: str, query: str, **variables: Any) -> dict[str, Any]:
-    response = httpx.post(f"{s['api']}/graphql", json={"query": query, "variables": variables},
-                          headers={"Authorization": f"Bearer {bearer}"}, timeout=120)  # fmt: skip
+    response = httpx.post(
+        f"{s['api']}/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {bearer}"},
+        timeout=120,
+    )
     return response.json()
 
 
@@ -63,7 +77,8 @@ def _until(s: dict[str, Any], flow_run_id: str, wanted: set[str], timeout: float
     deadline = time.monotonic() + timeout
     while True:
         status = _gql(s, _token("watcher", "VIEWER"), query, id=flow_run_id)["data"][
-            "deploymentStatus"]["status"]  # fmt: skip
+            "deploymentStatus"
+        ]["status"]
         if status in wanted or time.monotonic() > deadline:
             return status
         time.sleep(1)

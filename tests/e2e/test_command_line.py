@@ -17,19 +17,29 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 VENV = Path(sys.executable).parents[1]
 # What a user's shell may hold: none of it is a documented variable, so none may be read.
-STRAY = {"TRACKING_URI": "sqlite:////nowhere/stray.db",
-         "EXPERIMENT_NAME": "stray", "UI_URL": "http://stray", "DEPLOY_NAMESPACE": "stray"}  # fmt: skip
+STRAY = {
+    "TRACKING_URI": "sqlite:////nowhere/stray.db",
+    "EXPERIMENT_NAME": "stray",
+    "UI_URL": "http://stray",
+    "DEPLOY_NAMESPACE": "stray",
+}
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items()
-            if not k.startswith(("MLFLOW_", "MODELOPS_", "PREFECT_API_URL"))}  # fmt: skip
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_", "MODELOPS_", "PREFECT_API_URL"))
+    }
     return {**keep, **STRAY, "HOME": str(home), **extra}
 
 
-def _run(cmd: str, cwd: Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    return subprocess.run(shlex.split(cmd), cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+def _run(
+    cmd: str, cwd: Path, env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        shlex.split(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -51,8 +61,11 @@ def test_printed_follow_up_commands_work_outside_make(project: Path, tmp_path: P
     assert (project / ".modelops" / "mlflow.db").is_file()
     assert not list(run_home.rglob("mlflow.db")), "a stray MLflow store appeared in HOME"
     url = re.search(r"serving: (http://127\.0\.0\.1:\d+)/invocations", done.stdout)[1]
-    hints = [line.strip() for line in done.stdout.splitlines()
-             if line.strip().startswith((".venv/bin/python -m modelops", "stop it:"))]  # fmt: skip
+    hints = [
+        line.strip()
+        for line in done.stdout.splitlines()
+        if line.strip().startswith((".venv/bin/python -m modelops", "stop it:"))
+    ]
     versions = next(h for h in hints if " versions " in h)
     stop = next(h for h in hints if h.startswith("stop it:")).removeprefix("stop it:").strip()
 
@@ -62,8 +75,13 @@ def test_printed_follow_up_commands_work_outside_make(project: Path, tmp_path: P
     rows = [line.split() for line in listed.stdout.splitlines()]
     assert rows[1][:3] == ["1", "Production", "production"], listed.stdout
     assert httpx.get(f"{url}/health", timeout=5).status_code == 200
-    curl = next(line.strip() for line in done.stdout.splitlines()
-                if line.strip().startswith("try it:")).removeprefix("try it:").strip()  # fmt: skip
+    curl = (
+        next(
+            line.strip() for line in done.stdout.splitlines() if line.strip().startswith("try it:")
+        )
+        .removeprefix("try it:")
+        .strip()
+    )
     tried = subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=30)
     assert len(json.loads(tried.stdout)["predictions"]) == 1, tried.stdout + tried.stderr
     stopped = _run(stop, project, _env(user_home), timeout=120)
@@ -81,8 +99,10 @@ def test_failures_are_one_line_with_an_exit_code_that_says_which(
     missing = _run(".venv/bin/python -m flows.training --data /nonexistent/leads.csv", project, env)
     assert missing.returncode == 3
     errors = [line for line in missing.stderr.splitlines() if line.startswith("error: ")]
-    assert errors == ["error: Data file not found: '/nonexistent/leads.csv'. Check the data_path "
-                      f"parameter (relative paths are resolved against '{project}')."]  # fmt: skip
+    assert errors == [
+        "error: Data file not found: '/nonexistent/leads.csv'. Check the data_path "
+        f"parameter (relative paths are resolved against '{project}')."
+    ]
     assert "Traceback" not in missing.stderr and len(missing.stderr.splitlines()) < 30
 
     gate = _run(".venv/bin/modelops train --thresholds '{\"roc_auc\": 0.99}'", project, env)

@@ -60,8 +60,17 @@ def test_cli_triggered_lifecycle_registers_promotes_and_links_both_ways(
 ) -> None:
     from mlflow import MlflowClient
 
-    run = stack["cli"]("deployment", "run", "lifecycle/lead-scoring", "-p", "promote_to=production",
-                       "--watch", "--watch-timeout", "600", timeout=700)  # fmt: skip
+    run = stack["cli"](
+        "deployment",
+        "run",
+        "lifecycle/lead-scoring",
+        "-p",
+        "promote_to=production",
+        "--watch",
+        "--watch-timeout",
+        "600",
+        timeout=700,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     flow_run_id = _flow_run_id(run.stdout)
     flow_run = _api(stack, "GET", f"/flow_runs/{flow_run_id}")
@@ -79,8 +88,12 @@ def test_cli_triggered_lifecycle_registers_promotes_and_links_both_ways(
     assert parent.data.tags["prefect.deployment_name"] == "lead-scoring"
     # `modelops worker` (make worker) forked the flow-run process from its warm process.
     assert parent.data.tags["modelops.warm_start"].isdigit()
-    artifacts = _api(stack, "POST", "/artifacts/filter", json={
-        "artifacts": {"flow_run_id": {"any_": [flow_run_id, training_run["id"]]}}})  # fmt: skip
+    artifacts = _api(
+        stack,
+        "POST",
+        "/artifacts/filter",
+        json={"artifacts": {"flow_run_id": {"any_": [flow_run_id, training_run["id"]]}}},
+    )
     by_key = {a["key"]: a for a in artifacts if a.get("key")}
     summary = by_key["lead-scoring-lifecycle-summary"]["data"]
     assert "version **1**" in summary and "quality gate**: PASSED" in summary
@@ -90,9 +103,23 @@ def test_cli_triggered_lifecycle_registers_promotes_and_links_both_ways(
 
     # Runs on the worker skip Prefect's heartbeat thread (it rounds every run up to a second):
     # their state events are there, heartbeat events are not.
-    events = _api(stack, "POST", "/events/filter", json={"filter": {
-        "resource": {"id": [f"prefect.flow-run.{flow_run_id}", f"prefect.flow-run.{training_run['id']}"]},
-        "occurred": {"since": flow_run["created"]}}, "limit": 50})["events"]  # fmt: skip
+    events = _api(
+        stack,
+        "POST",
+        "/events/filter",
+        json={
+            "filter": {
+                "resource": {
+                    "id": [
+                        f"prefect.flow-run.{flow_run_id}",
+                        f"prefect.flow-run.{training_run['id']}",
+                    ]
+                },
+                "occurred": {"since": flow_run["created"]},
+            },
+            "limit": 50,
+        },
+    )["events"]
     names = {e["event"] for e in events}
     assert "prefect.flow-run.Completed" in names, names
     assert "prefect.flow-run.heartbeat" not in names, names
@@ -106,9 +133,17 @@ def test_failed_run_is_reported_by_the_cli_and_changes_nothing(stack: dict[str, 
 
     client = MlflowClient(tracking_uri=stack["mlflow"])
     before = [(v.version, v.tags) for v in client.search_model_versions("name = 'lead-scoring'")]
-    run = stack["cli"]("deployment", "run", "lifecycle/lead-scoring",
-                       "-p", "data_path=/nonexistent/leads.csv", "--watch",
-                       "--watch-timeout", "600", timeout=700)  # fmt: skip
+    run = stack["cli"](
+        "deployment",
+        "run",
+        "lifecycle/lead-scoring",
+        "-p",
+        "data_path=/nonexistent/leads.csv",
+        "--watch",
+        "--watch-timeout",
+        "600",
+        timeout=700,
+    )
     assert run.returncode != 0
     assert "Failed" in run.stdout + run.stderr
     flow_run = _api(stack, "GET", f"/flow_runs/{_flow_run_id(run.stdout)}")
@@ -140,23 +175,46 @@ def test_a_degraded_production_model_alerts_and_retrains_through_the_worker(
     drifted["completeness"] = drifted["completeness"] + 0.6
     drifted.to_csv(window, index=False)
 
-    run = stack["cli"]("deployment", "run", "monitoring/lead-scoring-hourly",
-                       "-p", f"data_path={window}", "-p", "retrain_on_breach=true", "--watch",
-                       "--watch-timeout", "600", timeout=700)  # fmt: skip
+    run = stack["cli"](
+        "deployment",
+        "run",
+        "monitoring/lead-scoring-hourly",
+        "-p",
+        f"data_path={window}",
+        "-p",
+        "retrain_on_breach=true",
+        "--watch",
+        "--watch-timeout",
+        "600",
+        timeout=700,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     flow_run = _api(stack, "GET", f"/flow_runs/{_flow_run_id(run.stdout)}")
     assert (flow_run["state"]["type"], flow_run["state"]["name"]) == ("COMPLETED", "Degraded")
     assert "completeness" in flow_run["state"]["message"]
 
-    events = _api(stack, "POST", "/events/filter", json={"filter": {
-        "event": {"name": ["modelops.model.degraded"]},
-        "occurred": {"since": flow_run["created"]}}, "limit": 50})["events"]  # fmt: skip
+    events = _api(
+        stack,
+        "POST",
+        "/events/filter",
+        json={
+            "filter": {
+                "event": {"name": ["modelops.model.degraded"]},
+                "occurred": {"since": flow_run["created"]},
+            },
+            "limit": 50,
+        },
+    )["events"]
     assert [e["resource"]["modelops.version"] for e in events] == [production]
 
     deadline = time.monotonic() + 600
     while True:  # the retraining run the monitor started, on the process worker
-        retrains = _api(stack, "POST", "/flow_runs/filter", json={
-            "flow_runs": {"tags": {"all_": ["retrain-on-breach"]}}})  # fmt: skip
+        retrains = _api(
+            stack,
+            "POST",
+            "/flow_runs/filter",
+            json={"flow_runs": {"tags": {"all_": ["retrain-on-breach"]}}},
+        )
         states = [r["state"]["type"] for r in retrains]
         if states and states[0] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             break

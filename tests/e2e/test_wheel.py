@@ -30,29 +30,69 @@ def wheel_python(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """
     root = tmp_path_factory.mktemp("wheel")
     dist = root / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(dist), str(ROOT)], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = dist.glob("modelops_flows-*.whl")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())  # fmt: skip
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
-                    str(site), str(wheel)], check=True, capture_output=True)  # fmt: skip
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (site / "zz-test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     yield python
 
 
 def _run(python: Path, code: str, cwd: Path) -> str:
-    done = subprocess.run([str(python), "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [str(python), "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
 
 def test_a_wheel_install_renders_every_manifest(wheel_python: Path, tmp_path: Path) -> None:
-    out = _run(wheel_python, """
+    out = _run(
+        wheel_python,
+        """
         import json, modelops
         from modelops.k8s.manifests import (ServingSpec, render_batch_job, render_serving,
                                             templates_root)
@@ -62,7 +102,9 @@ def test_a_wheel_install_renders_every_manifest(wheel_python: Path, tmp_path: Pa
         manifests = [*render_serving(spec), render_batch_job(spec, "s3://b/i.csv", "s3://b/o.csv", "x")]
         print(json.dumps({"module": modelops.__file__, "templates": str(templates_root()),
                           "sample": SAMPLE_DATA.is_file(), "manifests": manifests}))
-    """, cwd=tmp_path)  # fmt: skip
+    """,
+        cwd=tmp_path,
+    )
     result = json.loads(out)
     assert not result["module"].startswith(str(ROOT)), "imported the checkout, not the wheel"
     assert "site-packages" in result["templates"] and result["sample"]
@@ -72,7 +114,9 @@ def test_a_wheel_install_renders_every_manifest(wheel_python: Path, tmp_path: Pa
 
 
 def test_a_wheel_install_has_the_command_line(wheel_python: Path, tmp_path: Path) -> None:
-    out = _run(wheel_python, """
+    out = _run(
+        wheel_python,
+        """
         import sys
         from modelops.cli import main
         sys.argv = ["modelops", "--help"]
@@ -80,7 +124,9 @@ def test_a_wheel_install_has_the_command_line(wheel_python: Path, tmp_path: Path
             main()
         except SystemExit as exc:
             assert exc.code == 0
-    """, cwd=tmp_path)  # fmt: skip
+    """,
+        cwd=tmp_path,
+    )
     assert "register-pretrained" in out and "exit codes:" in out
 
 
@@ -98,23 +144,37 @@ def test_a_wheel_install_serves_a_model(
     from modelops import promote_model
     from modelops.serving.local import free_port
 
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "MODELOPS_HOME": str(tmp_path / "home"), "MLFLOW_EXPERIMENT_NAME": "wheel"}  # fmt: skip
+    env = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MODELOPS_HOME": str(tmp_path / "home"),
+        "MLFLOW_EXPERIMENT_NAME": "wheel",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     register_fixture_version()
     promote_model("lead-scoring", 1, "Production")
     port = free_port()
-    proc = subprocess.Popen([str(wheel_python), "-m", "modelops", "serve", "lead-scoring",
-                             "--port", str(port)], cwd=tmp_path, env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [str(wheel_python), "-m", "modelops", "serve", "lead-scoring", "--port", str(port)],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/ping", proc, timeout=120)
-        rows = {"columns": ["completeness", "email_confidence", "phone_confidence",
-                            "source_priority", "intent_signal_score"],
-                "data": [[0.9, 0.8, None, 4, 60], [0.1, 0.2, 0.3, 1, 2]]}  # fmt: skip
+        rows = {
+            "columns": [
+                "completeness",
+                "email_confidence",
+                "phone_confidence",
+                "source_priority",
+                "intent_signal_score",
+            ],
+            "data": [[0.9, 0.8, None, 4, 60], [0.1, 0.2, 0.3, 1, 2]],
+        }
         answer = httpx.post(f"{url}/invocations", json={"dataframe_split": rows}, timeout=30)
         about = httpx.get(f"{url}/version", timeout=10).json()
     finally:

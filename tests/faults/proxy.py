@@ -22,8 +22,12 @@ Hook = Callable[[str, str], bytes | None]  # a hook may answer a request itself 
 
 def http_response(status: int, body: bytes = b"{}", headers: dict[str, str] | None = None) -> bytes:
     """A raw HTTP/1.1 response, for a hook to answer a request without the server."""
-    head = [f"HTTP/1.1 {status} Injected", "Content-Type: application/json",
-            f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in (headers or {}).items())]  # fmt: skip
+    head = [
+        f"HTTP/1.1 {status} Injected",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+    ]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 

@@ -30,8 +30,17 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _train_twice_at_once(env: dict[str, str], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
     command = [sys.executable, "-m", "flows.training", "--random-seed"]
-    procs = [subprocess.Popen([*command, str(seed)], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for seed in (1, 2)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [*command, str(seed)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=600)
@@ -115,8 +124,11 @@ def test_a_process_killed_between_alias_moves_leaves_a_recoverable_record(
 
         # The process is killed right after production moved, before anything else it meant
         # to do (previous-production, archive tags, the old champion's record, completion).
-        proc = subprocess.Popen([sys.executable, "-c", PROMOTE, move], cwd=tmp_path,
-                                env={**os.environ, "MLFLOW_TRACKING_URI": proxy.url})  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-c", PROMOTE, move],
+            cwd=tmp_path,
+            env={**os.environ, "MLFLOW_TRACKING_URI": proxy.url},
+        )
         killed, moved = threading.Event(), threading.Event()
 
         def kill_once_production_moved(method: str, path: str) -> None:

@@ -22,10 +22,17 @@ SERVICES = kmock.resource("v1/services")
 
 def _deploy(version: str = "1", model_name: str = "lead-scoring", **kwargs: Any) -> Any:
     return deployment(
-        model_name=model_name, version=version, target="kubernetes", namespace=NS,
-        image="registry.local/lead:1", cluster_tracking_uri_override="http://mlflow.mlops:5000",
-        timeout_seconds=8, poll_seconds=0.3, return_state=True, **kwargs,
-    )  # fmt: skip
+        model_name=model_name,
+        version=version,
+        target="kubernetes",
+        namespace=NS,
+        image="registry.local/lead:1",
+        cluster_tracking_uri_override="http://mlflow.mlops:5000",
+        timeout_seconds=8,
+        poll_seconds=0.3,
+        return_state=True,
+        **kwargs,
+    )
 
 
 def _live_version(cluster: FakeCluster) -> str:
@@ -89,8 +96,11 @@ def test_429_waits_as_long_as_retry_after_asks(
     cluster: FakeCluster, make_version: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_version()
-    throttled = kmock.Response(status=429, headers={"Retry-After": "2"},
-                               payload={"kind": "Status", "code": 429, "reason": "TooManyRequests"})  # fmt: skip
+    throttled = kmock.Response(
+        status=429,
+        headers={"Retry-After": "2"},
+        payload={"kind": "Status", "code": 429, "reason": "TooManyRequests"},
+    )
     cluster.handler["post", DEPLOYMENTS] << _failing(1, throttled)
     proxy = FaultProxy(int(cluster.url.rsplit(":", 1)[1]))  # to see when each create is sent
     monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "proxied", proxy.url)))
@@ -128,8 +138,9 @@ def test_a_missing_namespace_is_a_clear_final_error(
 ) -> None:
     make_version()
     before = registry_snapshot()
-    missing = kmock.KubernetesError(status=404, reason="NotFound",
-                                    message=f'namespaces "{NS}" not found')  # fmt: skip
+    missing = kmock.KubernetesError(
+        status=404, reason="NotFound", message=f'namespaces "{NS}" not found'
+    )
     cluster.handler["post", SERVICES] << missing
     state = _deploy()
     with pytest.raises(ConfigurationError, match=f"namespace '{NS}' does not exist"):
@@ -193,10 +204,11 @@ def test_an_object_of_another_owner_is_never_touched(
 
     async def plant() -> None:
         cluster.handler.objects["apps/v1/deployments", NS, NAME] = {
-            "apiVersion": "apps/v1", "kind": "Deployment",
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
             "metadata": {"name": NAME, "namespace": NS, "labels": {"team": "other"}},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "x"}}, "template": {}},
-        }  # fmt: skip
+        }
 
     asyncio.run_coroutine_threadsafe(plant(), cluster.loop).result()
     state = _deploy()

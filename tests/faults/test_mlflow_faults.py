@@ -21,7 +21,9 @@ ALIAS = "/api/2.0/mlflow/registered-models/alias"
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MlflowServer, FaultProxy]]:  # fmt: skip
+def server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[MlflowServer, FaultProxy]]:
     backend = MlflowServer(tmp_path)
     backend.start()
     proxy = FaultProxy(backend.port)
@@ -153,8 +155,10 @@ def test_a_retried_flow_run_reuses_the_version_it_registered(
     _check_consistent(proxy, versions=1)  # the retry staged the version the first try made
     client = _client(proxy)
     (version,) = client.search_model_versions("name = 'lead-scoring'")
-    runs = client.search_runs([client.get_experiment_by_name("faults").experiment_id],
-                              "tags.`modelops.reused_version` = '1'")  # fmt: skip
+    runs = client.search_runs(
+        [client.get_experiment_by_name("faults").experiment_id],
+        "tags.`modelops.reused_version` = '1'",
+    )
     assert len(runs) == 1 and version.tags["prefect.flow_run_id"] == str(
         state.state_details.flow_run_id
     )

@@ -55,13 +55,15 @@ def _gone(url: str) -> bool:
 
 
 def _pending(home: Path) -> list[LocalServer]:
-    return [LocalServer(**json.loads(p.read_text()))
-            for p in pending_dir(home, MODEL).glob("*.json")]  # fmt: skip
+    return [
+        LocalServer(**json.loads(p.read_text())) for p in pending_dir(home, MODEL).glob("*.json")
+    ]
 
 
 @contextlib.contextmanager
-def when_server_starts(home: Path, version: str,
-                       act: Callable[[LocalServer], None]) -> Iterator[list[LocalServer]]:  # fmt: skip
+def when_server_starts(
+    home: Path, version: str, act: Callable[[LocalServer], None]
+) -> Iterator[list[LocalServer]]:
     """Call ``act`` as soon as a server of ``version`` is recorded as starting (the moment a
     blue/green swap is under way); yields the servers it acted on."""
     seen: list[LocalServer] = []
@@ -183,9 +185,14 @@ def test_a_deploy_killed_mid_swap_leaves_no_server_unrecorded(two_versions: Path
     def deploy_in_process(version: str) -> LocalServer:
         client = get_client(get_settings().resolved_tracking_uri)
         payload, rows, flavors = example_and_flavors(client, MODEL, version)
-        target = ServingTarget(name=MODEL, version=version, payload=payload, rows=rows,
-                               flavors=flavors,
-                               run_id=client.get_model_version(MODEL, version).run_id)  # fmt: skip
+        target = ServingTarget(
+            name=MODEL,
+            version=version,
+            payload=payload,
+            rows=rows,
+            flavors=flavors,
+            run_id=client.get_model_version(MODEL, version).run_id,
+        )
         serve_locally(home, settings.resolved_tracking_uri, target, 1, 120)
         server = running_server(home, MODEL)
         assert server is not None
@@ -220,10 +227,23 @@ def test_a_worker_killed_under_load_is_replaced_and_the_server_keeps_answering(
     make_version()
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "modelops", "serve", MODEL, "--version", "1", "--port", str(port),
-         "--workers", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "modelops",
+            "serve",
+            MODEL,
+            "--version",
+            "1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/ping", proc, timeout=120)
@@ -272,9 +292,13 @@ def test_telemetry_with_mlflow_down_serves_every_request_and_counts_what_was_los
     backend = MlflowServer(tmp_path)
     backend.start()
     proxy = FaultProxy(backend.port)
-    env = {"MLFLOW_TRACKING_URI": proxy.url, "MLFLOW_EXPERIMENT_NAME": "telemetry-faults",
-           "MODELOPS_HOME": str(tmp_path / "home"), "MODELOPS_SERVE_FLUSH_SECONDS": "0.3",
-           "MODELOPS_SERVE_MAX_BUFFERED": "20"}  # fmt: skip
+    env = {
+        "MLFLOW_TRACKING_URI": proxy.url,
+        "MLFLOW_EXPERIMENT_NAME": "telemetry-faults",
+        "MODELOPS_HOME": str(tmp_path / "home"),
+        "MODELOPS_SERVE_FLUSH_SECONDS": "0.3",
+        "MODELOPS_SERVE_MAX_BUFFERED": "20",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     port = free_port()
@@ -282,10 +306,22 @@ def test_telemetry_with_mlflow_down_serves_every_request_and_counts_what_was_los
     try:
         version_factory()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "modelops", "serve", MODEL, "--version", "1", "--port",
-             str(port)], env=dict(os.environ), stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "modelops",
+                "serve",
+                MODEL,
+                "--version",
+                "1",
+                "--port",
+                str(port),
+            ],
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/ping", proc, timeout=120)
         deadline = time.monotonic() + 30

@@ -43,8 +43,12 @@ def _rss_mb(pid: int) -> float:
 
 
 def _load(url: str, body: str, seconds: float) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, str(LOADGEN), f"{url}/invocations", body, str(seconds),
-                          str(CONNECTIONS)], capture_output=True, text=True, timeout=seconds + 120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(LOADGEN), f"{url}/invocations", body, str(seconds), str(CONNECTIONS)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
     result.pop("latencies")
@@ -56,11 +60,16 @@ def _combined(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     seconds = first["seconds"] + second["seconds"]
     ok = first["ok"] + second["ok"]
     statuses = Counter(first["statuses"]) + Counter(second["statuses"])
-    return {"ok": ok, "seconds": seconds, "rps": ok / seconds, "statuses": dict(statuses),
-            "dropped": first["dropped"] + second["dropped"],
-            "dropped_examples": first["dropped_examples"] + second["dropped_examples"],
-            "p50_ms": max(first["p50_ms"], second["p50_ms"]),
-            "p99_ms": max(first["p99_ms"], second["p99_ms"])}  # fmt: skip
+    return {
+        "ok": ok,
+        "seconds": seconds,
+        "rps": ok / seconds,
+        "statuses": dict(statuses),
+        "dropped": first["dropped"] + second["dropped"],
+        "dropped_examples": first["dropped_examples"] + second["dropped_examples"],
+        "p50_ms": max(first["p50_ms"], second["p50_ms"]),
+        "p99_ms": max(first["p99_ms"], second["p99_ms"]),
+    }
 
 
 def test_the_local_server_holds_32_connections_for_a_minute(make_version: Any) -> None:
@@ -87,13 +96,20 @@ def test_the_local_server_holds_32_connections_for_a_minute(make_version: Any) -
         result = _combined(first, second)
     finally:
         cli(["stop", "lead-scoring"])
-    report = {**result, "connections": CONNECTIONS, "rss_before_mb": round(before, 1),
-              "rss_middle_mb": round(middle, 1), "rss_after_mb": round(after, 1),
-              "rss_growth": round(after / before - 1, 4)}  # fmt: skip
+    report = {
+        **result,
+        "connections": CONNECTIONS,
+        "rss_before_mb": round(before, 1),
+        "rss_middle_mb": round(middle, 1),
+        "rss_after_mb": round(after, 1),
+        "rss_growth": round(after / before - 1, 4),
+    }
     (get_settings().home_dir / "load-report.json").write_text(json.dumps(report, indent=2))
-    print(f"\nload: {report['rps']:.0f} req/s, p50 {report['p50_ms']:.1f} ms, p99 "
-          f"{report['p99_ms']:.1f} ms, memory {before:.0f} -> {middle:.0f} -> {after:.0f} MB "
-          f"over {seconds:.0f} s")  # fmt: skip
+    print(
+        f"\nload: {report['rps']:.0f} req/s, p50 {report['p50_ms']:.1f} ms, p99 "
+        f"{report['p99_ms']:.1f} ms, memory {before:.0f} -> {middle:.0f} -> {after:.0f} MB "
+        f"over {seconds:.0f} s"
+    )
     assert result["ok"] > 0
     assert result["statuses"] == {}, f"answers other than 200: {result['statuses']}"
     assert result["dropped"] == 0, f"dropped connections: {result['dropped_examples']}"

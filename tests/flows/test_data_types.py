@@ -28,21 +28,23 @@ def make_table(n: int = 600, seed: int = 0) -> pd.DataFrame:
         series[rng.random(n) < frac] = None
         return series
 
-    return pd.DataFrame({
-        "flag": rng.random(n) < 0.3 + 0.4 * y,
-        "flag with nulls": with_nulls(rng.random(n) < 0.3 + 0.4 * y),
-        "count": rng.integers(0, 10, n) + 3 * y,
-        "count.nulls": with_nulls(rng.integers(0, 10, n)),
-        "ratio": rng.random(n) + y * 0.5,
-        "ratio nulls": with_nulls(rng.random(n)),
-        "segment": np.where(y == 1, rng.choice(["a b", "c.d"], n), rng.choice(["c.d", "é"], n)),
-        "segment nulls": with_nulls(rng.choice(["x", "y"], n)),
-        "signup date": pd.date_range("2024-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
-        "東京 größe": with_nulls(
-            pd.date_range("2023-01-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M")
-        ),
-        "label": y,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "flag": rng.random(n) < 0.3 + 0.4 * y,
+            "flag with nulls": with_nulls(rng.random(n) < 0.3 + 0.4 * y),
+            "count": rng.integers(0, 10, n) + 3 * y,
+            "count.nulls": with_nulls(rng.integers(0, 10, n)),
+            "ratio": rng.random(n) + y * 0.5,
+            "ratio nulls": with_nulls(rng.random(n)),
+            "segment": np.where(y == 1, rng.choice(["a b", "c.d"], n), rng.choice(["c.d", "é"], n)),
+            "segment nulls": with_nulls(rng.choice(["x", "y"], n)),
+            "signup date": pd.date_range("2024-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+            "東京 größe": with_nulls(
+                pd.date_range("2023-01-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M")
+            ),
+            "label": y,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +54,12 @@ def trained(module_mlflow_store: str, prefect_harness: None, tmp_path_factory: A
     folder = tmp_path_factory.mktemp("types")
     table = make_table()
     table.to_csv(folder / "train.csv", index=False)
-    result = training(data_path=str(folder / "train.csv"), target="label", model_name=MODEL,
-                      thresholds={"roc_auc": 0.6})  # fmt: skip
+    result = training(
+        data_path=str(folder / "train.csv"),
+        target="label",
+        model_name=MODEL,
+        thresholds={"roc_auc": 0.6},
+    )
     return {"result": result, "folder": folder, "table": table}
 
 
@@ -70,8 +76,9 @@ def test_every_type_trains_and_the_signature_keeps_missing_values_legal(trained:
         return set(Path(tempfile.gettempdir()).glob("modelops-mlmodel-*"))
 
     before = leftovers()
-    mlmodel, example = read_mlmodel(get_client(s.resolved_tracking_uri), MODEL, "1",
-                                    with_example=True)  # fmt: skip
+    mlmodel, example = read_mlmodel(
+        get_client(s.resolved_tracking_uri), MODEL, "1", with_example=True
+    )
     assert leftovers() == before  # nothing left on disk
     assert set(example.columns) == set(make_table(5).columns) - {"label"}
     inputs = {c.name: c for c in mlmodel.signature.inputs.inputs}
@@ -87,9 +94,12 @@ def test_every_type_batch_scores_from_parquet_with_nulls(trained: dict) -> None:
     fresh = make_table(50, seed=3).drop(columns="label")
     fresh.loc[0:4, ["flag with nulls", "count.nulls", "ratio nulls", "segment nulls"]] = None
     fresh.to_parquet(folder / "new.parquet", index=False)
-    result = batch_scoring(input_uri=str(folder / "new.parquet"),
-                           output_uri=str(folder / "scored.parquet"), model_name=MODEL,
-                           version="1")  # fmt: skip
+    result = batch_scoring(
+        input_uri=str(folder / "new.parquet"),
+        output_uri=str(folder / "scored.parquet"),
+        model_name=MODEL,
+        version="1",
+    )
     scored = pd.read_parquet(folder / "scored.parquet")
     assert result["rows"] == len(scored) == 50
     assert set(scored["prediction"]) <= {0, 1} and set(scored["model_version"]) == {"1"}
@@ -105,16 +115,21 @@ def test_every_type_is_served_one_row_and_many(trained: dict) -> None:
     ] = None
     split = json.loads(rows.to_json(orient="split", index=False, date_format="iso"))
     try:
-        record = deployment(model_name=MODEL, version="1", target="local", workers=1,
-                            timeout_seconds=120)  # fmt: skip
+        record = deployment(
+            model_name=MODEL, version="1", target="local", workers=1, timeout_seconds=120
+        )
         for payload, expected in (
             ({"dataframe_split": {"columns": split["columns"], "data": split["data"][:1]}}, 1),
             ({"dataframe_split": split}, 20),
             ({"dataframe_records": rows.head(3).to_dict(orient="records")}, 3),
         ):
             body = json.dumps(payload, default=str)
-            answer = httpx.post(f"{record.url}/invocations", content=body, timeout=30,
-                                headers={"Content-Type": "application/json"})  # fmt: skip
+            answer = httpx.post(
+                f"{record.url}/invocations",
+                content=body,
+                timeout=30,
+                headers={"Content-Type": "application/json"},
+            )
             assert answer.status_code == 200, answer.text[:500]
             assert len(answer.json()["predictions"]) == expected
     finally:

@@ -18,10 +18,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 def _deploy(version: str = "1", **kwargs: Any) -> Any:
     return deployment(
-        version=version, target="kubernetes", namespace=NS, image="registry.local/lead:1",
-        cluster_tracking_uri_override="http://mlflow.mlops.svc:5000", timeout_seconds=5,
-        poll_seconds=0.5, **kwargs,
-    )  # fmt: skip
+        version=version,
+        target="kubernetes",
+        namespace=NS,
+        image="registry.local/lead:1",
+        cluster_tracking_uri_override="http://mlflow.mlops.svc:5000",
+        timeout_seconds=5,
+        poll_seconds=0.5,
+        **kwargs,
+    )
 
 
 def test_first_deploy_then_redeploy_changes_nothing(
@@ -181,11 +186,17 @@ def test_batch_scoring_job(cluster: FakeCluster, make_version: Any, fails: bool)
     promote_model("lead-scoring", 1, "Production")
     cluster.job_name, cluster.job_fails = "lead-scoring-score-nightly", fails
     state = batch_scoring(
-        input_uri="s3://leads/in.csv", output_uri="s3://leads/out.csv", target="kubernetes",
-        namespace=NS, image="registry.local/lead:1", job_suffix="nightly", poll_seconds=0.2,
-        timeout_seconds=10, cluster_tracking_uri_override="http://mlflow.mlops.svc:5000",
+        input_uri="s3://leads/in.csv",
+        output_uri="s3://leads/out.csv",
+        target="kubernetes",
+        namespace=NS,
+        image="registry.local/lead:1",
+        job_suffix="nightly",
+        poll_seconds=0.2,
+        timeout_seconds=10,
+        cluster_tracking_uri_override="http://mlflow.mlops.svc:5000",
         return_state=True,
-    )  # fmt: skip
+    )
     job = cluster.handler.objects["batch/v1/jobs", NS, "lead-scoring-score-nightly"].raw
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:2] == ["--model-uri", "models:/lead-scoring/1"]
@@ -218,23 +229,32 @@ def test_tracking_credentials_reach_pods_only_through_a_secret(
 
     make_version()
     record = deployment(
-        version="1", target="kubernetes", namespace=NS, image="registry.local/lead:1",
+        version="1",
+        target="kubernetes",
+        namespace=NS,
+        image="registry.local/lead:1",
         cluster_tracking_uri_override="https://alice:s3cret@mlflow.example:5000",
-        timeout_seconds=5, poll_seconds=0.5,
-    )  # fmt: skip
+        timeout_seconds=5,
+        poll_seconds=0.5,
+    )
     env = cluster.live()["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "MLFLOW_TRACKING_URI", "value": "https://mlflow.example:5000"} in env
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
     assert refs["MLFLOW_TRACKING_PASSWORD"] == {
-        "name": f"{NAME}-mlflow", "key": "password", "optional": True}  # fmt: skip
+        "name": f"{NAME}-mlflow",
+        "key": "password",
+        "optional": True,
+    }
     secret = cluster.handler.objects["v1/secrets", NS, f"{NAME}-mlflow"].raw
     assert base64.b64decode(secret["data"]["password"]) == b"s3cret"
     # Nothing anyone reads afterwards holds the password: not the record, not the manifests
     # logged to MLflow, not the version's tags.
     assert "s3cret" not in record.model_dump_json()
     client = get_client(get_settings().resolved_tracking_uri)
-    logged = client.search_runs([client.get_experiment_by_name("tests").experiment_id],
-                                filter_string="tags.`modelops.flow` = 'deployment'")[0]  # fmt: skip
+    logged = client.search_runs(
+        [client.get_experiment_by_name("tests").experiment_id],
+        filter_string="tags.`modelops.flow` = 'deployment'",
+    )[0]
     for artifact in ("manifests/deployment.json", "manifests/service.json", "deployment.json"):
         text = Path(client.download_artifacts(logged.info.run_id, artifact)).read_text()
         assert "s3cret" not in text and "alice" not in text, artifact

@@ -35,11 +35,19 @@ def test_a_flow_and_its_subflow_take_a_fraction_of_a_second() -> None:
 
 
 def _heartbeat_after_importing_flows(env: dict[str, str]) -> str:
-    code = ("import flows\nfrom prefect.settings import get_current_settings\n"
-            "print(get_current_settings().flows.heartbeat_frequency)")  # fmt: skip
+    code = (
+        "import flows\nfrom prefect.settings import get_current_settings\n"
+        "print(get_current_settings().flows.heartbeat_frequency)"
+    )
     clean = {k: v for k, v in os.environ.items() if "HEARTBEAT" not in k}
-    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True,
-                         text=True, timeout=120, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return out.stdout.strip().splitlines()[-1]
 
 

@@ -22,8 +22,13 @@ from modelops.serving.local import free_port
 
 pytestmark = pytest.mark.slow
 
-COLUMNS = ["completeness", "email_confidence", "phone_confidence", "source_priority",
-           "intent_signal_score"]  # fmt: skip
+COLUMNS = [
+    "completeness",
+    "email_confidence",
+    "phone_confidence",
+    "source_priority",
+    "intent_signal_score",
+]
 
 
 @contextlib.contextmanager
@@ -32,9 +37,11 @@ def serving(*args: str, env: dict[str, str] | None = None, ready: bool = True) -
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "modelops", "serve", *args, "--port", str(port)],
-        env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         if ready:
@@ -57,8 +64,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from modelops import promote_model
 
     folder = tmp_path_factory.mktemp("served")
-    env = {"MODELOPS_HOME": str(folder), "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-           "MLFLOW_EXPERIMENT_NAME": "serving-tests"}  # fmt: skip
+    env = {
+        "MODELOPS_HOME": str(folder),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "MLFLOW_EXPERIMENT_NAME": "serving-tests",
+    }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
@@ -69,10 +79,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def server(store: dict[str, Any]) -> Iterator[str]:
-    env = {**store["env"], "MODELOPS_SERVE_FLUSH_SECONDS": "0.5",
-           "MODELOPS_SERVE_MAX_BODY_BYTES": "50000"}  # fmt: skip
-    with serving("lead-scoring", "--workers", "2", "--sample-dir",
-                 str(store["folder"] / "samples"), env=env) as url:  # fmt: skip
+    env = {
+        **store["env"],
+        "MODELOPS_SERVE_FLUSH_SECONDS": "0.5",
+        "MODELOPS_SERVE_MAX_BODY_BYTES": "50000",
+    }
+    with serving(
+        "lead-scoring", "--workers", "2", "--sample-dir", str(store["folder"] / "samples"), env=env
+    ) as url:
         yield url
 
 
@@ -106,13 +120,21 @@ def test_every_mlflow_input_format_gives_the_same_answer_with_its_lineage(server
         assert body["mlflow_run_id"] and body["mlflow_run_id"] == r.headers["X-MLflow-Run-Id"]
         assert len(r.headers["X-Request-Id"]) == 32
         answers.append(body["predictions"])
-    csv = httpx.post(f"{server}/invocations", content=rows.to_csv(index=False), timeout=30,
-                     headers={"Content-Type": "text/csv"})  # fmt: skip
+    csv = httpx.post(
+        f"{server}/invocations",
+        content=rows.to_csv(index=False),
+        timeout=30,
+        headers={"Content-Type": "text/csv"},
+    )
     assert csv.status_code == 200, csv.text
     answers.append(csv.json()["predictions"])
     assert all(a == answers[0] for a in answers) and len(answers[0]) == 3
-    asked = httpx.post(f"{server}/invocations", timeout=30, headers={"X-Request-Id": "req-42"},
-                       json={"dataframe_split": split, "params": {"probabilities": True}})  # fmt: skip
+    asked = httpx.post(
+        f"{server}/invocations",
+        timeout=30,
+        headers={"X-Request-Id": "req-42"},
+        json={"dataframe_split": split, "params": {"probabilities": True}},
+    )
     assert asked.headers["X-Request-Id"] == "req-42"
     body = asked.json()
     assert body["classes"] == [0, 1] and len(body["probabilities"]) == 3
@@ -126,10 +148,18 @@ def test_open_inference_protocol_v2(server: str) -> None:
     assert [i["name"] for i in meta["inputs"]] == COLUMNS
     assert {i["datatype"] for i in meta["inputs"]} == {"FP64"}
     rows = _rows(4)
-    request = {"id": "abc", "inputs": [
-        {"name": c, "shape": [4, 1], "datatype": "FP64",
-         "data": json.loads(rows[c].to_json(orient="values"))} for c in COLUMNS
-    ]}  # fmt: skip
+    request = {
+        "id": "abc",
+        "inputs": [
+            {
+                "name": c,
+                "shape": [4, 1],
+                "datatype": "FP64",
+                "data": json.loads(rows[c].to_json(orient="values")),
+            }
+            for c in COLUMNS
+        ],
+    }
     r = httpx.post(f"{server}/v2/models/lead-scoring/infer", json=request, timeout=30)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -145,7 +175,10 @@ def test_open_inference_protocol_v2(server: str) -> None:
 def test_version_says_which_model_answers(server: str) -> None:
     about = httpx.get(f"{server}/version").json()
     assert (about["model_name"], about["model_version"], about["alias"]) == (
-        "lead-scoring", "1", "production")  # fmt: skip
+        "lead-scoring",
+        "1",
+        "production",
+    )
     assert about["mlflow_run_id"] and about["loaded_at"]
     assert about["engine"] == "onnx" and about["fast_path"]["used"] is True
     assert about["fast_path"]["max_difference"] <= 1e-6
@@ -155,39 +188,74 @@ BAD = [
     (b"{not json", "application/json", 400, "not valid JSON"),
     (b"[1, 2]", "application/json", 400, "must be a JSON object"),
     (b'{"inputs": [], "instances": []}', "application/json", 400, "exactly one of"),
-    (b'{"dataframe_split": {"columns": ["completeness"], "data": [[0.5]]}}', "application/json",
-     400, "Missing input column(s)"),
-    (json.dumps({"dataframe_records": [{**{c: 0.5 for c in COLUMNS}, "extra": 1}]}).encode(),
-     "application/json", 400, "Unexpected column(s) ['extra']"),
-    (json.dumps({"dataframe_records": [{**{c: 0.5 for c in COLUMNS}, "completeness": "high"}]})
-     .encode(), "application/json", 400, "column 'completeness': expected numbers, got 'high'"),
-    (json.dumps({"dataframe_records": [{**{c: 0.5 for c in COLUMNS}, "completeness": True}]})
-     .encode(), "application/json", 200, None),  # a boolean is a number to a double column
-    (json.dumps({"dataframe_split": {"columns": [*COLUMNS, COLUMNS[0]], "data": [[0.5] * 6]}})
-     .encode(), "application/json", 400, "appear more than once"),
-    (json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [[0.5] * 4 + [[1]]]}}).encode(),
-     "application/json", 400, "column 'intent_signal_score'"),
+    (
+        b'{"dataframe_split": {"columns": ["completeness"], "data": [[0.5]]}}',
+        "application/json",
+        400,
+        "Missing input column(s)",
+    ),
+    (
+        json.dumps({"dataframe_records": [{**{c: 0.5 for c in COLUMNS}, "extra": 1}]}).encode(),
+        "application/json",
+        400,
+        "Unexpected column(s) ['extra']",
+    ),
+    (
+        json.dumps(
+            {"dataframe_records": [{**{c: 0.5 for c in COLUMNS}, "completeness": "high"}]}
+        ).encode(),
+        "application/json",
+        400,
+        "column 'completeness': expected numbers, got 'high'",
+    ),
+    (
+        json.dumps(
+            {"dataframe_records": [{**{c: 0.5 for c in COLUMNS}, "completeness": True}]}
+        ).encode(),
+        "application/json",
+        200,
+        None,
+    ),  # a boolean is a number to a double column
+    (
+        json.dumps(
+            {"dataframe_split": {"columns": [*COLUMNS, COLUMNS[0]], "data": [[0.5] * 6]}}
+        ).encode(),
+        "application/json",
+        400,
+        "appear more than once",
+    ),
+    (
+        json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [[0.5] * 4 + [[1]]]}}).encode(),
+        "application/json",
+        400,
+        "column 'intent_signal_score'",
+    ),
     (b'{"dataframe_split": {"columns": [], "data": []}}', "application/json", 400, "Empty batch"),
     (b'{"inputs": []}', "application/json", 400, "Empty batch"),
     (b'{"inputs": 7}', "application/json", 400, "list of rows or an object"),
     (b"a,b\n1,2\n", "text/plain", 415, "Unsupported Content-Type"),
     (b"x" * 60000, "application/json", 413, "at most 50000"),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize(("body", "media", "status", "message"), BAD,
-                         ids=[f"{i}-{b[2]}" for i, b in enumerate(BAD)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "media", "status", "message"), BAD, ids=[f"{i}-{b[2]}" for i, b in enumerate(BAD)]
+)
 def test_bad_input_is_a_4xx_with_one_line_and_the_server_keeps_serving(
     server: str, body: bytes, media: str, status: int, message: str | None
 ) -> None:
-    r = httpx.post(f"{server}/invocations", content=body, headers={"Content-Type": media},
-                   timeout=30)  # fmt: skip
+    r = httpx.post(
+        f"{server}/invocations", content=body, headers={"Content-Type": media}, timeout=30
+    )
     assert r.status_code == status, r.text
     if message is not None:
         error = r.json()
         assert message in error["message"] and "\n" not in error["message"]
-        assert error["error_code"] in ("BAD_REQUEST", "UNSUPPORTED_MEDIA_TYPE",
-                                       "REQUEST_LIMIT_EXCEEDED")  # fmt: skip
+        assert error["error_code"] in (
+            "BAD_REQUEST",
+            "UNSUPPORTED_MEDIA_TYPE",
+            "REQUEST_LIMIT_EXCEEDED",
+        )
         assert r.headers["X-Model-Version"] == "1"
     ok = httpx.post(f"{server}/invocations", json={"dataframe_split": _split(_rows(1))})
     assert ok.status_code == 200
@@ -222,7 +290,8 @@ def test_telemetry_is_one_run_per_process_logged_in_batches(
     tags = run.data.tags
     assert tags["modelops.model_name"] == "lead-scoring" and tags["modelops.model_version"] == "1"
     assert tags["modelops.training_run_id"] and tags["inference.engine_id"].startswith(
-        "modelops-serve/onnx-")  # fmt: skip
+        "modelops-serve/onnx-"
+    )
     assert tags["inference.environment"]
     history = client.get_metric_history(run.info.run_id, "requests")
     assert history and all(m.value >= 1 for m in history)
@@ -251,19 +320,27 @@ def test_samples_of_inputs_and_outputs_are_written_as_parquet(
 def test_runtime_logging_can_be_switched_off(store: dict[str, Any]) -> None:
     from mlflow import MlflowClient
 
-    env = {**store["env"], "MODELOPS_DISABLE_RUNTIME_LOGGING": "true",
-           "MODELOPS_SERVE_FLUSH_SECONDS": "0.2"}  # fmt: skip
+    env = {
+        **store["env"],
+        "MODELOPS_DISABLE_RUNTIME_LOGGING": "true",
+        "MODELOPS_SERVE_FLUSH_SECONDS": "0.2",
+    }
     with serving("lead-scoring", "--version", "1", env=env) as url:
         for _ in range(5):
-            assert httpx.post(f"{url}/invocations",
-                              json={"dataframe_split": _split(_rows(2))}).status_code == 200  # fmt: skip
+            assert (
+                httpx.post(
+                    f"{url}/invocations", json={"dataframe_split": _split(_rows(2))}
+                ).status_code
+                == 200
+            )
         time.sleep(1)
         about = httpx.get(f"{url}/version").json()
         assert about["telemetry"]["enabled"] is False
     client = MlflowClient(tracking_uri=store["env"]["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("serving-tests")
-    logged = client.search_runs([experiment.experiment_id],
-                                f"tags.`modelops.pid` = '{about['pid']}'")  # fmt: skip
+    logged = client.search_runs(
+        [experiment.experiment_id], f"tags.`modelops.pid` = '{about['pid']}'"
+    )
     assert logged == []
 
 
@@ -274,12 +351,18 @@ def test_the_fast_path_never_changes_an_answer(server: str, store: dict[str, Any
 
     held_out = make_leads(1000, seed=99).drop(columns="won")
     model, _ = load_sklearn(get_client(store["env"]["MLFLOW_TRACKING_URI"]), "lead-scoring", "1")
-    body = httpx.post(f"{server}/invocations", timeout=60, json={
-        "dataframe_split": _split(held_out), "params": {"probabilities": True}}).json()  # fmt: skip
+    body = httpx.post(
+        f"{server}/invocations",
+        timeout=60,
+        json={"dataframe_split": _split(held_out), "params": {"probabilities": True}},
+    ).json()
     expected = model.predict_proba(held_out.astype("float64"))
     assert body["predictions"] == model.predict(held_out.astype("float64")).tolist()
-    worst = max(abs(a - b) for got, want in zip(body["probabilities"], expected, strict=True)
-                for a, b in zip(got, want, strict=True))  # fmt: skip
+    worst = max(
+        abs(a - b)
+        for got, want in zip(body["probabilities"], expected, strict=True)
+        for a, b in zip(got, want, strict=True)
+    )
     assert worst <= 1e-6
 
 
@@ -294,8 +377,11 @@ def test_a_model_the_fast_path_cannot_match_is_served_by_scikit_learn(
         for key, value in store["env"].items():
             mp.setenv(key, value)
         version = register_fixture_version(
-            "forest", estimator=EstimatorConfig(kind="random_forest",
-                                                params={"n_estimators": 30, "max_depth": 8}))  # fmt: skip
+            "forest",
+            estimator=EstimatorConfig(
+                kind="random_forest", params={"n_estimators": 30, "max_depth": 8}
+            ),
+        )
     with serving("forest", "--version", version, env=store["env"]) as url:
         about = httpx.get(f"{url}/version").json()
         answer = httpx.post(f"{url}/invocations", json={"dataframe_split": _split(_rows(2))})

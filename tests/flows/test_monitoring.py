@@ -19,8 +19,12 @@ from modelops.errors import ConfigurationError, ModelNotFound
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
-FEATURES = {"tenure": {"kind": "numeric"}, "spend": {"kind": "numeric", "nullable": True},
-            "channel": {"kind": "categorical"}, "vip": {"kind": "boolean"}}  # fmt: skip
+FEATURES = {
+    "tenure": {"kind": "numeric"},
+    "spend": {"kind": "numeric", "nullable": True},
+    "channel": {"kind": "categorical"},
+    "vip": {"kind": "boolean"},
+}
 
 
 def _customers(n: int, seed: int) -> pd.DataFrame:
@@ -33,8 +37,15 @@ def _customers(n: int, seed: int) -> pd.DataFrame:
     vip = rng.random(n) < 0.15
     logit = -1.0 + 0.04 * tenure - 0.01 * np.nan_to_num(spend, nan=20) + (channel == "web") + vip
     stayed = rng.random(n) < 1 / (1 + np.exp(-logit))
-    return pd.DataFrame({"tenure": tenure, "spend": spend, "channel": channel, "vip": vip,
-                         "stayed": np.where(stayed, "yes", "no")})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "tenure": tenure,
+            "spend": spend,
+            "channel": channel,
+            "vip": vip,
+            "stayed": np.where(stayed, "yes", "no"),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +53,13 @@ def production(module_mlflow_store: str, prefect_harness: None, tmp_path_factory
     folder = tmp_path_factory.mktemp("monitoring")
     train = folder / "customers.csv"
     _customers(6000, seed=1).to_csv(train, index=False)
-    result = training(data_path=str(train), target="stayed", model_name="churn watch",
-                      features=FEATURES, thresholds={"roc_auc": 0.6})  # fmt: skip
+    result = training(
+        data_path=str(train),
+        target="stayed",
+        model_name="churn watch",
+        features=FEATURES,
+        thresholds={"roc_auc": 0.6},
+    )
     promote_model("churn watch", result.version, stage=ModelStage.PRODUCTION)
     return {"folder": folder, "version": result.version}
 
@@ -87,8 +103,9 @@ def test_the_same_distribution_resampled_is_never_flagged(production: dict) -> N
     for seed in range(20):
         window = _customers(2000, seed=100 + seed)
         X = features_of(watched, window)
-        result = monitoring.compare(X, watched.profile, watched.sample,
-                                    watched.model.predict_proba(X)[:, 1])  # fmt: skip
+        result = monitoring.compare(
+            X, watched.profile, watched.sample, watched.model.predict_proba(X)[:, 1]
+        )
         assert not result.degraded, (seed, result.breaches)
     ok = monitoring_run(production, _customers(2000, seed=7))
     assert ok["degraded"] is False and ok["breaches"] == []
@@ -104,11 +121,18 @@ def monitoring_run(production: dict, window: pd.DataFrame, **kwargs: Any) -> dic
     ("feature", "inject"),
     [
         ("tenure", lambda df: df.assign(tenure=df["tenure"] + 25)),  # shifted mean
-        ("channel", lambda df: df.assign(channel=np.where(np.arange(len(df)) % 3 == 0, "chatbot",
-                                                          df["channel"]))),  # a new category
-        ("spend", lambda df: df.assign(spend=df["spend"].where(np.arange(len(df)) % 2 == 0))),  # nulls
+        (
+            "channel",
+            lambda df: df.assign(
+                channel=np.where(np.arange(len(df)) % 3 == 0, "chatbot", df["channel"])
+            ),
+        ),  # a new category
+        (
+            "spend",
+            lambda df: df.assign(spend=df["spend"].where(np.arange(len(df)) % 2 == 0)),
+        ),  # nulls
     ],
-)  # fmt: skip
+)
 def test_drift_in_one_feature_is_caught_and_named(
     production: dict, feature: str, inject: Any
 ) -> None:
@@ -140,8 +164,9 @@ def test_degraded_labels_are_caught(production: dict) -> None:
     window = _customers(2000, seed=5)
     labelled = window.assign(stayed=np.where(window["stayed"] == "yes", "no", "yes"))
     path = _write(labelled, production["folder"], "labelled.parquet")
-    result = monitoring_run(production, window, labelled_path=path,
-                            metric_drop_max={"roc_auc": 0.05})  # fmt: skip
+    result = monitoring_run(
+        production, window, labelled_path=path, metric_drop_max={"roc_auc": 0.05}
+    )
     assert result["degraded"] is True
     assert any(b.startswith("roc_auc fell") for b in result["breaches"]), result["breaches"]
     assert result["performance"]["roc_auc"] < 0.5
@@ -161,11 +186,19 @@ def test_bad_input_changes_nothing(production: dict) -> None:
         monitoring_run(production, _customers(500, seed=3).drop(columns="channel"))
     wrong = _customers(500, seed=3).assign(stayed=np.where(np.arange(500) % 2, 1, 0))
     with pytest.raises(ConfigurationError, match="are not the model's"):
-        monitoring_run(production, _customers(500, seed=3),
-                       labelled_path=_write(wrong, folder, "wrong.parquet"))  # fmt: skip
+        monitoring_run(
+            production,
+            _customers(500, seed=3),
+            labelled_path=_write(wrong, folder, "wrong.parquet"),
+        )
     with pytest.raises(ModelNotFound, match="promote a version to 'production' first"):
-        training(data_path=str(folder / "customers.csv"), target="stayed",
-                 model_name="never promoted", features=FEATURES, thresholds={"roc_auc": 0.6})  # fmt: skip
+        training(
+            data_path=str(folder / "customers.csv"),
+            target="stayed",
+            model_name="never promoted",
+            features=FEATURES,
+            thresholds={"roc_auc": 0.6},
+        )
         monitoring(model_name="never promoted", data_path=str(folder / "customers.csv"))
     assert _version_tags(version) == tags_before
 

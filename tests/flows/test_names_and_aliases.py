@@ -98,7 +98,10 @@ def test_a_first_promotion_does_not_claim_a_comparison(make_version: Any) -> Non
 
     make_version()
     promotion()
-    (event,) = [e for e in read_events(_client().get_model_version("lead-scoring", "1"))
-                if e.action == "promote"]  # fmt: skip
+    (event,) = [
+        e
+        for e in read_events(_client().get_model_version("lead-scoring", "1"))
+        if e.action == "promote"
+    ]
     assert event.basis and event.basis.startswith("no champion in production")
     assert "champion/challenger" not in event.reason

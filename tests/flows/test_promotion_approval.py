@@ -27,8 +27,11 @@ def _paused_run(timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
-                type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))  # fmt: skip
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                )
+            )
             if runs:
                 return runs[0]
             time.sleep(0.3)
@@ -40,8 +43,9 @@ def _promote_in_background(**kwargs: Any) -> tuple[threading.Thread, dict[str, A
 
     def run() -> None:
         try:
-            outcome["result"] = promotion(model_name="approved", require_approval=True,
-                                          actor="api:alice", **kwargs)  # fmt: skip
+            outcome["result"] = promotion(
+                model_name="approved", require_approval=True, actor="api:alice", **kwargs
+            )
         except Exception as exc:
             outcome["error"] = exc
 
@@ -70,19 +74,24 @@ def test_approval_by_a_second_person_moves_production(mlflow_store: str, make_ve
     thread.join(120)
     assert "error" not in outcome, outcome
     assert _production() == "1"
-    events = [v for k, v in MlflowClient().get_model_version("approved", "1").tags.items()
-              if k.startswith("modelops.audit.")]  # fmt: skip
+    events = [
+        v
+        for k, v in MlflowClient().get_model_version("approved", "1").tags.items()
+        if k.startswith("modelops.audit.")
+    ]
     assert any("approved by api:bob: looks good" in e for e in events)
 
 
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        ({"approve": False, "comment": "drift too high", "approver": "api:bob"},
-         "Rejected by api:bob: drift too high"),
+        (
+            {"approve": False, "comment": "drift too high", "approver": "api:bob"},
+            "Rejected by api:bob: drift too high",
+        ),
         ({"approve": True, "approver": "api:alice"}, "cannot also approve it (four eyes)"),
     ],
-)  # fmt: skip
+)
 def test_rejection_or_self_approval_moves_nothing(
     mlflow_store: str, make_version: Any, answer: dict, message: str
 ) -> None:
@@ -100,6 +109,10 @@ def test_rejection_or_self_approval_moves_nothing(
 def test_no_answer_in_time_moves_nothing(mlflow_store: str, make_version: Any) -> None:
     make_version("approved")
     with pytest.raises(PromotionRefused, match="No approval within 3s"):
-        promotion(model_name="approved", require_approval=True, actor="api:alice",
-                  approval_timeout_seconds=3)  # fmt: skip
+        promotion(
+            model_name="approved",
+            require_approval=True,
+            actor="api:alice",
+            approval_timeout_seconds=3,
+        )
     assert _production() is None

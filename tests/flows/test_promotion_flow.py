@@ -36,8 +36,12 @@ def _events(version: str, name: str = "lead-scoring") -> list[dict]:
 def test_first_promotion_needs_no_champion(make_version: Any) -> None:
     make_version()
     result = promotion(actor="alice", reason="first release")
-    assert result.model_dump() == {"name": "lead-scoring", "version": "1",
-                                   "previous_production": None, "changed": True}  # fmt: skip
+    assert result.model_dump() == {
+        "name": "lead-scoring",
+        "version": "1",
+        "previous_production": None,
+        "changed": True,
+    }
     assert _aliases() == {"production": "1"}  # staging cleared: nothing awaits promotion
     last = _events("1")[-1]
     assert (last["action"], last["actor"], last["reason"]) == ("promote", "alice", "first release")
@@ -50,16 +54,21 @@ def test_better_challenger_wins_and_old_champion_is_kept_for_rollback(
     make_version()
     promotion()
     make_version()  # v2, staged, as good as v1
-    result = promotion(held_out_path=str(held_out_csv), margin=0.01,
-                       compare_metrics=["roc_auc", "log_loss"])  # fmt: skip
+    result = promotion(
+        held_out_path=str(held_out_csv), margin=0.01, compare_metrics=["roc_auc", "log_loss"]
+    )
     assert result.version == "2" and result.previous_production == "1"
     assert _aliases() == {"production": "2", "previous-production": "1"}
     v1 = _client().get_model_version("lead-scoring", "1")
     assert v1.tags["modelops.archived"] == "true"
     promote, archive = _events("2")[-1], _events("1")[-1]
     assert promote["action"] == "promote" and promote["from_version"] == "1"
-    assert set(promote["metrics"]) == {"champion.roc_auc", "challenger.roc_auc",
-                                       "champion.log_loss", "challenger.log_loss"}  # fmt: skip
+    assert set(promote["metrics"]) == {
+        "champion.roc_auc",
+        "challenger.roc_auc",
+        "champion.log_loss",
+        "challenger.log_loss",
+    }
     assert archive["action"] == "archive" and archive["to_version"] == "2"
     meta = {r["version"]: r for r in get_model_metadata("lead-scoring")}
     assert meta[2]["stage"] == "Production" and meta[1]["stage"] == "Archived"
@@ -111,9 +120,13 @@ def test_rollback_restores_previous_production_in_one_step(
     assert v2.tags["modelops.archived"] == "true"
     assert _events("2")[-1]["action"] == "rolled-back"
     assert _events("1")[-1] | {"time": None} == _events("1")[-1] | {
-        "action": "rollback", "from_version": "2", "to_version": "1", "actor": "oncall",
-        "reason": "latency regression", "time": None,
-    }  # fmt: skip
+        "action": "rollback",
+        "from_version": "2",
+        "to_version": "1",
+        "actor": "oncall",
+        "reason": "latency regression",
+        "time": None,
+    }
     assert "modelops.archived" not in _client().get_model_version("lead-scoring", "1").tags
     predictions = load_production_model("lead-scoring").predict(
         pd.read_csv(held_out_csv, nrows=4).drop(columns="won").astype("float64")
@@ -140,17 +153,32 @@ def _wrong_columns(tmp: Path, held_out_csv: Path) -> str:
         ({"version": "models:/other-model/1"}, RegistryError, "of model 'other-model'"),
         ({"model_name": "empty-model", "version": "latest"}, ModelNotFound, "has no versions yet"),
         ({"version": "champion"}, ModelNotFound, "has no alias 'champion'"),
-        ({"held_out_path": "WRONG_COLUMNS"}, ConfigurationError,
-         "missing column(s) ['email_confidence']"),
+        (
+            {"held_out_path": "WRONG_COLUMNS"},
+            ConfigurationError,
+            "missing column(s) ['email_confidence']",
+        ),
         ({"held_out_path": None}, ConfigurationError, "pass held_out_path"),
     ],
-    ids=["unknown model", "unknown version", "other model's version", "latest on empty model",
-         "unknown alias", "held-out columns do not match signature", "champion but no held-out"],
-)  # fmt: skip
+    ids=[
+        "unknown model",
+        "unknown version",
+        "other model's version",
+        "latest on empty model",
+        "unknown alias",
+        "held-out columns do not match signature",
+        "champion but no held-out",
+    ],
+)
 def test_bad_input_changes_nothing(
-    make_version: Any, held_out_csv: Path, tmp_path: Path, registry_snapshot: Any,
-    kwargs: dict, error: type[Exception], message: str,
-) -> None:  # fmt: skip
+    make_version: Any,
+    held_out_csv: Path,
+    tmp_path: Path,
+    registry_snapshot: Any,
+    kwargs: dict,
+    error: type[Exception],
+    message: str,
+) -> None:
     make_version()
     promotion()
     make_version()  # v2 staged, v1 production
@@ -191,6 +219,9 @@ def test_python_api_and_cli_show_stages_and_history(
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["version", "stage", "aliases"]
     assert table[1].split()[:2] == ["2", "Archived"] and table[2].split()[:3] == [
-        "1", "Production", "production"]  # fmt: skip
+        "1",
+        "Production",
+        "production",
+    ]
     assert main(["versions", "nope"]) == 2
     assert "No registered model named 'nope'" in capsys.readouterr().err

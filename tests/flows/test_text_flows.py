@@ -43,8 +43,10 @@ def test_fine_tune_register_stage_promote_and_batch_score(
     assert result.version == "1" and result.labels == sorted(pd.read_csv(EMOTIONS).label.unique())
     client = _client()
     staged = client.get_model_version_by_alias("emotion-classifier", "staging")
-    runs = client.search_runs([client.get_run(result.mlflow_run_id).info.experiment_id],
-                              filter_string=f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")  # fmt: skip
+    runs = client.search_runs(
+        [client.get_run(result.mlflow_run_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'",
+    )
     by_name = {r.info.run_name: r for r in runs}
     evaluate = by_name["evaluate_text_model"].info.run_id
     assert {f.path for f in client.list_artifacts(evaluate)} >= {
@@ -60,30 +62,47 @@ def test_fine_tune_register_stage_promote_and_batch_score(
     from modelops.cli import main as cli
 
     try:
-        served = deployment(model_name="emotion-classifier", target="local", workers=1,
-                            timeout_seconds=180)  # fmt: skip
+        served = deployment(
+            model_name="emotion-classifier", target="local", workers=1, timeout_seconds=180
+        )
         import httpx
 
-        answer = httpx.post(f"{served.url}/invocations", timeout=60,
-                            json={"inputs": ["thank you so much", "this is unacceptable"]}).json()  # fmt: skip
+        answer = httpx.post(
+            f"{served.url}/invocations",
+            timeout=60,
+            json={"inputs": ["thank you so much", "this is unacceptable"]},
+        ).json()
         assert len(answer["predictions"]) == 2
         assert {p["label"] for p in answer["predictions"]} <= set(result.labels)
         assert answer["model_version"] == "1" and answer["mlflow_run_id"] == staged.run_id
-        ranked = httpx.post(f"{served.url}/invocations", timeout=60,
-                            json={"inputs": ["thank you so much"], "params": {"top_k": 3}}).json()  # fmt: skip
+        ranked = httpx.post(
+            f"{served.url}/invocations",
+            timeout=60,
+            json={"inputs": ["thank you so much"], "params": {"top_k": 3}},
+        ).json()
         (labels,) = ranked["predictions"]
         assert len(labels) == 3 and labels[0]["score"] >= labels[1]["score"] >= labels[2]["score"]
-        v2 = httpx.post(f"{served.url}/v2/models/emotion-classifier/infer", timeout=60, json={
-            "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
-                        "data": ["I am furious"]}]}).json()  # fmt: skip
+        v2 = httpx.post(
+            f"{served.url}/v2/models/emotion-classifier/infer",
+            timeout=60,
+            json={
+                "inputs": [
+                    {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["I am furious"]}
+                ]
+            },
+        ).json()
         assert v2["model_version"] == "1" and v2["outputs"][0]["shape"] == [1]
     finally:
         cli(["stop", "emotion-classifier"])
 
     out = tmp_path / "scored.csv"
     pd.read_csv(EMOTIONS).head(40).to_csv(tmp_path / "in.csv", index=False)
-    scored_info = batch_scoring(input_uri=str(tmp_path / "in.csv"), output_uri=str(out),
-                                model_name="emotion-classifier", batch_size=16)  # fmt: skip
+    scored_info = batch_scoring(
+        input_uri=str(tmp_path / "in.csv"),
+        output_uri=str(out),
+        model_name="emotion-classifier",
+        batch_size=16,
+    )
     scored = pd.read_csv(out)
     assert scored_info["rows"] == len(scored) == 40
     assert set(scored["label"]) <= set(result.labels) and scored["score"].between(0, 1).all()
@@ -91,7 +110,8 @@ def test_fine_tune_register_stage_promote_and_batch_score(
     assert set(scored["mlflow_run_id"]) == {staged.run_id}
     scoring_run = client.search_runs(
         [client.get_run(result.mlflow_run_id).info.experiment_id],
-        filter_string="tags.`modelops.flow` = 'batch-scoring'")[0]  # fmt: skip
+        filter_string="tags.`modelops.flow` = 'batch-scoring'",
+    )[0]
     history = client.get_metric_history(scoring_run.info.run_id, "batch.latency_ms_per_item")
     assert [m.step for m in history] == [0, 1, 2]  # 40 texts in batches of 16
     candidates = client.get_metric_history(scoring_run.info.run_id, "batch.candidate_labels")
@@ -109,28 +129,51 @@ def _write(tmp: Path, df: pd.DataFrame) -> str:
 @pytest.mark.parametrize(
     ("make", "kwargs", "error", "fragment"),
     [
-        (lambda df: df.assign(text=[""] * 3 + df.text.tolist()[3:]), {}, DataValidationError,
-         "3 empty or missing text(s)"),
+        (
+            lambda df: df.assign(text=[""] * 3 + df.text.tolist()[3:]),
+            {},
+            DataValidationError,
+            "3 empty or missing text(s)",
+        ),
         (lambda df: df, {"labels": ["joy", "anger"]}, DataValidationError, "unknown label(s)"),
         (lambda df: df.assign(label="joy"), {}, DataValidationError, "at least 2 classes, found 1"),
-        (lambda df: df, {"base_model": "NOT_A_MODEL"}, ConfigurationError, "is not a model directory"),
-        (lambda df: df, {"base_model": "acme/no-such-model", "revision": "v9"}, ConfigurationError,
-         "Cannot load revision 'v9' of 'acme/no-such-model'"),
+        (
+            lambda df: df,
+            {"base_model": "NOT_A_MODEL"},
+            ConfigurationError,
+            "is not a model directory",
+        ),
+        (
+            lambda df: df,
+            {"base_model": "acme/no-such-model", "revision": "v9"},
+            ConfigurationError,
+            "Cannot load revision 'v9' of 'acme/no-such-model'",
+        ),
     ],
     ids=["empty texts", "unknown labels", "single class", "not a model dir", "unknown revision"],
-)  # fmt: skip
+)
 def test_bad_text_input_registers_nothing(
-    mlflow_store: str, tiny_bert: str, tmp_path: Path, make: Any, kwargs: dict,
-    error: type[Exception], fragment: str,
-) -> None:  # fmt: skip
+    mlflow_store: str,
+    tiny_bert: str,
+    tmp_path: Path,
+    make: Any,
+    kwargs: dict,
+    error: type[Exception],
+    fragment: str,
+) -> None:
     from flows.text_training import text_training
 
     data = _write(tmp_path, make(pd.read_csv(EMOTIONS)))
     if kwargs.get("base_model") == "NOT_A_MODEL":
         (tmp_path / "empty-dir").mkdir()
         kwargs = {**kwargs, "base_model": str(tmp_path / "empty-dir")}
-    state = text_training(data_path=data, fine_tune=FAST, thresholds={"macro_f1": 0.0},
-                          **{"base_model": tiny_bert, **kwargs}, return_state=True)  # fmt: skip
+    state = text_training(
+        data_path=data,
+        fine_tune=FAST,
+        thresholds={"macro_f1": 0.0},
+        **{"base_model": tiny_bert, **kwargs},
+        return_state=True,
+    )
     with pytest.raises(error) as info:
         state.result()
     assert fragment in str(info.value)
@@ -163,14 +206,34 @@ def test_register_pretrained_from_the_command_line_tags_and_stages_the_version(
     from modelops.text.training import default_base_model
 
     before = snapshot_registry()
-    assert main(["register-pretrained", "sentence-encoder", default_base_model(),
-                 "--tag", "stage=production"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "register-pretrained",
+                "sentence-encoder",
+                default_base_model(),
+                "--tag",
+                "stage=production",
+            ]
+        )
+        == 2
+    )
     assert "production is reached through the promotion flow" in capsys.readouterr().err
     assert snapshot_registry() == before
 
-    code = main(["register-pretrained", "sentence-encoder", default_base_model(),
-                 "--description", "sentence embeddings", "--tag", "team=search",
-                 "--tag", "stage=staging"])  # fmt: skip
+    code = main(
+        [
+            "register-pretrained",
+            "sentence-encoder",
+            default_base_model(),
+            "--description",
+            "sentence embeddings",
+            "--tag",
+            "team=search",
+            "--tag",
+            "stage=staging",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     client = _client()
     version = client.get_model_version("sentence-encoder", "1")
@@ -192,8 +255,13 @@ def test_a_text_classifier_is_monitored_by_text_length_and_predicted_labels(
     texts = pd.read_csv(EMOTIONS)
     same = tmp_path / "same.csv"
     texts.sample(frac=1.0, random_state=1).to_csv(same, index=False)
-    ok = monitoring(model_name="emotion-classifier", data_path=str(same), min_rows=50,
-                    labelled_path=str(same), metric_drop_max={"accuracy": 0.5})  # fmt: skip
+    ok = monitoring(
+        model_name="emotion-classifier",
+        data_path=str(same),
+        min_rows=50,
+        labelled_path=str(same),
+        metric_drop_max={"accuracy": 0.5},
+    )
     assert ok["degraded"] is False, ok["breaches"]
     assert set(ok["performance"]) == {"accuracy", "macro_f1"}
 
@@ -207,12 +275,20 @@ def test_a_text_classifier_is_monitored_by_text_length_and_predicted_labels(
     # Texts longer than the model's positions are truncated, in batch scoring too.
     from flows.batch_scoring import batch_scoring
 
-    scored = batch_scoring(input_uri=str(long), output_uri=str(tmp_path / "long-scored.csv"),
-                           model_name="emotion-classifier", batch_size=16)  # fmt: skip
+    scored = batch_scoring(
+        input_uri=str(long),
+        output_uri=str(tmp_path / "long-scored.csv"),
+        model_name="emotion-classifier",
+        batch_size=16,
+    )
     assert scored["rows"] == len(texts)
 
     foreign = tmp_path / "foreign.csv"
     texts.assign(label="sarcasm").to_csv(foreign, index=False)
     with pytest.raises(ConfigurationError, match="are not the model's: sarcasm"):
-        monitoring(model_name="emotion-classifier", data_path=str(same), min_rows=50,
-                   labelled_path=str(foreign))  # fmt: skip
+        monitoring(
+            model_name="emotion-classifier",
+            data_path=str(same),
+            min_rows=50,
+            labelled_path=str(foreign),
+        )

@@ -30,8 +30,9 @@ def test_best_candidate_is_registered_and_a_failing_one_is_recorded(mlflow_store
         "logistic_regression": {"C": [-1.0, 0.001, 1.0]},  # C=-1 is refused by scikit-learn
         "random_forest": {"max_depth": [2], "n_estimators": [20]},
     }
-    result = tuning(model_name="tuned", search=search, runner="sequential",
-                    thresholds={"roc_auc": 0.6})  # fmt: skip
+    result = tuning(
+        model_name="tuned", search=search, runner="sequential", thresholds={"roc_auc": 0.6}
+    )
     client = MlflowClient()
     results = _results(client, result.mlflow_run_id)
     assert [r["index"] for r in results] == [0, 1, 2, 3]
@@ -73,8 +74,13 @@ def test_best_candidate_is_registered_and_a_failing_one_is_recorded(mlflow_store
 
 def test_candidates_run_on_a_real_local_dask_cluster(mlflow_store: str) -> None:
     search = {"logistic_regression": {"C": [0.01, 1.0]}, "random_forest": {"max_depth": [3]}}
-    result = tuning(model_name="tuned-on-dask", search=search, runner="dask", dask_workers=2,
-                    thresholds={"roc_auc": 0.6})  # fmt: skip
+    result = tuning(
+        model_name="tuned-on-dask",
+        search=search,
+        runner="dask",
+        dask_workers=2,
+        thresholds={"roc_auc": 0.6},
+    )
     results = _results(MlflowClient(), result.mlflow_run_id)
     assert [r["status"] for r in results] == ["finished"] * 3
     workers = {r["worker"] for r in results}
@@ -84,15 +90,22 @@ def test_candidates_run_on_a_real_local_dask_cluster(mlflow_store: str) -> None:
 
 def test_a_search_where_every_candidate_fails_registers_nothing(mlflow_store: str) -> None:
     with pytest.raises(ConfigurationError, match="Every candidate of the search failed"):
-        tuning(model_name="all-bad", search={"logistic_regression": {"C": [-1.0, -2.0]}},
-               runner="sequential")  # fmt: skip
+        tuning(
+            model_name="all-bad",
+            search={"logistic_regression": {"C": [-1.0, -2.0]}},
+            runner="sequential",
+        )
     assert MlflowClient().search_registered_models("name = 'all-bad'") == []
 
 
 def test_a_best_candidate_below_the_gate_registers_nothing(mlflow_store: str) -> None:
     with pytest.raises(QualityGateFailed):
-        tuning(model_name="gated", search={"logistic_regression": {"C": [1.0]}},
-               runner="sequential", thresholds={"roc_auc": 0.99})  # fmt: skip
+        tuning(
+            model_name="gated",
+            search={"logistic_regression": {"C": [1.0]}},
+            runner="sequential",
+            thresholds={"roc_auc": 0.99},
+        )
     assert MlflowClient().search_registered_models("name = 'gated'") == []
 
 
@@ -101,13 +114,20 @@ def test_a_best_candidate_below_the_gate_registers_nothing(mlflow_store: str) ->
     [
         ({}, {}, "The search is empty"),
         ({"xgboost": {}}, {}, "Unknown estimator kind(s) in the search: xgboost"),
-        ({"random_forest": {"depth": [3]}}, {}, "Unknown hyper-parameter(s) for random_forest: depth"),
+        (
+            {"random_forest": {"depth": [3]}},
+            {},
+            "Unknown hyper-parameter(s) for random_forest: depth",
+        ),
         ({"random_forest": {"max_depth": []}}, {}, "No values to try for random_forest: max_depth"),
         ({"random_forest": {}}, {"metric": "rocauc"}, "Unknown search metric 'rocauc'"),
-        ({"random_forest": {}}, {"runner": "sequential", "dask_address": "tcp://x:8786"},
-         "dask_address is only used with runner=dask"),
+        (
+            {"random_forest": {}},
+            {"runner": "sequential", "dask_address": "tcp://x:8786"},
+            "dask_address is only used with runner=dask",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_searches_are_refused_before_any_run(
     mlflow_store: str, search: dict, extra: dict, message: str
 ) -> None:

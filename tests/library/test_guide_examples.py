@@ -27,8 +27,12 @@ def guide_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     variable init_mlflow sets is restored afterwards."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MODELOPS_HOME", str(tmp_path / ".modelops"))
-    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_REGISTRY_URI",
-                "MODELOPS_MIRROR_STAGES"):  # fmt: skip
+    for key in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_REGISTRY_URI",
+        "MODELOPS_MIRROR_STAGES",
+    ):
         monkeypatch.delenv(key, raising=False)
     yield tmp_path
     for key in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_REGISTRY_URI"):
@@ -55,14 +59,16 @@ def _basic_training() -> object:
     from modelops import train_lead_scoring_model
 
     # Prepare training data
-    dataset = pd.DataFrame({
-        "completeness": [0.9, 0.4, 0.75, 0.3],
-        "email_confidence": [0.8, 0.1, 0.6, 0.2],
-        "phone_confidence": [0.7, 0.0, 0.4, 0.2],
-        "source_priority": [1.0, 0.2, 0.6, 0.1],
-        "intent_signal_score": [0.9, 0.3, 0.5, 0.2],
-        "won": [1, 0, 1, 0],  # Target variable
-    })  # fmt: skip
+    dataset = pd.DataFrame(
+        {
+            "completeness": [0.9, 0.4, 0.75, 0.3],
+            "email_confidence": [0.8, 0.1, 0.6, 0.2],
+            "phone_confidence": [0.7, 0.0, 0.4, 0.2],
+            "source_priority": [1.0, 0.2, 0.6, 0.1],
+            "intent_signal_score": [0.9, 0.3, 0.5, 0.2],
+            "won": [1, 0, 1, 0],  # Target variable
+        }
+    )
 
     # Train model with MLflow tracking
     result = train_lead_scoring_model(
@@ -96,9 +102,15 @@ def test_configuration_and_basic_training_on_four_rows(
     assert client.get_experiment(run.info.experiment_id).name == "lead_scoring"
     assert str(client.get_model_version_by_alias("lead_scoring_model", "staging").version) == "1"
     # The returned model is the fitted pipeline.
-    row = pd.DataFrame({"completeness": [0.9], "email_confidence": [0.8],
-                        "phone_confidence": [0.7], "source_priority": [1.0],
-                        "intent_signal_score": [0.9]})  # fmt: skip
+    row = pd.DataFrame(
+        {
+            "completeness": [0.9],
+            "email_confidence": [0.8],
+            "phone_confidence": [0.7],
+            "source_priority": [1.0],
+            "intent_signal_score": [0.9],
+        }
+    )
     proba = result.model.predict_proba(row)  # type: ignore[attr-defined]
     assert proba.shape == (1, 2)
 
@@ -178,13 +190,15 @@ def test_promotion_loading_and_metadata(
     model = load_production_model("lead_scoring_model")
 
     # Make predictions
-    features = pd.DataFrame({
-        "completeness": [0.85],
-        "email_confidence": [0.75],
-        "phone_confidence": [0.65],
-        "source_priority": [0.9],
-        "intent_signal_score": [0.7],
-    })  # fmt: skip
+    features = pd.DataFrame(
+        {
+            "completeness": [0.85],
+            "email_confidence": [0.75],
+            "phone_confidence": [0.65],
+            "source_priority": [0.9],
+            "intent_signal_score": [0.7],
+        }
+    )
 
     probabilities = model.predict_proba(features)[:, 1]
     print(f"Lead score: {probabilities[0]:.3f}")
@@ -196,10 +210,7 @@ def test_promotion_loading_and_metadata(
         print(f"Version {version_info['version']}: {version_info['stage']}")
     # --- guide: "Filter by Stage" ---
     # Get only production models
-    production_models = get_model_metadata(
-        "lead_scoring_model",
-        stage=ModelStage.PRODUCTION
-    )  # fmt: skip
+    production_models = get_model_metadata("lead_scoring_model", stage=ModelStage.PRODUCTION)
 
     for model in production_models:
         print(f"Production version: {model['version']}")
@@ -252,7 +263,7 @@ def test_promoting_latest_and_the_whole_workflow(
 
     # 3. Get the model version that was just registered
     metadata = get_model_metadata("lead_scoring_model")
-    latest_version = max(int(m['version']) for m in metadata)  # fmt: skip
+    latest_version = max(int(m["version"]) for m in metadata)
 
     # 4. Promote to staging for validation
     promote_model(
@@ -298,8 +309,12 @@ def test_in_memory_store(guide_dir: Path) -> None:
     )
 
     init_mlflow(MLflowConfig(tracking_uri="sqlite:///:memory:", experiment_name="mem"))
-    result = train_model(pd.read_csv(SAMPLE_DATA).head(400), target_column="won",
-                         mlflow_model_name="in-memory", metric_thresholds={"roc_auc": 0.6})  # fmt: skip
+    result = train_model(
+        pd.read_csv(SAMPLE_DATA).head(400),
+        target_column="won",
+        mlflow_model_name="in-memory",
+        metric_thresholds={"roc_auc": 0.6},
+    )
     promote_model("in-memory", result.version, stage=ModelStage.PRODUCTION)
     assert get_model_metadata("in-memory")[0]["stage"] == "Production"
     assert not (guide_dir / "mlflow.db").exists() and not (guide_dir / ":memory:").exists()
@@ -317,8 +332,9 @@ def test_legacy_stages_are_mirrored_only_when_asked(
     promote_model("lead_scoring_model", 3, stage=ModelStage.PRODUCTION)
     promote_model("lead_scoring_model", 1, stage=ModelStage.ARCHIVED)
     client = MlflowClient()
-    stages = {v: client.get_model_version("lead_scoring_model", v).current_stage
-              for v in ("1", "2", "3")}  # fmt: skip
+    stages = {
+        v: client.get_model_version("lead_scoring_model", v).current_stage for v in ("1", "2", "3")
+    }
     if mirror:
         assert stages == {"1": "Archived", "2": "None", "3": "Production"}
         legacy = mlflow.sklearn.load_model("models:/lead_scoring_model/Production")

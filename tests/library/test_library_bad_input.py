@@ -38,8 +38,13 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowCli
 def _leads(n: int = 200) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     x = rng.normal(size=n)
-    return pd.DataFrame({"score": x, "noise": rng.normal(size=n),
-                         "won": (x + rng.normal(scale=0.5, size=n) > 0).astype(int)})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "score": x,
+            "noise": rng.normal(size=n),
+            "won": (x + rng.normal(scale=0.5, size=n) > 0).astype(int),
+        }
+    )
 
 
 def _nothing_registered(client: MlflowClient) -> None:
@@ -51,16 +56,23 @@ def _nothing_registered(client: MlflowClient) -> None:
     [
         (_leads().drop(columns="won"), {}, "The target column 'won' is not in the DataFrame"),
         (_leads().assign(won=1), {}, "target must be binary with both classes present; found 1"),
-        (_leads().assign(won=[f"x{i % 7}" for i in range(200)]), {},
-         "target must be binary with both classes present; found 7"),
+        (
+            _leads().assign(won=[f"x{i % 7}" for i in range(200)]),
+            {},
+            "target must be binary with both classes present; found 7",
+        ),
         ([["garbage", 1], ["more", 0]], {}, "dataset must be a pandas DataFrame, got list"),
-        (_leads(), {"metric_thresholds": {"rocauc": 0.7}}, "Unknown metric(s) in thresholds: rocauc"),
+        (
+            _leads(),
+            {"metric_thresholds": {"rocauc": 0.7}},
+            "Unknown metric(s) in thresholds: rocauc",
+        ),
         (_leads(), {"metric_thresholds": {"roc_auc": "high"}}, "roc_auc"),
         (_leads(), {"mlflow_model_name": "bad/name"}, "bad/name"),
         (_leads(), {"stage_alias": "production"}, "cannot set 'production'"),
         (_leads(), {"estimator": {"kind": "xgboost"}}, "Invalid estimator"),
     ],
-)  # fmt: skip
+)
 def test_train_model_refuses_bad_input(
     store: MlflowClient, dataset: object, kwargs: dict, message: str
 ) -> None:
@@ -79,8 +91,11 @@ def test_non_numeric_garbage_in_a_numeric_column_fails_validation(store: MlflowC
     data = _leads().astype({"score": object})
     data.loc[::10, "score"] = "n/a??"
     with pytest.raises((DataValidationError, ConfigurationError)) as err:
-        train_model(data, target_column="won",
-                    features={"score": {"kind": "numeric"}, "noise": {"kind": "numeric"}})  # fmt: skip
+        train_model(
+            data,
+            target_column="won",
+            features={"score": {"kind": "numeric"}, "noise": {"kind": "numeric"}},
+        )
     assert "score" in str(err.value)
     _nothing_registered(store)
 
@@ -89,8 +104,9 @@ def test_a_failed_gate_registers_nothing(store: MlflowClient) -> None:
     with pytest.raises(QualityGateFailed, match="roc_auc"):
         train_model(_leads(), target_column="won", metric_thresholds={"roc_auc": 0.999})
     _nothing_registered(store)
-    (run,) = store.search_runs([e.experiment_id for e in store.search_experiments()],
-                               "tags.`modelops.flow` = 'python-api'")  # fmt: skip
+    (run,) = store.search_runs(
+        [e.experiment_id for e in store.search_experiments()], "tags.`modelops.flow` = 'python-api'"
+    )
     assert run.info.status == "FAILED" and run.data.tags["modelops.gate"] == "failed"
 
 
@@ -102,8 +118,14 @@ def test_log_training_run_refuses_a_missing_artifact(store: MlflowClient, tmp_pa
     with pytest.raises(
         ConfigurationError, match=r"Artifact path\(s\) not found: report=.*nope\.html"
     ):
-        log_training_run(model, {}, {"accuracy": 0.9}, {}, model_name="scorer",
-                         artifacts={"report": tmp_path / "nope.html"})  # fmt: skip
+        log_training_run(
+            model,
+            {},
+            {"accuracy": 0.9},
+            {},
+            model_name="scorer",
+            artifacts={"report": tmp_path / "nope.html"},
+        )
     with pytest.raises(ConfigurationError, match="Metric 'accuracy' must be a finite number"):
         log_training_run(model, {}, {"accuracy": "great"}, {}, model_name="scorer")
     with pytest.raises(ConfigurationError, match="not fitted"):
@@ -120,9 +142,15 @@ def test_log_training_run_uploads_artifacts_and_registers_once(
     data = _leads()
     model = LogisticRegression().fit(data[["score", "noise"]], data["won"])
     (tmp_path / "report.html").write_text("<h1>ok</h1>")
-    run_id = log_training_run(model, {"C": 1.0}, {"accuracy": 0.9}, {"team": "growth"},
-                              model_name="scorer", input_example=data[["score", "noise"]].head(3),
-                              artifacts={"reports": tmp_path / "report.html"})  # fmt: skip
+    run_id = log_training_run(
+        model,
+        {"C": 1.0},
+        {"accuracy": 0.9},
+        {"team": "growth"},
+        model_name="scorer",
+        input_example=data[["score", "noise"]].head(3),
+        artifacts={"reports": tmp_path / "report.html"},
+    )
     assert [a.path for a in store.list_artifacts(run_id, "reports")] == ["reports/report.html"]
     # Registering the same run again (a retry) reuses its version.
     from modelops.registry.versions import register_version
@@ -133,8 +161,9 @@ def test_log_training_run_uploads_artifacts_and_registers_once(
 
 
 def test_without_mlflow_nothing_is_logged(store: MlflowClient) -> None:
-    result = train_model(_leads(), target_column="won", enable_mlflow=False,
-                         metric_thresholds={"roc_auc": 0.6})  # fmt: skip
+    result = train_model(
+        _leads(), target_column="won", enable_mlflow=False, metric_thresholds={"roc_auc": 0.6}
+    )
     assert result.version is None and result.run_id is None
     assert result.metrics["roc_auc"] > 0.6 and result.evaluation.startswith("holdout")
     assert store.search_runs([e.experiment_id for e in store.search_experiments()]) == []

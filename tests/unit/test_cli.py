@@ -33,8 +33,10 @@ def test_flow_commands_run_the_flows_prefect_yaml_deploys() -> None:
     import yaml
 
     ROOT = Path(__file__).resolve().parents[2]
-    entrypoints = {d["entrypoint"].split(":")[0].replace("/", ".").removesuffix(".py")
-                   for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}  # fmt: skip
+    entrypoints = {
+        d["entrypoint"].split(":")[0].replace("/", ".").removesuffix(".py")
+        for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    }
     commands = {c.flow.split(":")[0] for c in cli.FLOW_COMMANDS}
     assert entrypoints <= commands
 

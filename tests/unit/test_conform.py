@@ -18,17 +18,25 @@ def _schema(**columns: DataType) -> Schema:
 
 
 def test_each_column_takes_its_signature_type() -> None:
-    frame = pd.DataFrame({
-        "is_partner": [True, False, True],  # a boolean signature keeps booleans (the defect:
-        "flag": [True, False, None],  #      they used to be cast to float64 and refused)
-        "amount": [1, 2, 3],
-        "score": ["0.5", 1, True],
-        "when": ["2024-05-01", "2024-05-02 10:00", None],
-        "region": ["emea", None, "amer"],
-        "extra": [1, 2, 3],
-    })  # fmt: skip
-    schema = _schema(is_partner=DataType.boolean, flag=DataType.double, amount=DataType.long,
-                     score=DataType.double, when=DataType.datetime, region=DataType.string)  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "is_partner": [True, False, True],  # a boolean signature keeps booleans (the defect:
+            "flag": [True, False, None],  #      they used to be cast to float64 and refused)
+            "amount": [1, 2, 3],
+            "score": ["0.5", 1, True],
+            "when": ["2024-05-01", "2024-05-02 10:00", None],
+            "region": ["emea", None, "amer"],
+            "extra": [1, 2, 3],
+        }
+    )
+    schema = _schema(
+        is_partner=DataType.boolean,
+        flag=DataType.double,
+        amount=DataType.long,
+        score=DataType.double,
+        when=DataType.datetime,
+        region=DataType.string,
+    )
     out = conform(frame, schema)
     assert list(out.columns) == ["is_partner", "flag", "amount", "score", "when", "region"]
     assert out["is_partner"].dtype == bool
@@ -80,18 +88,23 @@ def _numeric_model(fast: bool) -> object:
 
     from modelops.serving.model import Column
 
-    return SimpleNamespace(engine="onnx", numeric_fast_path=fast,
-                           columns=[Column(n, "double") for n in NUMERIC])  # fmt: skip
+    return SimpleNamespace(
+        engine="onnx", numeric_fast_path=fast, columns=[Column(n, "double") for n in NUMERIC]
+    )
 
 
-@pytest.mark.parametrize("payload", [
-    {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5], [None, "3"], [True, 0]]}},
-    {"dataframe_split": {"columns": ["b", "a"], "data": [[2.5, 1], [3, None], [0, True]]}},
-    {"dataframe_records": [{"a": 1, "b": 2.5}, {"a": None, "b": "3"}, {"b": 0, "a": True}]},
-    {"instances": [{"a": 1, "b": 2.5}, {"a": None, "b": 3}, {"a": 1, "b": 0}]},
-    {"inputs": {"a": [1, None, 1], "b": [2.5, 3, 0]}},
-    {"dataframe_split": {"columns": ["a", "b"], "data": [["true", 2.5], [None, 3], [1, 0]]}},
-], ids=["split", "reordered", "records", "instances", "columns", "text-boolean"])  # fmt: skip
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5], [None, "3"], [True, 0]]}},
+        {"dataframe_split": {"columns": ["b", "a"], "data": [[2.5, 1], [3, None], [0, True]]}},
+        {"dataframe_records": [{"a": 1, "b": 2.5}, {"a": None, "b": "3"}, {"b": 0, "a": True}]},
+        {"instances": [{"a": 1, "b": 2.5}, {"a": None, "b": 3}, {"a": 1, "b": 0}]},
+        {"inputs": {"a": [1, None, 1], "b": [2.5, 3, 0]}},
+        {"dataframe_split": {"columns": ["a", "b"], "data": [["true", 2.5], [None, 3], [1, 0]]}},
+    ],
+    ids=["split", "reordered", "records", "instances", "columns", "text-boolean"],
+)
 def test_the_numeric_fast_path_reads_what_the_general_path_reads(payload: dict) -> None:
     import orjson
 
@@ -105,14 +118,20 @@ def test_the_numeric_fast_path_reads_what_the_general_path_reads(payload: dict) 
         np.testing.assert_array_equal(np.asarray(fast[name]), general[name].to_numpy())
 
 
-@pytest.mark.parametrize(("payload", "message"), [
-    ({"dataframe_split": {"columns": ["a", "a", "b"], "data": [[1, 1, 2]]}}, "['a'] appear more than once"),
-    ({"dataframe_split": {"columns": ["a"], "data": [[1]]}}, "Missing input column(s) ['b']"),
-    ({"dataframe_records": [{"a": 1, "c": 2}]}, "Missing input column(s) ['b']"),
-    ({"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"]]}}, "column 'b'"),
-    ({"dataframe_split": {"columns": ["a", "b"], "data": [[1, [2]]]}}, "column 'b'"),
-    ({"dataframe_split": {"columns": ["a", "b"], "data": []}}, "Empty batch"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (
+            {"dataframe_split": {"columns": ["a", "a", "b"], "data": [[1, 1, 2]]}},
+            "['a'] appear more than once",
+        ),
+        ({"dataframe_split": {"columns": ["a"], "data": [[1]]}}, "Missing input column(s) ['b']"),
+        ({"dataframe_records": [{"a": 1, "c": 2}]}, "Missing input column(s) ['b']"),
+        ({"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"]]}}, "column 'b'"),
+        ({"dataframe_split": {"columns": ["a", "b"], "data": [[1, [2]]]}}, "column 'b'"),
+        ({"dataframe_split": {"columns": ["a", "b"], "data": []}}, "Empty batch"),
+    ],
+)
 def test_what_the_fast_path_refuses_gets_the_general_paths_message(
     payload: dict, message: str
 ) -> None:

@@ -135,24 +135,33 @@ def test_inferred_kinds_for_every_column_type() -> None:
     import numpy as np
 
     n = 60
-    df = pd.DataFrame({
-        "won": [0, 1] * (n // 2),
-        "flag": [True, False] * (n // 2),
-        "flag_missing": pd.Series([True, None, False] * (n // 3), dtype=object),
-        "flag_numpy": pd.Series([np.True_, np.False_] * (n // 2), dtype=object),
-        "flag_category": pd.Series([True, False] * (n // 2)).astype("category"),
-        "nullable_bool": pd.Series([True, None] * (n // 2), dtype="boolean"),
-        "zero_one": [0, 1] * (n // 2),
-        "amount": np.linspace(0, 1, n),
-        "mixed": pd.Series([True, 1] * (n // 2), dtype=object),
-        "text": ["a", "b"] * (n // 2),
-        "when": [f"2026-01-0{i % 9 + 1}" for i in range(n)],
-        "all_missing": pd.Series([None] * n, dtype=object),
-    })  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "won": [0, 1] * (n // 2),
+            "flag": [True, False] * (n // 2),
+            "flag_missing": pd.Series([True, None, False] * (n // 3), dtype=object),
+            "flag_numpy": pd.Series([np.True_, np.False_] * (n // 2), dtype=object),
+            "flag_category": pd.Series([True, False] * (n // 2)).astype("category"),
+            "nullable_bool": pd.Series([True, None] * (n // 2), dtype="boolean"),
+            "zero_one": [0, 1] * (n // 2),
+            "amount": np.linspace(0, 1, n),
+            "mixed": pd.Series([True, 1] * (n // 2), dtype=object),
+            "text": ["a", "b"] * (n // 2),
+            "when": [f"2026-01-0{i % 9 + 1}" for i in range(n)],
+            "all_missing": pd.Series([None] * n, dtype=object),
+        }
+    )
     kinds = {k: v.kind for k, v in infer_schema(df, "won").features.items()}
     assert kinds == {
-        "flag": "boolean", "flag_missing": "boolean", "flag_numpy": "boolean",
-        "flag_category": "boolean", "nullable_bool": "boolean", "zero_one": "numeric",
-        "amount": "numeric", "mixed": "categorical", "text": "categorical",
-        "when": "datetime", "all_missing": "categorical",
-    }  # fmt: skip
+        "flag": "boolean",
+        "flag_missing": "boolean",
+        "flag_numpy": "boolean",
+        "flag_category": "boolean",
+        "nullable_bool": "boolean",
+        "zero_one": "numeric",
+        "amount": "numeric",
+        "mixed": "categorical",
+        "text": "categorical",
+        "when": "datetime",
+        "all_missing": "categorical",
+    }

@@ -68,11 +68,15 @@ def test_one_sort_metrics_are_scikit_learns(case: str) -> None:
     np.testing.assert_array_equal(confusion, want_confusion)
 
 
-@pytest.mark.parametrize("y, proba", [
-    (np.zeros(10, dtype=int), np.linspace(0, 1, 10)),  # one class: roc_auc is undefined
-    (np.array([0, 1, 2, 1]), np.array([0.1, 0.6, 0.7, 0.8])),  # not 0/1 labels
-    (np.array([0, 1, 0, 1]), np.array([0.1, np.nan, 0.7, 0.8])),  # a missing score
-], ids=["one class", "three labels", "nan score"])  # fmt: skip
+@pytest.mark.parametrize(
+    "y, proba",
+    [
+        (np.zeros(10, dtype=int), np.linspace(0, 1, 10)),  # one class: roc_auc is undefined
+        (np.array([0, 1, 2, 1]), np.array([0.1, 0.6, 0.7, 0.8])),  # not 0/1 labels
+        (np.array([0, 1, 0, 1]), np.array([0.1, np.nan, 0.7, 0.8])),  # a missing score
+    ],
+    ids=["one class", "three labels", "nan score"],
+)
 def test_inputs_outside_the_fast_path_get_scikit_learns_answer(
     y: np.ndarray, proba: np.ndarray
 ) -> None:

@@ -44,18 +44,27 @@ def test_skops_loads_without_torch_dask_or_pytest_and_lists_the_same_trusted_typ
 ) -> None:
     """The first import lists scikit-learn's estimators the slow way and keeps the names; the
     next hands them to skops: the same trusted types, the optional packages never imported."""
-    code = ("from modelops.model_io import import_skops; import_skops()\n"
-            "from skops.io import _trusted_types as t\n"
-            "print(json.dumps(t.SKLEARN_ESTIMATOR_TYPE_NAMES))")  # fmt: skip
+    code = (
+        "from modelops.model_io import import_skops; import_skops()\n"
+        "from skops.io import _trusted_types as t\n"
+        "print(json.dumps(t.SKLEARN_ESTIMATOR_TYPE_NAMES))"
+    )
     runs = []
     for _ in range(2):
         out = subprocess.run(
-            [sys.executable, "-c", f"import json, sys\n{code}\n"
-             "print(json.dumps(sorted(m for m in ('torch', 'dask', 'pytest', 'sklearn.neural_network')"
-             " if m in sys.modules)))"],
-            cwd=tmp_path, capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                "-c",
+                f"import json, sys\n{code}\n"
+                "print(json.dumps(sorted(m for m in ('torch', 'dask', 'pytest', 'sklearn.neural_network')"
+                " if m in sys.modules)))",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
             env={**os.environ, "MODELOPS_HOME": str(tmp_path / "home")},
-        )  # fmt: skip
+        )
         names, optional = (json.loads(line) for line in out.stdout.strip().splitlines()[-2:])
         runs.append(names)
         # sklearn.neural_network: imported by the slow listing only, not by the one from the kept names

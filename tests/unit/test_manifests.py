@@ -23,9 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spec(**overrides: object) -> ServingSpec:
-    values: dict = {"model_name": "Lead Scoring/EU (v2)!", "version": "3", "run_id": "a" * 32,
-                    "namespace": "ml", "image": "registry.local/lead:1",
-                    "tracking_uri": "http://mlflow:5000"}  # fmt: skip
+    values: dict = {
+        "model_name": "Lead Scoring/EU (v2)!",
+        "version": "3",
+        "run_id": "a" * 32,
+        "namespace": "ml",
+        "image": "registry.local/lead:1",
+        "tracking_uri": "http://mlflow:5000",
+    }
     return ServingSpec(**{**values, **overrides})
 
 
@@ -63,8 +68,10 @@ def test_serving_objects_name_the_model_and_version() -> None:
     names = {
         (m["kind"], m["metadata"]["name"]) for m in removable_objects(_spec().model_name, "ml")
     }
-    assert names == {("Deployment", deployment["metadata"]["name"]),
-                     ("Service", service["metadata"]["name"])}  # fmt: skip
+    assert names == {
+        ("Deployment", deployment["metadata"]["name"]),
+        ("Service", service["metadata"]["name"]),
+    }
 
 
 def test_the_hash_changes_with_the_spec_and_not_with_the_flow_run() -> None:
@@ -96,9 +103,12 @@ def test_templates_come_from_the_package_unless_a_folder_is_set(
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("namespace", "Not_Valid", "Invalid namespace"), ("image", "bad image!", "container image"),
-     ("version", "latest", "registered version number")],
-)  # fmt: skip
+    [
+        ("namespace", "Not_Valid", "Invalid namespace"),
+        ("image", "bad image!", "container image"),
+        ("version", "latest", "registered version number"),
+    ],
+)
 def test_invalid_values_never_reach_a_manifest(field: str, value: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _spec(**{field: value})
@@ -107,8 +117,17 @@ def test_invalid_values_never_reach_a_manifest(field: str, value: str, message: 
 def test_names_are_unique_per_model_and_every_name_is_deployable() -> None:
     from modelops.naming import job_name, local_server_key, serving_name
 
-    names = ["churn model", "churn-model", "Churn-Model", "東京", "東京 2", "a" * 200,
-             "a" * 200 + "b", "o'brien", "churn.model"]  # fmt: skip
+    names = [
+        "churn model",
+        "churn-model",
+        "Churn-Model",
+        "東京",
+        "東京 2",
+        "a" * 200,
+        "a" * 200 + "b",
+        "o'brien",
+        "churn.model",
+    ]
     serving = [serving_name(n) for n in names]
     assert len(set(serving)) == len(names)
     assert len({local_server_key(n) for n in names}) == len(names)
@@ -117,10 +136,15 @@ def test_names_are_unique_per_model_and_every_name_is_deployable() -> None:
         for object_name in (serving_name(name), job_name(name, "nightly run #3")):
             assert len(object_name) <= 63
             kubernetes_validate.validate(
-                {"apiVersion": "v1", "kind": "Service",
-                 "metadata": {"name": object_name, "namespace": "ml"},
-                 "spec": {"ports": [{"port": 80}]}}, "1.30", strict=True,
-            )  # fmt: skip
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": object_name, "namespace": "ml"},
+                    "spec": {"ports": [{"port": 80}]},
+                },
+                "1.30",
+                strict=True,
+            )
     for name in ("東京", "churn model"):
         deployment, _ = render_serving(_spec(model_name=name))
         kubernetes_validate.validate(deployment, "1.30", strict=True)

@@ -55,10 +55,12 @@ def test_promoting_the_champion_again_changes_nothing(make_version: Any, mlflow_
 
 def test_comparison_margin_and_direction() -> None:
     held = {"roc_auc": 0.80, "log_loss": 0.50}
-    assert champion.compare(held, {"roc_auc": 0.795, "log_loss": 0.505},
-                            ["roc_auc", "log_loss"], margin=0.01).passed  # fmt: skip
-    worse = champion.compare(held, {"roc_auc": 0.78, "log_loss": 0.52},
-                             ["roc_auc", "log_loss"], margin=0.01)  # fmt: skip
+    assert champion.compare(
+        held, {"roc_auc": 0.795, "log_loss": 0.505}, ["roc_auc", "log_loss"], margin=0.01
+    ).passed
+    worse = champion.compare(
+        held, {"roc_auc": 0.78, "log_loss": 0.52}, ["roc_auc", "log_loss"], margin=0.01
+    )
     assert [r["passed"] for r in worse.rows] == [False, False]
     assert "| roc_auc | 0.8000 | 0.7800 | -0.0200 | >= -0.0100 | **worse** |" in worse.markdown(
         "m", "1", "2"
@@ -80,10 +82,20 @@ def test_an_interrupted_move_that_never_moved_is_abandoned_and_an_old_one_is_sup
     client = MlflowClient(tracking_uri=mlflow_store, registry_uri=mlflow_store)
     promotion.promote_to_production(client, "lead-scoring", "1", actor="a", reason="r")
     # A process wrote its record for promoting v2 and was killed before production moved.
-    write_event(client, "lead-scoring", "2", AuditEvent(
-        action="promote", alias="production", from_version="1", to_version="2", actor="k",
-        reason="killed", state="started",
-    ))  # fmt: skip
+    write_event(
+        client,
+        "lead-scoring",
+        "2",
+        AuditEvent(
+            action="promote",
+            alias="production",
+            from_version="1",
+            to_version="2",
+            actor="k",
+            reason="killed",
+            state="started",
+        ),
+    )
     (fixed,) = promotion.recover(client, "lead-scoring", actor="next-run")
     assert fixed.state == "abandoned" and "nothing had moved" in str(fixed.recovered)
     assert AliasState.read(client, "lead-scoring").production == "1"

@@ -27,9 +27,11 @@ def _imports(folder: str) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize(
     ("folder", "forbidden"),
-    [("modelops", {"prefect", "prefect_kubernetes", "prefect_dask", "tasks", "flows"}),
-     ("tasks", {"flows"})],
-)  # fmt: skip
+    [
+        ("modelops", {"prefect", "prefect_kubernetes", "prefect_dask", "tasks", "flows"}),
+        ("tasks", {"flows"}),
+    ],
+)
 def test_layers_only_import_downwards(folder: str, forbidden: set[str]) -> None:
     offenders = {path: sorted(names & forbidden) for path, names in _imports(folder).items()}
     assert {p: n for p, n in offenders.items() if n} == {}, (
@@ -87,8 +89,13 @@ def test_the_dockerfile_installs_what_ships_and_runs_the_command_line() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     from modelops.k8s.manifests import ServingSpec, render_serving
 
-    spec = ServingSpec(model_name="m", version="1", namespace="ml", image="modelops-flows:0.1.0",
-                       tracking_uri="http://mlflow:5000")  # fmt: skip
+    spec = ServingSpec(
+        model_name="m",
+        version="1",
+        namespace="ml",
+        image="modelops-flows:0.1.0",
+        tracking_uri="http://mlflow:5000",
+    )
     deployment, _ = render_serving(spec)
     command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[0] in scripts and f'"{command[0]}"' in text

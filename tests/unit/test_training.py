@@ -86,9 +86,16 @@ def test_search_candidates_go_to_workers_costliest_first() -> None:
 
     from modelops.tuning import _relative_cost, expand_search, largest_first
 
-    grid = expand_search({"gradient_boosting": {"n_estimators": [60, 100], "max_depth": [2, 3],
-                                                "learning_rate": [0.05, 0.1]},
-                          "logistic_regression": {"C": [1.0]}})  # fmt: skip
+    grid = expand_search(
+        {
+            "gradient_boosting": {
+                "n_estimators": [60, 100],
+                "max_depth": [2, 3],
+                "learning_rate": [0.05, 0.1],
+            },
+            "logistic_regression": {"C": [1.0]},
+        }
+    )
     ordered = largest_first(grid)
     assert sorted(c.index for c in ordered) == [c.index for c in grid]  # the same candidates
     assert ordered[0].config.params == {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.05}

@@ -48,16 +48,28 @@ def warm(tmp_path: Path):
     (project / "helper.py").write_text("VALUE = 1\n")
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     sock = warmstart.socket_path(owner.pid, str(tmp_path))
-    env = {**os.environ, "PYTHONPATH": str(project), warmstart.SOCKET_ENV: sock,
-           warmstart.PRELOAD_ENV: "helper,numpy"}  # fmt: skip
-    server = subprocess.Popen([sys.executable, "-m", "modelops.warmstart", "--serve", sock,
-                               "--owner", str(owner.pid)], env=env)  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(project),
+        warmstart.SOCKET_ENV: sock,
+        warmstart.PRELOAD_ENV: "helper,numpy",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "modelops.warmstart", "--serve", sock, "--owner", str(owner.pid)],
+        env=env,
+    )
     _wait_for(lambda: os.path.exists(sock))
 
     def run(*args: str, **kw) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "modelops.warmstart", "-m", "probe", *args],
-                              env={**env, **kw.pop("env", {})}, cwd=kw.pop("cwd", project),
-                              capture_output=True, text=True, timeout=60, **kw)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "modelops.warmstart", "-m", "probe", *args],
+            env={**env, **kw.pop("env", {})},
+            cwd=kw.pop("cwd", project),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            **kw,
+        )
 
     run.project, run.owner, run.server, run.sock, run.env = project, owner, server, sock, env  # type: ignore[attr-defined]
     yield run
@@ -106,8 +118,11 @@ def test_exits_as_a_cold_start_would_with_pool_threads_or_a_ctrl_c(warm) -> None
 def _sleeping_run(warm, tmp_path: Path) -> tuple[subprocess.Popen, int]:
     """A launcher whose warm child sleeps; the launcher and the child's pid."""
     pidfile = tmp_path / "child.pid"
-    launcher = subprocess.Popen([sys.executable, "-m", "modelops.warmstart", "-m", "probe",
-                                 "sleep", str(pidfile)], env=warm.env, cwd=warm.project)  # fmt: skip
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "modelops.warmstart", "-m", "probe", "sleep", str(pidfile)],
+        env=warm.env,
+        cwd=warm.project,
+    )
     _wait_for(lambda: pidfile.exists() and pidfile.read_text())
     return launcher, int(pidfile.read_text())
 
