@@ -1,5 +1,5 @@
 """Prefect flows: one module per flow; a flow body only wires tasks together."""
 
-from tasks.engine import apply_engine_settings
+from modelops.orchestration.engine import apply_engine_settings
 
 apply_engine_settings()  # before any flow runs in this process: no heartbeat rounding

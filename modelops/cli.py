@@ -378,13 +378,13 @@ def _coerce(flow: Any, values: dict[str, Any]) -> dict[str, Any]:
 
 def _run_flow(command: FlowCommand, flow: Any, values: dict[str, Any], api: Any = None) -> int:
     from modelops.errors import ModelOpsError
+    from modelops.orchestration.console import summarize_console_logs
+    from modelops.orchestration.engine import flow_api
 
     params = _coerce(flow, values)
-    # Flows and their Prefect glue are loaded by name, like prefect.yaml's entrypoints: the
-    # core library itself never imports Prefect.
-    importlib.import_module("tasks.console").summarize_console_logs()
+    summarize_console_logs()
     timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
-    with importlib.import_module("tasks.engine").flow_api(tuple(command.warm), timeout, api):
+    with flow_api(tuple(command.warm), timeout, api):
         state = flow(**params, return_state=True)
     if state.is_completed():
         print(command.show(state.result()))
@@ -555,8 +555,9 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     import asyncio
 
-    worker = importlib.import_module("tasks.worker")
-    asyncio.run(worker.serve(args.pool, name=args.name, limit=args.limit))
+    from modelops.orchestration.worker import serve
+
+    asyncio.run(serve(args.pool, name=args.name, limit=args.limit))
     return 0
 
 
@@ -696,10 +697,12 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in QUIET_DEFAULTS.items():
         os.environ.setdefault(key, value)
     # A flow command without PREFECT_API_URL needs Prefect's temporary server: start it now, so
-    # it comes up while this process imports the flow (see tasks.engine.TemporaryApi).
+    # it comes up while this process imports the flow (see engine.TemporaryApi).
     api = None
     if any(c.name == command for c in FLOW_COMMANDS) and not {"-h", "--help"} & set(argv):
-        api = importlib.import_module("tasks.engine").TemporaryApi.start_if_wanted()
+        from modelops.orchestration.engine import TemporaryApi
+
+        api = TemporaryApi.start_if_wanted()
     try:
         args = build_parser(command, api).parse_args(argv)
         return int(args.func(args))

@@ -55,7 +55,7 @@ def prefect_harness() -> Iterator[None]:
     """A temporary Prefect API (~20 s to start), shared by the whole session."""
     from prefect.testing.utilities import prefect_test_harness
 
-    from tasks.engine import engine_settings
+    from modelops.orchestration.engine import engine_settings
 
     with engine_settings(), prefect_test_harness(server_startup_timeout=180):
         yield

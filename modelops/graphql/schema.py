@@ -247,10 +247,10 @@ class Query:
 
 
 def _prefect() -> Any:
-    """The Prefect adapter (tasks.orchestration): the core never imports Prefect directly."""
-    import importlib
+    """The Prefect adapter, imported when a resolver first needs Prefect (it takes seconds)."""
+    from modelops.orchestration import flow_runs
 
-    return importlib.import_module("tasks.orchestration")
+    return flow_runs
 
 
 def _prefect_api() -> None:

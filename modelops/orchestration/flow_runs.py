@@ -1,6 +1,7 @@
-"""Prefect as the operator API uses it: start a deployment, read a flow run, resume a paused
-one. The API lives in the core (:mod:`modelops.graphql`), which never imports Prefect itself;
-it reaches these through ``importlib``, as the command line reaches :mod:`tasks.engine`.
+"""Flow runs for the operator API: start a deployment's run, read a run, resume a paused one.
+
+The operator API (:mod:`modelops.graphql`, an entry point) imports this module; keeping the
+Prefect client calls here keeps them out of the resolvers.
 
 Prefect's sync-compatible functions return coroutines when called on a running event loop
 (the API server's): every call here runs in a worker thread with no loop.

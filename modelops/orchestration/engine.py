@@ -1,5 +1,6 @@
-"""How Prefect runs this project's flows, wherever they run (the CLI, a worker's flow-run
-process, the test harness).
+"""How Prefect runs this project's flows: engine settings and the temporary API server.
+
+Used wherever the flows run: the command line, a worker's flow-run process, the test harness.
 
 Prefect 3.8 sends flow-run heartbeats by default (every 180 s) from a thread that sleeps in
 1-second steps and is joined when a synchronous flow run ends: every flow and subflow run is

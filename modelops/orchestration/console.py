@@ -1,4 +1,4 @@
-"""What a person sees in the terminal when the command line runs a flow in this process.
+"""The console log format for flows the command line runs in this process: one line a failure.
 
 Prefect prints each failure with its full traceback, twice (task and flow) — over a hundred
 lines for a refused data file. For the command line a failure is one ``error:`` line; the

@@ -1,4 +1,4 @@
-"""``modelops worker``: Prefect's process worker, with warm starts for its flow runs.
+"""The ``modelops worker``: Prefect's process worker, with warm starts for its flow runs.
 
 Prefect's process worker starts each flow run as ``python -m prefect.engine`` (in 3.8, behind
 a workspace supervisor that then execs the engine: Python starts twice per run), and a
