@@ -423,7 +423,7 @@ def _rest_shipper(uri: str, experiment: str, tags: dict[str, str]) -> _Shipper:
 def _client_shipper(
     uri: str, experiment: str, tags: dict[str, str], artifact_location: str | None
 ) -> _Shipper:
-    from modelops.tracking import _metrics, ensure_experiment, get_client
+    from modelops.tracking import ensure_experiment, get_client, metric_entities
 
     client = get_client(uri)
     experiment_id = ensure_experiment(client, experiment, artifact_location)
@@ -431,6 +431,6 @@ def _client_shipper(
     run_id = run.info.run_id
 
     def log_batch(step: int, metrics: dict[str, float]) -> None:
-        client.log_batch(run_id, metrics=_metrics(metrics, step))
+        client.log_batch(run_id, metrics=metric_entities(metrics, step))
 
     return _Shipper(log_batch, lambda: client.set_terminated(run_id, "FINISHED"), run_id)

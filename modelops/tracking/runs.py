@@ -1,4 +1,5 @@
-"""The MLflow tracking adapter: one parent run per flow run, one child run per task.
+"""The run tree: one parent run per flow run, one child run per task, each child's params,
+metrics and tags written in one batch as it ends.
 
 Run ids are passed explicitly (tasks may run in other threads or processes), so everything here
 goes through an ``MlflowClient`` rather than MLflow's thread-local "active run".
@@ -7,28 +8,20 @@ goes through an ``MlflowClient`` rather than MLflow's thread-local "active run".
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from modelops.settings import Settings
+from modelops.tracking.client import ensure_experiment, get_client
+from modelops.tracking.tags import PARENT_TAG, process_tags
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
-
-PARENT_TAG = "mlflow.parentRunId"
-RUN_NAME_TAG = "mlflow.runName"
-FLOW_RUN_TAG = "prefect.flow_run_id"
-HOST_TAG, PID_TAG, STARTED_TAG = "modelops.host", "modelops.pid", "modelops.process_started"
-REPAIRED_TAG = "modelops.repaired"
-WARM_TAG = "modelops.warm_start"  # the run's process was forked from this warm process (pid)
 
 
 class TrackingContext(BaseModel):
@@ -79,109 +72,6 @@ class TrackingContext(BaseModel):
         )
 
 
-# MLflow retries each HTTP request 7 times over ~4 minutes by default, which made a step wait
-# minutes on a server that is down for good, and then the task's own retries multiplied that.
-# Requests retry briefly here and the task retry policy (modelops.errors.is_transient) decides
-# the rest: a server back within ~40 s is survived, one down for good fails in under a minute.
-# MLflow reads these only from the environment; a value already set there wins.
-HTTP_RETRY_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
-}
-
-
-@functools.lru_cache(maxsize=16)
-def get_client(tracking_uri: str, registry_uri: str | None = None) -> MlflowClient:
-    """A cached ``MlflowClient`` for a store, initialised once, safely.
-
-    Concurrent first runs on a fresh store race MLflow's schema migration (SQLite:
-    ``table _alembic_tmp_experiments already exists``; PostgreSQL: ``duplicate key ...
-    alembic_version``). A SQLite store is created under a file lock beside it (and switched to
-    WAL journaling); other SQL stores retry while another process is creating them.
-    """
-    import os
-
-    from mlflow import MlflowClient
-
-    if tracking_uri.startswith(("http://", "https://")):
-        for key, value in HTTP_RETRY_DEFAULTS.items():
-            os.environ.setdefault(key, value)
-
-    def make() -> MlflowClient:
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
-        client.search_experiments(max_results=1)  # creates and migrates a SQL store's tables
-        client.search_registered_models(max_results=1)
-        return client
-
-    uris = {tracking_uri, registry_uri or tracking_uri}
-    sqlite = [Path(u.removeprefix("sqlite:///")) for u in uris if u.startswith("sqlite:///")]
-    if any(db.name not in (":memory:", "") for db in sqlite):
-        return _under_file_lock([db for db in sqlite if db.name not in (":memory:", "")], make)
-    if any(u.split(":", 1)[0].split("+")[0] in ("postgresql", "mysql", "mssql") for u in uris):
-        return _retrying_creation_race(make)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
-
-
-# What a process sees when another is creating or migrating the same fresh database.
-_CREATION_RACE = ("already exists", "duplicate key", "database is locked", "out-of-date")
-
-
-def _retrying_creation_race(make: Callable[[], MlflowClient], attempts: int = 20) -> MlflowClient:
-    """Make a client of a SQL store that other processes may be creating at the same moment.
-
-    Two first runs on a fresh PostgreSQL database both try to create MLflow's tables, and one
-    fails (``duplicate key ... alembic_version``); a moment later the tables exist and it works.
-    """
-    for attempt in range(attempts):
-        try:
-            return make()
-        except Exception as exc:
-            text = str(exc).lower()
-            if attempt == attempts - 1 or not any(race in text for race in _CREATION_RACE):
-                raise
-            time.sleep(0.25 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-def _under_file_lock(dbs: list[Path], make: Callable[[], MlflowClient]) -> MlflowClient:
-    """Make a client of SQLite stores while holding a lock file beside each, so concurrent
-    first runs do not race the schema migration; the stores are switched to WAL journaling
-    (readers no longer block the writer), which the file keeps."""
-    import fcntl
-    import sqlite3
-
-    with contextlib.ExitStack() as stack:
-        for db in sorted(set(dbs)):
-            db.parent.mkdir(parents=True, exist_ok=True)
-            lock = stack.enter_context(open(db.with_name(db.name + ".lock"), "a"))
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        client = make()
-        for db in set(dbs):
-            with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
-                conn.execute("PRAGMA journal_mode=WAL")
-        return client
-
-
-def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
-    """The id of experiment ``name``, creating it if needed (safe when two runs race)."""
-    from mlflow.exceptions import MlflowException
-
-    existing = client.get_experiment_by_name(name)
-    if existing is not None:
-        if existing.lifecycle_stage == "deleted":
-            client.restore_experiment(existing.experiment_id)
-        return existing.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-        found = client.get_experiment_by_name(name)
-        assert found is not None
-        return found.experiment_id
-
-
 def start_parent_run(
     settings: Settings,
     run_name: str,
@@ -229,80 +119,6 @@ def start_parent_run(
     if params:
         log_params(ctx, run.info.run_id, params)
     return ctx
-
-
-def process_tags() -> dict[str, str]:
-    """Which process a run belongs to: how a later run knows this one's process is gone."""
-    import os
-    import socket
-
-    import psutil
-
-    pid = os.getpid()
-    tags = {
-        HOST_TAG: socket.gethostname(),
-        PID_TAG: str(pid),
-        STARTED_TAG: f"{psutil.Process(pid).create_time():.3f}",
-    }
-    warm = os.environ.get("MODELOPS_WARM_START")  # forked from a worker's warm process
-    if warm:
-        tags[WARM_TAG] = warm
-    return tags
-
-
-def _process_gone(pid: int, started: str | None) -> bool:
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return True
-    # A recycled pid belongs to a process started at another time.
-    return started is not None and abs(process.create_time() - float(started)) > 1
-
-
-def repair_stale_runs(
-    client: MlflowClient,
-    experiment_id: str,
-    ended_flow_runs: Callable[[set[str]], set[str]] | None = None,
-) -> list[str]:
-    """Mark FAILED the runs left RUNNING by a flow run that can no longer end them.
-
-    A flow run killed (or cut off from the tracking server until it gave up) cannot close its
-    MLflow runs; the next flow run in the experiment does, here. A run is stale when
-    ``ended_flow_runs`` says its orchestrator run has ended, or when its process, on this host,
-    is gone (pid and start time recorded in its tags: runs made outside a flow).
-
-    Returns:
-        The ids of the runs marked FAILED (each tagged ``modelops.repaired`` with why).
-    """
-    import socket
-
-    running = client.search_runs(
-        [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
-    )
-    host = socket.gethostname()
-    ended = set()
-    if ended_flow_runs is not None:
-        ids = {r.data.tags[FLOW_RUN_TAG] for r in running if r.data.tags.get(FLOW_RUN_TAG)}
-        ended = ended_flow_runs(ids) if ids else set()
-    repaired = []
-    for run in running:
-        tags = run.data.tags
-        why = None
-        if tags.get(FLOW_RUN_TAG) in ended:
-            why = f"its Prefect flow run {tags[FLOW_RUN_TAG]} ended without closing it"
-        elif (
-            tags.get(HOST_TAG) == host
-            and tags.get(PID_TAG, "").isdigit()
-            and _process_gone(int(tags[PID_TAG]), tags.get(STARTED_TAG))
-        ):
-            why = f"its process {tags[PID_TAG]} on {host} ended without closing it"
-        if why:
-            client.set_tag(run.info.run_id, REPAIRED_TAG, f"marked FAILED: {why}")
-            client.set_terminated(run.info.run_id, status="FAILED")
-            repaired.append(run.info.run_id)
-    return repaired
 
 
 def end_run(ctx: TrackingContext, run_id: str, status: str = "FINISHED") -> None:
@@ -374,7 +190,7 @@ def _write(client: MlflowClient, run_id: str, pending: _Pending, seconds: float)
     from mlflow.entities import Param
 
     params = [Param(k, v) for k, v in pending.params.items()]
-    metrics = [*pending.metrics, *_metrics({"duration_seconds": seconds})]
+    metrics = [*pending.metrics, *metric_entities({"duration_seconds": seconds})]
     tags = _tags(pending.tags)
     while params or metrics or tags:
         batch_params, params = params[:100], params[100:]
@@ -403,7 +219,7 @@ def record_run(
         tags={PARENT_TAG: ctx.parent_run_id, **process_tags(), **(tags or {})},
     )
     flat = [Param(k[:250], v[:6000]) for k, v in flatten(params).items()][:100]
-    client.log_batch(run.info.run_id, params=flat, metrics=_metrics(metrics))
+    client.log_batch(run.info.run_id, params=flat, metrics=metric_entities(metrics))
     client.set_terminated(run.info.run_id, status=status)
     return str(run.info.run_id)
 
@@ -428,7 +244,8 @@ def _tags(values: dict[str, Any]) -> list[Any]:
     return [RunTag(k, str(v)) for k, v in values.items()]
 
 
-def _metrics(values: dict[str, float], step: int = 0) -> list[Any]:
+def metric_entities(values: dict[str, float], step: int = 0) -> list[Any]:
+    """MLflow ``Metric`` entities for one ``log_batch``, all stamped now at ``step``."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
@@ -455,9 +272,9 @@ def log_metrics(
     """Log metrics in one call (``step`` orders repeated values, e.g. per batch)."""
     pending = _PENDING.get(run_id)
     if pending is not None:
-        pending.metrics.extend(_metrics(metrics, step))
+        pending.metrics.extend(metric_entities(metrics, step))
         return
-    ctx.client().log_batch(run_id, metrics=_metrics(metrics, step))
+    ctx.client().log_batch(run_id, metrics=metric_entities(metrics, step))
 
 
 def set_tags(ctx: TrackingContext, run_id: str, tags: dict[str, Any]) -> None:
@@ -510,37 +327,3 @@ def log_dataset(ctx: TrackingContext, run_id: str, dataset: Any, context: str) -
             ):
                 raise
             time.sleep(0.1 * (attempt + 1))
-
-
-_GLOBAL_URI_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def use_tracking_uri(uri: str) -> Iterator[None]:
-    """Point MLflow's process-wide tracking URI at ``uri`` for a block, then put it back.
-
-    The one place this project touches MLflow's global state, for the one call that needs it:
-    MLflow's SQL registry resolves a ``models:/<id>`` source in ``create_model_version`` with the
-    process-wide URI instead of the client's. Everything else passes URIs explicitly
-    (:mod:`modelops.model_io`). ``mlflow.set_tracking_uri`` also writes
-    ``MLFLOW_TRACKING_URI`` into ``os.environ``; both are restored on exit, and a lock keeps two
-    threads from swapping the URI under each other.
-    """
-    import os
-
-    import mlflow
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    with _GLOBAL_URI_LOCK:
-        saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-        saved_global = tracking_utils._tracking_uri  # None means "follow the environment"
-        mlflow.set_tracking_uri(uri)
-        try:
-            yield
-        finally:
-            mlflow.set_tracking_uri(saved_global)  # type: ignore[arg-type]  # None = unset
-            for key, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
