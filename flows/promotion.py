@@ -9,6 +9,7 @@ from pydantic import Field
 
 from modelops.params import ModelName
 from modelops.types import PromotionResult
+from tasks.common import model_lock
 from tasks.promotion import (
     await_approval,
     compare_with_champion,
@@ -53,8 +54,6 @@ def promotion(
             within ``approval_timeout_seconds``: nothing moves.
         approval_timeout_seconds: how long to wait for an answer.
     """
-    # One promotion per model at a time, across processes and workers: both runs would
-    # otherwise compare against, and archive, the same champion.
     params = {
         "model_name": model_name,
         "version": version,
@@ -62,18 +61,22 @@ def promotion(
         "compare_metrics": compare_metrics,
         "held_out_path": held_out_path,
     }
-    with flow_run("promotion", model_name, params, lock="promotion") as ctx:
-        recover_interrupted(ctx, model_name)
-        candidate = resolve_candidate(ctx, model_name, version, override_staging_reason, actor)
-        comparison = compare_with_champion(
-            ctx,
-            candidate,
-            held_out_path,
-            metrics=compare_metrics,
-            margin=margin,
-            target=target,
-            actor=actor,
-        )
+    with flow_run("promotion", model_name, params) as ctx:
+        # The model's promotion lock around each decision, never around the wait for a
+        # person: a rollback must always be possible while an approval is pending. On resume
+        # the move re-checks the champion it was compared with and refuses if it moved.
+        with model_lock("promotion", model_name):
+            recover_interrupted(ctx, model_name)
+            candidate = resolve_candidate(ctx, model_name, version, override_staging_reason, actor)
+            comparison = compare_with_champion(
+                ctx,
+                candidate,
+                held_out_path,
+                metrics=compare_metrics,
+                margin=margin,
+                target=target,
+                actor=actor,
+            )
         if require_approval:
             answer = await_approval(
                 ctx, candidate, comparison, ctx.actor(actor), approval_timeout_seconds
@@ -81,7 +84,8 @@ def promotion(
             reason = f"{reason}; approved by {answer.approver or 'prefect-ui'}" + (
                 f": {answer.comment}" if answer.comment else ""
             )
-        return promote_candidate(ctx, candidate, comparison, reason, archive_existing, actor)
+        with model_lock("promotion", model_name):
+            return promote_candidate(ctx, candidate, comparison, reason, archive_existing, actor)
 
 
 if __name__ == "__main__":

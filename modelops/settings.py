@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         description="Also set MLflow's deprecated stages (Staging/Production/Archived) on "
         "every alias move, for clients that still read them during a migration.",
     )
+    require_staging: bool = Field(
+        default=True,
+        validation_alias=_env("MODELOPS_REQUIRE_STAGING"),
+        description="Production only for the version that holds `staging`. false: any version "
+        "may go straight to production (as the original module allowed); each such move is "
+        "recorded in the audit trail as an override by policy.",
+    )
     templates_dir: Path | None = Field(
         default=None,
         validation_alias=_env("MODELOPS_TEMPLATES_DIR"),

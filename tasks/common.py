@@ -11,6 +11,9 @@ from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
 from modelops.errors import is_transient
+from modelops.registry import locks
+from modelops.settings import get_settings
+from modelops.tracking import get_client
 
 
 def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -80,44 +83,16 @@ def table_artifact(rows: list[dict[str, Any]], key: str, description: str) -> No
     create_table_artifact(table=rows, key=key, description=description)
 
 
-def _ensure_concurrency_limit(name: str) -> None:
-    """Create the global concurrency limit ``name`` (1 slot) unless it exists."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            with contextlib.suppress(ObjectAlreadyExists):
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=name, limit=1)
-                )
-
-
-LOCK_LEASE_SECONDS = 60
-
-
 @contextlib.contextmanager
-def model_lock(kind: str, model_name: str, timeout_seconds: float = 900) -> Iterator[None]:
-    """Hold the one slot of ``modelops-<kind>-<model>`` so runs of one model never overlap.
+def model_lock(kind: str, model_name: str) -> Iterator[None]:
+    """Hold ``kind``'s lock of ``model_name`` (:func:`modelops.registry.locks.model_lock`) for a
+    flow body, so runs that change one model's aliases or what serves it never overlap — with
+    each other or with the operator API, the command line or the Python API, which take the
+    same lock in the registry. Tasks the body calls take it again for free (re-entrant)."""
+    from prefect.runtime import flow_run
 
-    The slot lives in the Prefect server's database, so this excludes runs in other processes
-    and on other workers too. MLflow has no compare-and-set on aliases: this is what keeps
-    two promotions of one model from both reading the same champion. The slot is a lease the
-    holder renews: a holder that is killed frees it when the lease runs out, after 60 s (the
-    API's shortest) instead of Prefect's default 5 minutes.
-    """
-    from prefect.concurrency.sync import concurrency
-
-    name = artifact_key("modelops", kind, model_name)
-    _ensure_concurrency_limit(name)
-    with concurrency(
-        name,
-        occupy=1,
-        timeout_seconds=timeout_seconds,
-        strict=True,
-        lease_duration=LOCK_LEASE_SECONDS,
-    ):
+    settings = get_settings()
+    client = get_client(settings.resolved_tracking_uri, settings.resolved_registry_uri)
+    owner = f"flow run {flow_run.name or flow_run.id or '?'}"
+    with locks.model_lock(client, model_name, kind, owner=owner):
         yield

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.input import RunInput
 
 from modelops.registry.champion import Comparison
-from modelops.steps import promote as steps
+from modelops.steps import promotion as steps
 from modelops.tracking import TrackingContext
 from modelops.types import Candidate, PromotionResult, RollbackResult
 from tasks.common import IO_TASK, artifact_key, markdown_artifact
@@ -100,7 +100,9 @@ def await_approval(
     poll_seconds: int = 2,
 ) -> Approval:
     """Pause this flow run until a person approves or rejects moving ``candidate`` to
-    production; the comparison table is shown in the form. Nothing is held but this run.
+    production; the comparison table is shown in the form. The model's promotion lock is not
+    held while waiting (the flow takes it again to move production, and that move refuses if
+    the champion changed meanwhile, e.g. by a rollback).
 
     Raises:
         PromotionRefused: rejected, approved by the requester (four eyes), or not answered in
@@ -110,6 +112,7 @@ def await_approval(
     from prefect.flow_runs import pause_flow_run
 
     from modelops.errors import PromotionRefused
+    from modelops.registry.approval import check_approver
     from modelops.registry.promotion import record_refusal
 
     table = (
@@ -152,12 +155,10 @@ def await_approval(
             "modelops",
         ) from exc
     approver = answer.approver or "prefect-ui"
-    if approver == requester:
-        raise refuse(
-            f"{approver} requested this promotion and cannot also approve it (four "
-            f"eyes): nothing moved.",
-            approver,
-        )
+    try:
+        check_approver(requester, approver)
+    except PromotionRefused as exc:
+        raise refuse(str(exc), approver) from None
     if not answer.approve:
         raise refuse(f"Rejected by {approver}: {answer.comment or 'no comment'}", approver)
     logger.info("Approved by %s: %s", approver, answer.comment or "no comment")

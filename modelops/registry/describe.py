@@ -1,10 +1,18 @@
-"""A one-line, human-readable description on every version: what it was trained on, the gate
-it passed, and where it stands now — so the MLflow UI's version list reads as sentences, while
-the full audit trail stays in the ``modelops.audit.*`` tags (and the API's promotionHistory)."""
+"""What people see of a version, derived from its aliases after they move: a one-line
+description (what it was trained on, the gate it passed, where it stands now — so the MLflow UI's
+version list reads as sentences, while the full audit trail stays in the ``modelops.audit.*``
+tags and the API's promotionHistory), and, when asked for, MLflow's deprecated stage mirrored.
+
+Nothing here moves an alias: callers run :func:`refresh_views` after their change committed.
+"""
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
+
+from modelops.registry.aliases import aliases_by_version, stage_of
+from modelops.settings import get_settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -43,19 +51,49 @@ def describe_new_version(client: MlflowClient, name: str, version: str, parent_r
 
 def refresh_descriptions(client: MlflowClient, name: str, versions: set[str]) -> None:
     """Rewrite ``<summary> · now: <stage>`` on these versions after their aliases moved."""
-    from modelops.registry.stages import stage_of
-
-    aliases: dict[str, list[str]] = {}
-    for alias, number in (client.get_registered_model(name).aliases or {}).items():
-        aliases.setdefault(str(number), []).append(alias)
+    aliases = aliases_by_version(client, name)
     for version in versions:
         mv = client.get_model_version(name, version)
         tags = dict(mv.tags or {})
         summary = tags.get(SUMMARY_TAG)
         if not summary:
             continue
-        held = sorted(aliases.get(version, []))
+        held = aliases.get(version, [])
         where = stage_of(held, tags).value + (f" ({', '.join(held)})" if held else "")
         text = f"{summary} · now: {where}"
         if mv.description != text:
             client.update_model_version(name, version, description=text)
+
+
+def mirror_stages(client: MlflowClient, name: str, versions: set[str]) -> None:
+    """With ``MODELOPS_MIRROR_STAGES=true``, set MLflow's deprecated stage of each version to
+    the one its aliases and tags now give (production → Production, staging → Staging,
+    archived → Archived, else None), for clients that still read ``current_stage`` or load
+    ``models:/<name>/Production``. Without it, stages are never touched."""
+    if not versions or not get_settings().mirror_stages:
+        return
+    aliases = aliases_by_version(client, name)
+    for version in sorted(versions, key=int):
+        mv = client.get_model_version(name, version)
+        stage = stage_of(aliases.get(version, []), dict(mv.tags or {})).value
+        if mv.current_stage != stage:
+            with warnings.catch_warnings():  # stages are deprecated: that is the point here
+                warnings.simplefilter("ignore")
+                client.transition_model_version_stage(
+                    name, version, stage, archive_existing_versions=False
+                )
+
+
+def refresh_views(client: MlflowClient, name: str, versions: set[str]) -> None:
+    """After a committed alias change: mirror stages (when asked for) and rewrite descriptions.
+
+    A mirroring failure is raised (a user who asked for stages relies on them); a description
+    is a courtesy and never fails a change that is already done and audited.
+    """
+    if not versions:
+        return
+    mirror_stages(client, name, versions)
+    try:
+        refresh_descriptions(client, name, versions)
+    except Exception:
+        return

@@ -7,7 +7,12 @@ alias never points at a version without the audit record of how it got there.
 
 What it guarantees: a failure that raises leaves aliases and tags as they were, or an error that
 names what could not be restored. A process killed between two writes cannot undo anything;
-the README ("What a promotion guarantees") says what such a half-done move looks like.
+``docs/promotion.md`` ("What a promotion guarantees") says what such a half-done move looks like.
+
+A transaction runs only under the model's promotion lock (:mod:`modelops.registry.locks`): the
+journal refuses to start without it, so no door into the registry can forget it. The journal
+knows nothing of what people see: callers refresh descriptions after commit
+(:func:`modelops.registry.describe.refresh_views`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from modelops.errors import RegistryError
 from modelops.registry.aliases import alias_version
-from modelops.registry.audit import audit_key, event_payload, read_events, write_event
-from modelops.registry.versions import get_version
+from modelops.registry.audit import audit_key, event_payload, write_event
+from modelops.registry.locks import PROMOTION, is_held
 from modelops.types import AuditEvent
 
 if TYPE_CHECKING:
@@ -109,8 +114,15 @@ def transaction(client: MlflowClient, name: str) -> Iterator[AliasJournal]:
     """A journal whose writes are all undone if the block raises.
 
     Raises:
-        RegistryError: the block failed and undoing its writes failed too (says which).
+        RegistryError: the block failed and undoing its writes failed too (says which), or
+            the caller does not hold the model's promotion lock.
     """
+    if not is_held(client, name, PROMOTION):
+        raise RegistryError(
+            f"Changing the aliases of {name!r} needs its promotion lock "
+            f"(modelops.registry.locks.model_lock): a change without it could interleave "
+            f"with another writer's."
+        )
     journal = AliasJournal(client, name)
     try:
         yield journal
@@ -122,84 +134,3 @@ def transaction(client: MlflowClient, name: str) -> Iterator[AliasJournal]:
                 f"Check the aliases of {name!r} with `modelops versions {name}`."
             ) from exc
         raise
-    if journal.touched:
-        mirror_stages(client, name, journal.touched)
-        _refresh_descriptions(client, name, journal.touched)
-
-
-def _refresh_descriptions(client: MlflowClient, name: str, versions: set[str]) -> None:
-    from modelops.registry.describe import refresh_descriptions
-
-    try:
-        refresh_descriptions(client, name, versions)
-    except Exception:  # a description is a courtesy: the move itself is done and audited
-        return
-
-
-def mirror_stages(client: MlflowClient, name: str, versions: set[str]) -> None:
-    """With ``MODELOPS_MIRROR_STAGES=true``, set MLflow's deprecated stage of each version to
-    the one its aliases and tags now give (production → Production, staging → Staging,
-    archived → Archived, else None), for clients that still read ``current_stage`` or load
-    ``models:/<name>/Production``. Without it, stages are never touched."""
-    import warnings
-
-    from modelops.registry.stages import stage_of
-    from modelops.settings import get_settings
-
-    if not versions or not get_settings().mirror_stages:
-        return
-    aliases: dict[str, list[str]] = {}
-    for alias, version in (client.get_registered_model(name).aliases or {}).items():
-        aliases.setdefault(str(version), []).append(alias)
-    for version in sorted(versions, key=int):
-        mv = client.get_model_version(name, version)
-        stage = stage_of(aliases.get(version, []), dict(mv.tags or {})).value
-        if mv.current_stage != stage:
-            with warnings.catch_warnings():  # stages are deprecated: that is the point here
-                warnings.simplefilter("ignore")
-                client.transition_model_version_stage(
-                    name, version, stage, archive_existing_versions=False
-                )
-
-
-def move_alias(
-    client: MlflowClient,
-    name: str,
-    alias: str,
-    version: str | int,
-    *,
-    action: str,
-    actor: str,
-    reason: str,
-    flow_run_id: str | None = None,
-    metrics: dict[str, float] | None = None,
-    **extra: Any,
-) -> AuditEvent:
-    """Point ``alias`` at ``version`` and record the move, as one undoable step.
-
-    Re-running the same move from the same flow run (a retry) changes nothing and returns the
-    event already recorded.
-
-    Returns:
-        The audit event.
-    """
-    version = str(version)
-    previous = alias_version(client, name, alias)
-    if previous == version and flow_run_id:
-        for event in reversed(read_events(get_version(client, name, version))):
-            if (event.flow_run_id, event.action, event.alias) == (flow_run_id, action, alias):
-                return event
-    event = AuditEvent(
-        action=action,
-        alias=alias,
-        from_version=previous,
-        to_version=version,
-        actor=actor,
-        reason=reason,
-        flow_run_id=flow_run_id,
-        metrics=metrics or {},
-        **extra,
-    )
-    with transaction(client, name) as journal:
-        journal.set_alias(alias, version)
-        return journal.audit(version, event)

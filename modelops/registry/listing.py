@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from modelops.registry.aliases import PRODUCTION
+from modelops.registry.aliases import PRODUCTION, ModelStage, by_version, stage_of
 from modelops.registry.audit import AUDIT_PREFIX, read_events
-from modelops.registry.versions import all_versions, registered_model
+from modelops.registry.store import registered_model
+from modelops.registry.versions import all_versions
 from modelops.types import AuditEvent
 
 if TYPE_CHECKING:
@@ -75,16 +76,12 @@ def versions(client: MlflowClient, name: str, stage: str | None = None) -> list[
     """
     from mlflow.entities import ViewType
 
-    from modelops.registry.stages import ModelStage, stage_of
-
     model = registered_model(client, name)
-    by_version: dict[str, list[str]] = {}
-    for alias, number in (model.aliases or {}).items():
-        by_version.setdefault(str(number), []).append(alias)
+    held = by_version(model.aliases)
     wanted = ModelStage.parse(stage) if stage else None
     rows = []
     for mv in all_versions(client, name):
-        aliases = sorted(by_version.get(str(mv.version), []))
+        aliases = held.get(str(mv.version), [])
         tags = dict(mv.tags or {})
         current = stage_of(aliases, tags)
         if wanted is not None and current != wanted:

@@ -1,11 +1,16 @@
 """Promotion policy: staging first, production by champion/challenger, rollback, refusals.
 
-Every move runs in a :func:`~modelops.registry.journal.transaction`, so production never points
-at a version without its audit record, and every refusal is itself an audit event.
+Every function here that moves an alias takes the model's promotion lock
+(:func:`~modelops.registry.locks.model_lock`, re-entrant: a flow or the API may already hold it
+around its whole decision) and runs its writes in a :func:`~modelops.registry.journal.transaction`,
+so production never points at a version without its audit record, and every refusal is itself
+an audit event. Descriptions and mirrored stages are refreshed once the change has committed.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +21,14 @@ from modelops.registry.aliases import (
     PRODUCTION,
     STAGING,
     AliasState,
+    alias_version,
 )
 from modelops.registry.audit import read_events, write_event
-from modelops.registry.journal import AliasJournal, move_alias, transaction
+from modelops.registry.describe import refresh_views
+from modelops.registry.journal import AliasJournal, transaction
+from modelops.registry.locks import model_lock
 from modelops.registry.versions import all_versions, get_version
+from modelops.settings import get_settings
 from modelops.types import AuditEvent
 
 if TYPE_CHECKING:
@@ -36,6 +45,60 @@ class AliasChange:
     previous_production: str | None
     changed: bool
     event: AuditEvent | None = None
+
+
+@contextlib.contextmanager
+def change(client: MlflowClient, name: str) -> Iterator[AliasJournal]:
+    """One change of a model's aliases and tags: under its promotion lock, journalled (undone
+    if the block raises), and once committed, descriptions and mirrored stages refreshed."""
+    with model_lock(client, name), transaction(client, name) as journal:
+        yield journal
+    refresh_views(client, name, journal.touched)
+
+
+def move_alias(
+    client: MlflowClient,
+    name: str,
+    alias: str,
+    version: str | int,
+    *,
+    action: str,
+    actor: str,
+    reason: str,
+    flow_run_id: str | None = None,
+    metrics: dict[str, float] | None = None,
+    **extra: Any,
+) -> AuditEvent:
+    """Point ``alias`` at ``version`` and record the move, as one undoable step.
+
+    Re-running the same move from the same flow run (a retry) changes nothing and returns the
+    event already recorded.
+
+    Returns:
+        The audit event.
+    """
+    version = str(version)
+    with model_lock(client, name):
+        previous = alias_version(client, name, alias)
+        if previous == version and flow_run_id:
+            for event in reversed(read_events(get_version(client, name, version))):
+                if (event.flow_run_id, event.action, event.alias) == (flow_run_id, action, alias):
+                    return event
+        event = AuditEvent(
+            action=action,
+            alias=alias,
+            from_version=previous,
+            to_version=version,
+            actor=actor,
+            reason=reason,
+            flow_run_id=flow_run_id,
+            metrics=metrics or {},
+            **extra,
+        )
+        with change(client, name) as journal:
+            journal.set_alias(alias, version)
+            written = journal.audit(version, event)
+        return written
 
 
 def stage_version(
@@ -89,19 +152,38 @@ def record_refusal(
     return write_event(client, name, str(version), event)
 
 
-def check_staged(version: ModelVersion, staging: str | None, override_reason: str | None) -> bool:
-    """Refuse a version that does not hold ``staging`` unless an override reason is given.
+REQUIRE_STAGING_OFF = "staging-first switched off by policy (MODELOPS_REQUIRE_STAGING=false)"
+
+
+def check_staged(
+    version: ModelVersion,
+    staging: str | None,
+    override_reason: str | None,
+    require_staging: bool | None = None,
+) -> str | None:
+    """Refuse a version that does not hold ``staging`` unless an override reason is given or
+    staging-first is switched off (``MODELOPS_REQUIRE_STAGING=false``, for code written for the
+    original module, which moved any version straight to production).
+
+    Args:
+        version: the version asked for.
+        staging: the version ``staging`` points at.
+        override_reason: why this unstaged version may go anyway.
+        require_staging: the policy (default: ``Settings.require_staging``).
 
     Returns:
-        True when the override was used (it is recorded in the audit trail).
+        None when the version is staged; else the override to record in the audit trail (the
+        reason given, or :data:`REQUIRE_STAGING_OFF`).
 
     Raises:
-        PromotionRefused: not staged and no override.
+        PromotionRefused: not staged, no override, and staging-first in force.
     """
     if staging == str(version.version):
-        return False
+        return None
     if override_reason and override_reason.strip():
-        return True
+        return override_reason
+    if not (get_settings().require_staging if require_staging is None else require_staging):
+        return REQUIRE_STAGING_OFF
     raise PromotionRefused(
         f"Version {version.version} of {version.name!r} does not hold the 'staging' alias "
         f"(staging is {'version ' + staging if staging else 'unset'}). Promote the staged "
@@ -143,49 +225,52 @@ def promote_to_production(
             concurrent change was detected after the move, or undoing a failed move failed.
     """
     version = str(version)
-    state = AliasState.read(client, name)
-    if state.production == version:
-        return AliasChange(name, version, state.previous_production, changed=False)
-    champion = state.production
-    if expected_champion is not _UNCHECKED and expected_champion != champion:
-        raise RegistryError(
-            f"Production of {name!r} moved from {expected_champion} to {champion} after this "
-            f"promotion compared against it; nothing was changed. Run the promotion again."
+    with model_lock(client, name):
+        state = AliasState.read(client, name)
+        if state.production == version:
+            return AliasChange(name, version, state.previous_production, changed=False)
+        champion = state.production
+        if expected_champion is not _UNCHECKED and expected_champion != champion:
+            raise RegistryError(
+                f"Production of {name!r} moved from {expected_champion} to {champion} after "
+                f"this promotion compared against it; nothing was changed. Run the promotion "
+                f"again."
+            )
+        base: dict[str, Any] = {
+            "actor": actor,
+            "reason": reason,
+            "flow_run_id": flow_run_id,
+            "metrics": metrics or {},
+            **extra,
+        }
+        if override_reason:
+            base["staging_override"] = override_reason
+        if expected_champion is not _UNCHECKED:
+            base["compared_with"] = expected_champion
+        # archive_existing is part of the plan: recover() finishes a killed move the same way.
+        intent = AuditEvent(
+            action="promote",
+            alias=PRODUCTION,
+            from_version=champion,
+            to_version=version,
+            state="started",
+            archive_existing=archive_existing,
+            **base,
         )
-    base: dict[str, Any] = {
-        "actor": actor,
-        "reason": reason,
-        "flow_run_id": flow_run_id,
-        "metrics": metrics or {},
-        **extra,
-    }
-    if override_reason:
-        base["staging_override"] = override_reason
-    if expected_champion is not _UNCHECKED:
-        base["compared_with"] = expected_champion
-
-    intent = AuditEvent(
-        action="promote",
-        alias=PRODUCTION,
-        from_version=champion,
-        to_version=version,
-        state="started",
-        **base,
-    )
-    with transaction(client, name) as journal:
-        journal.audit(version, intent)  # the record first: a kill after any later write
-        journal.set_alias(PRODUCTION, version)  # leaves a move recover() can finish
-        _retire_champion(journal, champion, version, archive_existing, base)
-        if state.staging == version:
-            journal.delete_alias(STAGING)
-        journal.delete_tag(version, ARCHIVED_TAG)
-        event = journal.complete(version, intent)
-    after = AliasState.read(client, name)
+        with change(client, name) as journal:
+            journal.audit(version, intent)  # the record first: a kill after any later write
+            journal.set_alias(PRODUCTION, version)  # leaves a move recover() can finish
+            _retire_champion(journal, champion, version, archive_existing, base)
+            if state.staging == version:
+                journal.delete_alias(STAGING)
+            journal.delete_tag(version, ARCHIVED_TAG)
+            event = journal.complete(version, intent)
+        after = AliasState.read(client, name)
     if after.production != version:
         raise RegistryError(
             f"Another promotion of {name!r} changed production to {after.production} while this "
-            f"one moved it to {version}. Run promotions of one model one at a time (the "
-            f"promotion flow takes a lock for this)."
+            f"one moved it to {version}: a writer that did not wait for the model's promotion "
+            f"lock. Check `modelops history {name}`."
         )
     return AliasChange(name, version, champion, changed=True, event=event)
 
@@ -254,36 +339,37 @@ def rollback_production(
     """
     if not reason or not reason.strip():
         raise PromotionRefused("A rollback needs a reason: say why production is being reverted.")
-    state = AliasState.read(client, name)
-    if state.previous_production is None:
-        raise PromotionRefused(
-            f"Model {name!r} has no 'previous-production' version to roll back to "
-            f"(production is {state.production}). Promote a specific version instead."
-        )
-    target = state.previous_production
-    bad = state.production
-    earlier = None
-    for event in reversed(read_events(get_version(client, name, target))):
-        if event.action in ("promote", "rollback") and event.to_version == target:
-            earlier = event.from_version
-            break
-    if earlier is not None and earlier in (bad, target):
+    with model_lock(client, name):
+        state = AliasState.read(client, name)
+        if state.previous_production is None:
+            raise PromotionRefused(
+                f"Model {name!r} has no 'previous-production' version to roll back to "
+                f"(production is {state.production}). Promote a specific version instead."
+            )
+        target = state.previous_production
+        bad = state.production
         earlier = None
-    base = {"actor": actor, "reason": reason, "flow_run_id": flow_run_id, **extra}
-    intent = AuditEvent(
-        action="rollback",
-        alias=PRODUCTION,
-        from_version=bad,
-        to_version=target,
-        state="started",
-        restores_previous=earlier,
-        **base,
-    )
-    with transaction(client, name) as journal:
-        journal.audit(target, intent)
-        journal.set_alias(PRODUCTION, target)
-        _finish_rollback(journal, intent, base)
-        event = journal.complete(target, intent)
+        for event in reversed(read_events(get_version(client, name, target))):
+            if event.action in ("promote", "rollback") and event.to_version == target:
+                earlier = event.from_version
+                break
+        if earlier is not None and earlier in (bad, target):
+            earlier = None
+        base = {"actor": actor, "reason": reason, "flow_run_id": flow_run_id, **extra}
+        intent = AuditEvent(
+            action="rollback",
+            alias=PRODUCTION,
+            from_version=bad,
+            to_version=target,
+            state="started",
+            restores_previous=earlier,
+            **base,
+        )
+        with change(client, name) as journal:
+            journal.audit(target, intent)
+            journal.set_alias(PRODUCTION, target)
+            _finish_rollback(journal, intent, base)
+            event = journal.complete(target, intent)
     return AliasChange(name, target, bad, changed=True, event=event)
 
 
@@ -300,41 +386,59 @@ def recover(client: MlflowClient, name: str, *, actor: str) -> list[AuditEvent]:
     Returns:
         The records rewritten (completed or abandoned).
     """
-    versions = all_versions(client, name)
-    events = [(str(v.version), e) for v in versions for e in read_events(v)]
-    started = [(v, e) for v, e in events if e.state == "started"]
-    if not started:
-        return []
-    moves = [e for _, e in events if e.action in ("promote", "rollback") and e.state != "abandoned"]
-    newest = max(moves, key=lambda e: e.when)
-    production = AliasState.read(client, name).production
-    fixed = []
-    for version, event in started:
+    with model_lock(client, name):
+        versions = all_versions(client, name)
+        events = [(str(v.version), e) for v in versions for e in read_events(v)]
+        started = [(v, e) for v, e in events if e.state == "started"]
+        if not started:
+            return []
+        moves = [
+            e for _, e in events if e.action in ("promote", "rollback") and e.state != "abandoned"
+        ]
+        newest = max(moves, key=lambda e: e.when)
+        production = AliasState.read(client, name).production
+        return [
+            _settle(
+                client,
+                name,
+                version,
+                event,
+                finish=event is newest,
+                production=production,
+                actor=actor,
+            )
+            for version, event in started
+        ]
+
+
+def _settle(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    event: AuditEvent,
+    *,
+    finish: bool,
+    production: str | None,
+    actor: str,
+) -> AuditEvent:
+    """Finish one started move from its record, or mark it abandoned."""
+    with change(client, name) as journal:
+        if not finish or production != event.to_version:
+            why = "superseded by a later move" if not finish else "nothing had moved"
+            return journal.complete(
+                version, event, state="abandoned", recovered=f"abandoned: {why}"
+            )
+        base = {"actor": event.actor, "reason": event.reason, "flow_run_id": event.flow_run_id}
+        if event.action == "promote":
+            current = AliasState.read(client, name)
+            if current.previous_production != event.from_version:
+                # Records written before archive_existing was kept archived: that was the default.
+                archive = event.archive_existing is not False
+                _retire_champion(journal, event.from_version, str(event.to_version), archive, base)
+            if current.staging == event.to_version:
+                journal.delete_alias(STAGING)
+            journal.delete_tag(str(event.to_version), ARCHIVED_TAG)
+        else:
+            _finish_rollback(journal, event, base)
         note = f"finished by {actor} after the process that started it was interrupted"
-        with transaction(client, name) as journal:
-            if event is newest and production == event.to_version:
-                base = {
-                    "actor": event.actor,
-                    "reason": event.reason,
-                    "flow_run_id": event.flow_run_id,
-                }
-                if event.action == "promote":
-                    current = AliasState.read(client, name)
-                    if current.previous_production != event.from_version:
-                        _retire_champion(
-                            journal, event.from_version, str(event.to_version), True, base
-                        )
-                    if current.staging == event.to_version:
-                        journal.delete_alias(STAGING)
-                    journal.delete_tag(str(event.to_version), ARCHIVED_TAG)
-                else:
-                    _finish_rollback(journal, event, base)
-                fixed.append(journal.complete(version, event, recovered=note))
-            else:
-                why = "superseded by a later move" if event is not newest else "nothing had moved"
-                fixed.append(
-                    journal.complete(
-                        version, event, state="abandoned", recovered=f"abandoned: {why}"
-                    )
-                )
-    return fixed
+        return journal.complete(version, event, recovered=note)

@@ -9,66 +9,43 @@ policy and audit trail as the flows.
 from __future__ import annotations
 
 import getpass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from modelops.errors import ConfigurationError, ModelNotFound, PromotionRefused
+from modelops.errors import ModelNotFound, PromotionRefused
 from modelops.registry.aliases import (
     ARCHIVED_TAG,
     LIFECYCLE_ALIASES,
     PRODUCTION,
-    STAGING,
     AliasState,
+    ModelStage,
     alias_version,
+    stage_of,
 )
-from modelops.registry.journal import transaction
+from modelops.registry.listing import versions
+from modelops.registry.locks import model_lock
 from modelops.registry.promotion import (
+    change,
     check_staged,
     promote_to_production,
     record_refusal,
     recover,
     stage_version,
 )
-from modelops.registry.versions import registered_model, resolve_version
+from modelops.registry.store import registered_model
+from modelops.registry.versions import resolve_version
 from modelops.settings import Settings, get_settings
 from modelops.types import AuditEvent
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-
-class ModelStage(StrEnum):
-    """Where a version stands, derived from its aliases and tags."""
-
-    NONE = "None"
-    STAGING = "Staging"
-    PRODUCTION = "Production"
-    ARCHIVED = "Archived"
-
-    @classmethod
-    def parse(cls, value: str | ModelStage | None) -> ModelStage:
-        """Accept ``"production"``, ``"Production"``, ``ModelStage.PRODUCTION`` or None."""
-        if value is None:
-            return cls.NONE
-        if isinstance(value, ModelStage):
-            return value
-        for stage in cls:
-            if stage.value.lower() == str(value).strip().lower():
-                return stage
-        raise ConfigurationError(
-            f"Unknown stage {value!r}; use one of {', '.join(s.value for s in cls)}."
-        )
-
-
-def stage_of(aliases: list[str], tags: dict[str, str]) -> ModelStage:
-    """The stage a version is in, from its aliases (production wins) and archive tag."""
-    if PRODUCTION in aliases:
-        return ModelStage.PRODUCTION
-    if STAGING in aliases:
-        return ModelStage.STAGING
-    if tags.get(ARCHIVED_TAG) == "true":
-        return ModelStage.ARCHIVED
-    return ModelStage.NONE
+__all__ = [
+    "ModelStage",
+    "get_model_metadata",
+    "load_production_model",
+    "promote_model",
+    "stage_of",
+]
 
 
 def _client(settings: Settings | None = None) -> MlflowClient:
@@ -100,8 +77,6 @@ def get_model_metadata(
     Raises:
         ModelNotFound: no such registered model.
     """
-    from modelops.registry.listing import versions
-
     return [
         {
             "name": model_name,
@@ -156,64 +131,81 @@ def promote_model(
         ModelNotFound: unknown model, version or alias.
         PromotionRefused: Production requested for a version that is not staged.
     """
+    settings = settings or get_settings()
     client = _client(settings)
     target = ModelStage.parse(stage)
-    mv = resolve_version(client, model_name, version)
-    number = str(mv.version)
     who = actor or f"user:{getpass.getuser()}"
-    recover(client, model_name, actor=who)
-    state = AliasState.read(client, model_name)
-    if target is ModelStage.PRODUCTION and state.production == number:
-        pass  # already in production: nothing to move, nothing to record
-    elif target is ModelStage.PRODUCTION:
-        try:
-            overridden = check_staged(mv, state.staging, override_staging_reason)
-        except PromotionRefused as exc:
-            record_refusal(client, model_name, number, reason=str(exc), actor=who)
-            raise
-        promote_to_production(
-            client,
-            model_name,
-            number,
-            actor=who,
-            reason=reason,
-            archive_existing=archive_existing,
-            override_reason=override_staging_reason if overridden else None,
-        )
-    elif target is ModelStage.STAGING:
-        stage_version(client, model_name, number, actor=who, reason=reason)
-    else:
-        if state.production == number:
-            refusal = (
-                f"Version {number} of {model_name!r} is in production: moving it to "
-                f"{target.value} would leave the model without a production version. Roll back "
-                f"(modelops rollback) or promote another version first."
-            )
-            record_refusal(client, model_name, number, reason=refusal, actor=who)
-            raise PromotionRefused(refusal)
-        with transaction(client, model_name) as journal:
-            removed = [
-                a for a in LIFECYCLE_ALIASES if alias_version(client, model_name, a) == number
-            ]
-            for alias in removed:
-                journal.delete_alias(alias)
-            if target is ModelStage.ARCHIVED:
-                journal.set_tag(number, ARCHIVED_TAG, "true")
-            else:
-                journal.delete_tag(number, ARCHIVED_TAG)
-            journal.audit(
+    with model_lock(client, model_name):
+        mv = resolve_version(client, model_name, version)
+        number = str(mv.version)
+        recover(client, model_name, actor=who)
+        state = AliasState.read(client, model_name)
+        if target is ModelStage.PRODUCTION and state.production == number:
+            pass  # already in production: nothing to move, nothing to record
+        elif target is ModelStage.PRODUCTION:
+            try:
+                override = check_staged(
+                    mv, state.staging, override_staging_reason, settings.require_staging
+                )
+            except PromotionRefused as exc:
+                record_refusal(client, model_name, number, reason=str(exc), actor=who)
+                raise
+            promote_to_production(
+                client,
+                model_name,
                 number,
-                AuditEvent(
-                    action=f"set-stage-{target.value.lower()}",
-                    actor=who,
-                    reason=reason,
-                    alias=",".join(removed) or None,
-                    from_version=number if removed else None,
-                ),
+                actor=who,
+                reason=reason,
+                archive_existing=archive_existing,
+                override_reason=override,
             )
+        elif target is ModelStage.STAGING:
+            stage_version(client, model_name, number, actor=who, reason=reason)
+        else:
+            _leave_lifecycle(client, model_name, number, target, state, actor=who, reason=reason)
     return next(
         r for r in get_model_metadata(model_name, settings=settings) if str(r["version"]) == number
     )
+
+
+def _leave_lifecycle(
+    client: MlflowClient,
+    name: str,
+    number: str,
+    target: ModelStage,
+    state: AliasState,
+    *,
+    actor: str,
+    reason: str,
+) -> None:
+    """Archived or None: drop the version's lifecycle aliases (and set or clear the archive
+    tag) — never production's, which would leave the model with nothing in production."""
+    if state.production == number:
+        refusal = (
+            f"Version {number} of {name!r} is in production: moving it to {target.value} would "
+            f"leave the model without a production version. Roll back (modelops rollback) or "
+            f"promote another version first."
+        )
+        record_refusal(client, name, number, reason=refusal, actor=actor)
+        raise PromotionRefused(refusal)
+    with change(client, name) as journal:
+        removed = [a for a in LIFECYCLE_ALIASES if alias_version(client, name, a) == number]
+        for alias in removed:
+            journal.delete_alias(alias)
+        if target is ModelStage.ARCHIVED:
+            journal.set_tag(number, ARCHIVED_TAG, "true")
+        else:
+            journal.delete_tag(number, ARCHIVED_TAG)
+        journal.audit(
+            number,
+            AuditEvent(
+                action=f"set-stage-{target.value.lower()}",
+                actor=actor,
+                reason=reason,
+                alias=",".join(removed) or None,
+                from_version=number if removed else None,
+            ),
+        )
 
 
 def load_production_model(model_name: str, settings: Settings | None = None) -> Any:

@@ -7,9 +7,11 @@ Every ``models:/`` URI is built by :func:`model_uri`, and every registry search 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modelops.errors import ConfigurationError, ModelNotFound, RegistryError
+from modelops.registry.aliases import alias_version
+from modelops.registry.store import already_exists, is_missing, registered_model
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -62,30 +64,6 @@ def name_filter(name: str, tags: dict[str, str] | None = None, **clauses: str) -
     return " and ".join(parts)
 
 
-def is_missing(exc: BaseException) -> bool:
-    """Whether an MLflow error says the thing asked for does not exist."""
-    return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
-
-
-def registered_model(client: MlflowClient, name: str) -> Any:
-    """The registered model, with a clear error when it does not exist.
-
-    Raises:
-        ModelNotFound: no such registered model.
-    """
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_registered_model(name)
-    except MlflowException as exc:
-        if is_missing(exc):
-            raise ModelNotFound(
-                f"No registered model named {name!r}. Check the name (and MLFLOW_TRACKING_URI / "
-                f"MLFLOW_REGISTRY_URI), or train it first."
-            ) from exc
-        raise
-
-
 def ensure_registered_model(client: MlflowClient, name: str, description: str | None) -> None:
     """Create registered model ``name`` if it does not exist (safe when two runs race)."""
     from mlflow.exceptions import MlflowException
@@ -99,7 +77,7 @@ def ensure_registered_model(client: MlflowClient, name: str, description: str | 
     try:
         client.create_registered_model(name, description=description)
     except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+        if not already_exists(exc):
             raise
 
 
@@ -194,8 +172,6 @@ def resolve_version(client: MlflowClient, name: str, ref: str | int) -> ModelVer
         ModelNotFound: the model, version or alias does not exist, or the model has no versions.
         RegistryError: ``ref`` is a ``models:/`` URI of another model.
     """
-    from modelops.registry.aliases import alias_version
-
     text = str(ref).strip()
     model = registered_model(client, name)
     match = _MODELS_URI.match(text)
