@@ -12,7 +12,7 @@ apart (:func:`computed_imports`), so a test can say where those are allowed.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +83,7 @@ def _absolute(package: str, level: int, name: str | None) -> str:
     return ".".join([*base, *([name] if name else [])])
 
 
-def _ours(name: str, known: set[str] | dict[str, Path]) -> str:
+def _ours(name: str, known: Collection[str]) -> str:
     """The deepest module of ours that ``name`` names (``modelops.cli.main`` → ``modelops.cli``
     if main is not a module), or ``name`` itself when it is none of ours."""
     probe = name
@@ -99,7 +99,7 @@ def _literal(node: ast.expr | None) -> str | None:
 
 
 def scan_source(
-    text: str, module: str, *, is_package: bool = False, known: set[str] | dict[str, Path] = ()
+    text: str, module: str, *, is_package: bool = False, known: Collection[str] = frozenset()
 ) -> tuple[list[Import], list[int]]:
     """The imports of one module's source, and the lines of dynamic imports with a computed
     name. ``known`` names our modules (to resolve ``from pkg import sub`` to the submodule)."""

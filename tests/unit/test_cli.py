@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelops import cli
+from modelops.cli.options import coerce
 from modelops.errors import ConfigurationError
 
 
@@ -66,11 +67,11 @@ def test_bad_values_are_refused_before_any_flow_runs(capsys: pytest.CaptureFixtu
 
 def test_key_value_options_and_json_options_parse() -> None:
     flow = next(c for c in cli.FLOW_COMMANDS if c.name == "register-pretrained").load()
-    values = cli._coerce(flow, {"tags": ["team=search", "stage=staging"], "labels": ["a", "b"]})
+    values = coerce(flow, {"tags": ["team=search", "stage=staging"], "labels": ["a", "b"]})
     assert values["tags"] == {"team": "search", "stage": "staging"}
     assert values["labels"] == ["a", "b"]
     with pytest.raises(ConfigurationError):
-        cli._coerce(flow, {"tags": ["no-equals-sign"]})
+        coerce(flow, {"tags": ["no-equals-sign"]})
 
 
 def test_docstring_args_are_read_whole() -> None:

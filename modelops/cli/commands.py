@@ -1,0 +1,373 @@
+"""The commands themselves: each flow command's spec and what it prints, running a flow in this
+process, and the other commands (versions, history, serve, stop, worker, api, sample-data)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from modelops.cli.options import FlowCommand, coerce
+
+# ----------------------------------------------------------------------------- flow commands
+
+
+def _show_training(result: Any) -> str:
+    from modelops.settings import get_settings
+
+    metrics = ", ".join(f"{k}={v:.3f}" for k, v in result.metrics.items())
+    alias = f"@{result.alias}" if result.alias else "no alias"
+    ui = get_settings().ui_base_url
+    look = (
+        f"  open {ui}/#/models/{result.model_name}"
+        if ui
+        else (f"  mlflow ui --backend-store-uri {get_settings().shown_tracking_uri}")
+    )
+    return (
+        f"Registered {result.model_name} version {result.version} ({alias}) from "
+        f"{result.rows} rows\n  metrics: {metrics}\n  MLflow run: {result.mlflow_run_id}\n"
+        f"Look at it:\n{look}\n  modelops versions {result.model_name}"
+    )
+
+
+def _show_lifecycle(result: Any) -> str:
+    from modelops.settings import get_settings
+    from modelops.summary import look_here
+
+    return look_here(result, get_settings())
+
+
+def _show_promotion(r: Any) -> str:
+    if not r.changed:
+        return f"{r.name}@production is already version {r.version}: nothing changed"
+    was = (
+        f" (was {r.previous_production}, kept as previous-production)"
+        if (r.previous_production)
+        else " (first production version)"
+    )
+    return f"{r.name}@production -> version {r.version}{was}"
+
+
+def _show_rollback(r: Any) -> str:
+    return f"{r.name}@production rolled back: version {r.rolled_back} -> {r.version}"
+
+
+def _show_deployment(r: Any) -> str:
+    where = f"{r.url}/invocations" if r.target == "local" else r.url
+    return f"serving version {r.version} ({r.target}) at {where}"
+
+
+def _show_json(r: Any) -> str:
+    data = r.model_dump(mode="json") if hasattr(r, "model_dump") else r
+    return json.dumps(data, indent=2, default=str)
+
+
+# What each kind of flow imports sooner or later (the slow ones).
+_WARM_TRAINING = (
+    "great_expectations",
+    "modelops.model_io:import_skops",
+    "mlflow.sklearn",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "matplotlib.pyplot",
+)
+_WARM_REGISTRY = (
+    "modelops.model_io:import_skops",
+    "mlflow.sklearn",
+    "mlflow.store.tracking.sqlalchemy_store",
+)
+
+FLOW_COMMANDS = [
+    FlowCommand(
+        "run",
+        "flows.lifecycle:lifecycle",
+        "the main job: train, gate, register, stage, promote and serve (lifecycle flow)",
+        flags={"data_path": ["--data", "--data-path"]},
+        defaults={"promote_to": "production", "deploy": "local"},
+        show=_show_lifecycle,
+        warm=_WARM_TRAINING,
+    ),
+    FlowCommand(
+        "train",
+        "flows.training:training",
+        "train, validate, gate, register and stage a tabular model (training flow)",
+        flags={"data_path": ["--data", "--data-path"]},
+        show=_show_training,
+        warm=_WARM_TRAINING,
+    ),
+    FlowCommand(
+        "tune",
+        "flows.tuning:tuning",
+        "search estimators and hyper-parameters on Dask; gate, register and stage the "
+        "best (tuning flow)",
+        flags={"data_path": ["--data", "--data-path"]},
+        show=_show_training,
+        warm=_WARM_TRAINING,
+    ),
+    FlowCommand(
+        "text-train",
+        "flows.text_training:text_training",
+        "fine-tune, gate, register and stage a text classifier (text-training flow)",
+        flags={"data_path": ["--data", "--data-path"]},
+        show=_show_json,
+    ),
+    FlowCommand(
+        "register-pretrained",
+        "flows.register_pretrained:register_pretrained",
+        "register a Hugging Face snapshot as a version, untrained",
+        positionals=("model_name", "source"),
+        flags={"revision": ["--hf-revision", "--revision"], "tags": ["--tag"]},
+        show=_show_json,
+    ),
+    FlowCommand(
+        "promote",
+        "flows.promotion:promotion",
+        "promote a staged version to production (promotion flow)",
+        positionals=("model_name",),
+        show=_show_promotion,
+        warm=_WARM_REGISTRY,
+    ),
+    FlowCommand(
+        "rollback",
+        "flows.rollback:rollback",
+        "put production back on the previous production version (rollback flow)",
+        positionals=("model_name",),
+        show=_show_rollback,
+    ),
+    FlowCommand(
+        "deploy",
+        "flows.deployment:deployment",
+        "serve a version locally or on Kubernetes, verified (deployment flow)",
+        positionals=("model_name",),
+        show=_show_deployment,
+    ),
+    FlowCommand(
+        "score",
+        "flows.batch_scoring:batch_scoring",
+        "score a CSV/Parquet file with a version (batch-scoring flow)",
+        positionals=("model_name", "input_uri", "output_uri"),
+        show=_show_json,
+        warm=_WARM_REGISTRY,
+    ),
+    FlowCommand(
+        "monitor",
+        "flows.monitoring:monitoring",
+        "check a served version for data drift, prediction shift and decay (monitoring flow)",
+        positionals=("model_name",),
+        show=_show_json,
+        warm=_WARM_REGISTRY,
+    ),
+    FlowCommand(
+        "teardown",
+        "flows.teardown:teardown",
+        "stop serving a model, locally or on Kubernetes (teardown flow)",
+        positionals=("model_name",),
+        show=_show_json,
+    ),
+]
+
+
+def run_flow(command: FlowCommand, flow: Any, values: dict[str, Any], api: Any = None) -> int:
+    from modelops.errors import ModelOpsError
+    from modelops.orchestration.console import summarize_console_logs
+    from modelops.orchestration.engine import flow_api
+
+    params = coerce(flow, values)
+    summarize_console_logs()
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
+    with flow_api(tuple(command.warm), timeout, api):
+        state = flow(**params, return_state=True)
+    if state.is_completed():
+        print(command.show(state.result()))
+        return 0
+    error = state.result(raise_on_failure=False)
+    where = f"Prefect flow run {state.state_details.flow_run_id}"
+    if isinstance(error, ModelOpsError):
+        print(f"error: {error.summary}", file=sys.stderr)
+        print(
+            f"  (the {flow.name} flow did not complete; details in the logs above and in {where})",
+            file=sys.stderr,
+        )
+        return error.exit_code
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    print(f"error: {type(error).__name__}: {first}", file=sys.stderr)
+    print(f"  (details in the logs above and in {where})", file=sys.stderr)
+    return _exit_code(error)
+
+
+def _exit_code(error: BaseException) -> int:
+    from modelops.errors import ConfigurationError, ModelOpsError, is_transient
+
+    if isinstance(error, ModelOpsError):
+        return error.exit_code
+    if type(error).__name__ == "ParameterTypeError":  # Prefect's: bad parameters
+        return ConfigurationError.exit_code
+    if is_transient(error):
+        return 75
+    return 1
+
+
+# ----------------------------------------------------------------------------- other commands
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    from modelops.sample import write_leads
+
+    path = write_leads(args.out, n_rows=args.rows, seed=args.seed)
+    print(f"wrote {args.rows} rows to {path} (+ schema sidecar)")
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from modelops.registry.stages import get_model_metadata
+
+    rows = get_model_metadata(args.model_name, stage=args.stage)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print(f"{args.model_name}: no versions" + (f" in stage {args.stage}" if args.stage else ""))
+        return 0
+    _print_table(
+        ("version", "stage", "aliases", "created", "run_id", "last event"),
+        [
+            (
+                str(r["version"]),
+                r["stage"],
+                ",".join(r["aliases"]) or "-",
+                str(r["created"])[:19],
+                r["run_id"] or "-",
+                _last_event(r),
+            )
+            for r in rows
+        ],
+    )
+    return 0
+
+
+def _print_table(header: Sequence[str], table: list[Sequence[str]]) -> None:
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    for t in table:
+        print("  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)))
+
+
+def _last_event(row: dict) -> str:
+    events = row.get("audit") or []
+    if not events:
+        return "-"
+    e = events[-1]
+    return f"{e.get('action')} by {e.get('actor')} at {str(e.get('time'))[:19]}"
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from modelops.registry.stages import get_model_metadata
+
+    events = [
+        {**e, "version": r["version"]}
+        for r in get_model_metadata(args.model_name)
+        for e in r["audit"]
+    ]
+    events.sort(key=lambda e: str(e.get("time")), reverse=True)
+    if args.json:
+        print(json.dumps(events, indent=2, default=str))
+        return 0
+    if not events:
+        print(f"{args.model_name}: no recorded events")
+        return 0
+    _print_table(
+        ("time", "action", "version", "from", "to", "actor", "reason"),
+        [
+            (
+                str(e.get("time"))[:19],
+                str(e.get("action")),
+                str(e["version"]),
+                str(e.get("from_version") or "-"),
+                str(e.get("to_version") or "-"),
+                str(e.get("actor")),
+                str(e.get("reason") or "").splitlines()[0][:60] if e.get("reason") else "-",
+            )
+            for e in events
+        ],
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from modelops.errors import ConfigurationError
+    from modelops.serving.server import exec_server, prepare
+
+    if args.workers < 1:
+        raise ConfigurationError("--workers must be at least 1")
+    if not 0 < args.sample_rate <= 1:
+        raise ConfigurationError(
+            f"--sample-rate must be a fraction in (0, 1], not {args.sample_rate}"
+        )
+    if not 1 <= args.port <= 65535:
+        raise ConfigurationError(f"--port must be between 1 and 65535, not {args.port}")
+    ref = args.version or args.alias or "production"
+    config = prepare(
+        args.model_name,
+        ref,
+        fast_path=args.fast_path,
+        sample_dir=args.sample_dir,
+        sample_rate=args.sample_rate,
+    )
+    from modelops.serving.model import FAST_PATH_REPORT
+
+    report = Path(config.model_dir) / FAST_PATH_REPORT
+    engine = (
+        "onnx (verified)"
+        if config.fast_path and report.is_file() and json.loads(report.read_text()).get("used")
+        else "scikit-learn or the model's own flavour"
+    )
+    via = f" (@{config.alias})" if config.alias else ""
+    print(
+        f"serving {config.name} version {config.version}{via}, engine {engine}, at "
+        f"http://{args.host}:{args.port} with {args.workers} worker(s)",
+        flush=True,
+    )
+    exec_server(config, args.host, args.port, args.workers)
+    return 0  # not reached: the process became the server
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from modelops.serving.local import stop_local
+    from modelops.settings import get_settings
+
+    stopped = stop_local(get_settings().home_dir, args.model_name)
+    if stopped is None:
+        print(f"no local server is running for {args.model_name}")
+        return 0
+    print(f"stopped {args.model_name} v{stopped.version} at {stopped.url} (pid {stopped.pid})")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from modelops.orchestration.worker import serve
+
+    asyncio.run(serve(args.pool, name=args.name, limit=args.limit))
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from modelops.errors import ConfigurationError
+
+    if args.action == "token":
+        from modelops.graphql.auth import make_token
+
+        if not args.sub:
+            raise ConfigurationError("api token needs --sub (who the token is for)")
+        print(make_token(args.sub, args.role or ["VIEWER"], ttl=args.ttl))
+        return 0
+    if not 1 <= args.port <= 65535:
+        raise ConfigurationError(f"--port must be between 1 and 65535, got {args.port}")
+    from modelops.graphql.app import serve
+
+    serve(args.host, args.port)
+    return 0
