@@ -106,12 +106,33 @@ class TransientError(ModelOpsError):
     exit_code = 75  # EX_TEMPFAIL: try again later
 
 
-_TRANSIENT_MESSAGE = re.compile(
-    r"database is locked|connection refused|connection reset|connection aborted"
-    r"|max retries exceeded|temporarily unavailable|too many requests|timed out"
-    r"|remote end closed connection|broken pipe|server closed the connection",
-    re.IGNORECASE,
+# What a fault that may go away by itself says, in the words of the clients this project uses
+# (requests/urllib3, httpx, sqlite3/SQLAlchemy, psycopg, kubernetes). The one list: is_transient
+# retries on it and unreachable names the fault with it, so what is retried is also what is
+# named when the retries run out. Causes come before "max retries exceeded", which urllib3
+# wraps around them and which is the one to name only when no cause is given.
+TRANSIENT_PHRASES = (
+    "connection refused",
+    "connection reset",
+    "connection aborted",
+    "remote end closed connection",
+    "server closed the connection",
+    "broken pipe",
+    "timed out",
+    "too many requests",
+    "service unavailable",
+    "temporarily unavailable",
+    "database is locked",
+    "max retries exceeded",
 )
+
+
+def transient_phrase(text: str) -> str | None:
+    """The first of :data:`TRANSIENT_PHRASES` that ``text`` holds (any case), if any."""
+    lowered = text.lower()
+    return next((phrase for phrase in TRANSIENT_PHRASES if phrase in lowered), None)
+
+
 _FINAL_HTTP = {400, 401, 403, 404, 405, 409, 410, 422}
 
 
@@ -147,19 +168,6 @@ def _http_status(exc: BaseException) -> int | None:
     return None
 
 
-_REASONS = (
-    "connection refused",
-    "connection reset",
-    "connection aborted",
-    "timed out",
-    "too many requests",
-    "service unavailable",
-    "database is locked",
-    "remote end closed connection",
-    "max retries exceeded",
-)
-
-
 def unreachable(exc: BaseException) -> TransientError:
     """A transient fault that outlasted every retry, said in one line: what did not answer,
     why, and what to check. An MLflow server is named by its URL (credentials removed)."""
@@ -168,7 +176,7 @@ def unreachable(exc: BaseException) -> TransientError:
     text = " ".join(str(e) for e in _chain(exc))
     server = re.search(r"API request to (https?://[^\s/]+)", text)
     what = f"The MLflow tracking server at {redact(server[1])}" if server else "A service"
-    reason = next((r for r in _REASONS if r in text.lower()), type(exc).__name__)
+    reason = transient_phrase(text) or type(exc).__name__
     check = "MLFLOW_TRACKING_URI" if server else "the logs above"
     return TransientError(
         f"{what} did not answer ({reason}) through every retry. Check that it is running and "
@@ -201,6 +209,6 @@ def is_transient(exc: BaseException) -> bool:
                 return False
         if isinstance(err, ConnectionError | TimeoutError):
             return True
-        if _TRANSIENT_MESSAGE.search(str(err)):
+        if transient_phrase(str(err)):
             return True
     return False

@@ -85,3 +85,31 @@ def test_transient_faults_are_retried(exc: BaseException) -> None:
 )
 def test_final_errors_are_not_retried(exc: BaseException) -> None:
     assert not is_transient(exc)
+
+
+# Every phrase either old list knew (is_transient had some, unreachable's reasons others).
+PHRASES = [
+    "connection refused",
+    "connection reset",
+    "connection aborted",
+    "timed out",
+    "too many requests",
+    "service unavailable",
+    "temporarily unavailable",
+    "database is locked",
+    "remote end closed connection",
+    "max retries exceeded",
+    "broken pipe",
+    "server closed the connection",
+]
+
+
+@pytest.mark.parametrize("phrase", PHRASES)
+def test_a_fault_that_is_retried_is_named_by_the_same_phrase_when_retries_run_out(
+    phrase: str,
+) -> None:
+    from modelops.errors import unreachable
+
+    exc = RuntimeError(f"API request to http://mlflow:5000/api failed: {phrase.capitalize()}")
+    assert is_transient(exc)
+    assert f"({phrase})" in str(unreachable(exc))
