@@ -93,7 +93,7 @@ def main() -> int:
             from flows.monitoring import monitoring
             from flows.training import training
             from modelops import ModelStage, promote_model
-            from modelops.steps.monitor import resolve_watched
+            from modelops.steps.monitoring import resolve_watched
 
             result = training(
                 data_path=str(train),

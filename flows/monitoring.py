@@ -10,6 +10,7 @@ from prefect import flow
 from prefect.states import Completed
 
 from modelops.params import MonitoringParams, keyword_parameters
+from modelops.steps.monitoring import check_summary
 from tasks.monitoring import (
     check_drift,
     check_performance,
@@ -41,17 +42,7 @@ def monitoring(params: MonitoringParams) -> Any:
         if labelled is not None:
             check_performance(watched, labelled, result, p.metric_drop_max, min_rows)
         report_check(ctx, watched, window, result)
-        summary = {
-            "model_name": watched.name,
-            "version": watched.version,
-            "rows": result.rows,
-            "degraded": result.degraded,
-            "breaches": result.breaches,
-            "psi": {f.feature: round(f.psi, 4) for f in result.features},
-            "prediction_psi": result.prediction_psi,
-            "performance": result.performance,
-            "mlflow_run_id": ctx.parent_run_id,
-        }
+        summary = check_summary(ctx, watched, result)
         if not result.degraded:
             return summary
         summary["event_id"] = raise_alert(ctx, watched, result, p.actor)

@@ -10,7 +10,7 @@ from tasks.data import load_dataset, validate_dataset
 from tasks.evaluation import check_quality_gate, evaluate_model
 from tasks.registry import find_earlier_attempt, register_model, set_model_alias
 from tasks.tracking import flow_run
-from tasks.training import split_dataset, train_model
+from tasks.training import fit_model, split_dataset
 
 LOGGED_PARAMS = {
     "data_path",
@@ -36,7 +36,7 @@ def training(params: TrainingParams) -> TrainingResult:
             )
             report = validate_dataset(ctx, data)
             split = split_dataset(ctx, data, p.test_size, p.random_seed)
-            model = train_model(ctx, data, split, p.estimator, p.random_seed)
+            model = fit_model(ctx, data, split, p.estimator, p.random_seed)
             evaluation = evaluate_model(ctx, model, split, p.model_name)
             metrics, rows, validation = evaluation.metrics, data.info.rows, report["statistics"]
             decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)

@@ -13,7 +13,7 @@ from tasks.data import load_dataset, validate_dataset
 from tasks.evaluation import check_quality_gate, evaluate_model
 from tasks.registry import find_earlier_attempt, register_model, set_model_alias
 from tasks.tracking import flow_run
-from tasks.training import split_dataset, train_model
+from tasks.training import fit_model, split_dataset
 from tasks.tuning import prepare_search, record_search, search_candidates, search_runner
 
 LOGGED_PARAMS = {
@@ -53,7 +53,7 @@ def tuning(params: TuningParams) -> TrainingResult:
             results = search_candidates(runner, search, candidates, p.random_seed)
             best = record_search(ctx, results, p.metric, p.model_name)
             estimator = EstimatorConfig(kind=best.kind, params=best.params)  # type: ignore[arg-type]
-            model = train_model(ctx, data, split, estimator, p.random_seed)
+            model = fit_model(ctx, data, split, estimator, p.random_seed)
             evaluation = evaluate_model(ctx, model, split, p.model_name)
             metrics, rows, validation = evaluation.metrics, data.info.rows, report["statistics"]
             decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)

@@ -96,6 +96,14 @@ class Evaluation:
     metrics: dict[str, float]
     rows: int
     curves: dict[str, Any] = field(default_factory=dict, repr=False)
+    folds: int = 0  # 0: scored on a held-out part; K: out-of-fold scores of K-fold CV
+
+    @property
+    def method(self) -> str:
+        """How the metrics were measured, as the runs and the Python API's result say it."""
+        if self.folds:
+            return f"cross-validation ({self.folds} folds over {self.rows} rows)"
+        return f"holdout ({self.rows} rows)"
 
 
 def _thin(*arrays: Any) -> list[Any]:

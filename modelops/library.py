@@ -4,15 +4,17 @@ Drop-in for code written against the original lead-scoring lifecycle module::
 
     from modelops import MLflowConfig, init_mlflow, log_training_run, train_model
 
-Everything here runs on the flows' own core (:mod:`modelops.steps.train`, the registry
-functions): the same validation, gate, idempotent registration, aliases and audit trail, in a
-plain Python process — no Prefect engine, no server.
+Everything here runs on the flows' own steps (:mod:`modelops.steps`), in the flows' order: the
+same validation, split, fit, evaluation, gate, idempotent registration, aliases and audit trail,
+in a plain Python process — no Prefect engine, no server.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +23,11 @@ from modelops.errors import ConfigurationError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sklearn.pipeline import Pipeline
 
+    from modelops.data import FeatureSpec
     from modelops.tracking import TrackingContext
+    from modelops.types import LoadedData, Split
 
 DEFAULT_MODEL_NAME = "lead_scoring_model"  # the original module's default
 MIN_HOLDOUT_PER_CLASS = 5  # fewer held-out rows of a class than this: cross-validate instead
@@ -240,9 +245,10 @@ def _check_fitted(model: Any) -> None:
 
 @dataclass
 class TrainedResult:
-    """What :func:`train_model` returns."""
+    """What :func:`train_model` returns (the original module's users read its attributes:
+    ``result.metrics["roc_auc"]``, ``result.model``)."""
 
-    model: Any  # the fitted scikit-learn pipeline
+    model: Pipeline  # the fitted scikit-learn pipeline
     metrics: dict[str, float]
     evaluation: str  # "holdout (N rows)" or "cross-validation (K folds over N rows)"
     rows: int
@@ -270,15 +276,16 @@ def train_model(
     """Validate, train, evaluate, gate and (with MLflow) register and stage a binary classifier
     trained on a DataFrame.
 
-    Evaluation is on a stratified held-out part when each class would have at least
-    ``MIN_HOLDOUT_PER_CLASS`` rows in it; smaller tables (the original examples train on 4-8
-    rows) are evaluated by stratified cross-validation instead, and the result and the run
-    say so. The model is then fitted on every row.
+    The steps are the training flow's (:mod:`modelops.steps`), in its order: load, validate,
+    split, fit, evaluate, gate, register, stage. Evaluation is on a stratified held-out part
+    when each class would have at least ``MIN_HOLDOUT_PER_CLASS`` rows in it; smaller tables
+    (the original examples train on 4-8 rows) are evaluated by stratified cross-validation
+    instead, then fitted on every row, and the result and the run say so.
 
     Args:
         dataset: the table, features and target.
         target_column: the binary label column.
-        enable_mlflow: log, register and stage; False trains and evaluates only.
+        enable_mlflow: log, register and stage; False runs the same steps and logs nothing.
         mlflow_model_name: the registered model name.
         metric_thresholds: the quality gate (metric -> minimum, maximum for losses); None or
             empty for no gate.
@@ -293,6 +300,10 @@ def train_model(
             is reached through :func:`modelops.promote_model` only.
         actor: who to record in the audit trail (default the OS user).
 
+    Returns:
+        The fitted pipeline, its metrics and how they were measured, and (with MLflow) the
+        registered version, its alias and the MLflow run.
+
     Raises:
         ConfigurationError: not a DataFrame, no such target column, not two classes, unknown
             threshold metrics, a bad estimator — before anything is logged.
@@ -301,10 +312,13 @@ def train_model(
     """
     import pandas as pd
 
-    from modelops import tracking
-    from modelops.evaluation import apply_gate, check_thresholds
+    from modelops.evaluation import check_thresholds
     from modelops.naming import check_alias, check_model_name
     from modelops.registry.aliases import PRODUCTION
+    from modelops.steps import data as data_steps
+    from modelops.steps import evaluation as evaluation_steps
+    from modelops.steps import registry as registry_steps
+    from modelops.steps import training as training_steps
     from modelops.training import EstimatorConfig
 
     if not isinstance(dataset, pd.DataFrame):
@@ -332,45 +346,67 @@ def train_model(
     if enable_mlflow:
         check_model_name(mlflow_model_name)
     declared = _features(features)
-    if not enable_mlflow:
-        pipeline, metrics, how, rows = _fit_and_evaluate(
-            None, dataset, target_column, declared, config, test_size, random_seed
+    logged_params = {
+        "target": target_column,
+        "model_name": mlflow_model_name,
+        "estimator": config,
+        "thresholds": thresholds,
+        "test_size": test_size,
+        "random_seed": random_seed,
+    }
+    with _api_run(enable_mlflow, f"training-{mlflow_model_name}", logged_params) as ctx:
+        data = data_steps.load_dataset(
+            ctx, None, target_column, declared, min_rows=2, frame=dataset
         )
-        decision = apply_gate(metrics, thresholds)
+        data_steps.validate_dataset(ctx, data)
+        folds = _folds(data, test_size)
+        if not folds:
+            split = training_steps.split_dataset(ctx, data, test_size, random_seed)
+            model = training_steps.fit_model(ctx, data, split, config, random_seed)
+            evaluation = evaluation_steps.evaluate_model(ctx, model, split)
+        else:
+            evaluation = evaluation_steps.cross_validate(ctx, data, config, random_seed, folds)
+            model = training_steps.fit_model(ctx, data, _everything(data), config, random_seed)
+        decision = evaluation_steps.check_gate(ctx, evaluation.metrics, thresholds)
         decision.raise_if_failed()
-        return TrainedResult(
-            model=pipeline, metrics=metrics, evaluation=how, rows=rows, gate=decision.rows
+        result = TrainedResult(
+            model=model.pipeline,
+            metrics=evaluation.metrics,
+            evaluation=evaluation.method,
+            rows=data.info.rows,
+            gate=decision.rows,
         )
-
-    from modelops.steps import train as steps
-
-    ctx = _start(
-        f"training-{mlflow_model_name}",
-        params={
-            "target": target_column,
-            "model_name": mlflow_model_name,
-            "estimator": config,
-            "thresholds": thresholds,
-            "test_size": test_size,
-            "random_seed": random_seed,
-        },
-    )
-    try:
-        pipeline, metrics, how, rows, logged = _fit_and_evaluate(
-            ctx, dataset, target_column, declared, config, test_size, random_seed
-        )
-        decision = steps.check_gate(ctx, metrics, thresholds)
-        decision.raise_if_failed()
-        version = steps.register_model(ctx, mlflow_model_name, logged)
+        if ctx is None:
+            return result
+        version = registry_steps.register_model(ctx, mlflow_model_name, model)
         if stage_alias:
-            steps.stage_model(
+            registry_steps.stage_model(
                 ctx,
                 version,
                 reason="passed the quality gate (Python API)",
-                metrics=metrics,
+                metrics=evaluation.metrics,
                 actor=actor,
                 alias=stage_alias,
             )
+        result.model_name, result.version = mlflow_model_name, int(version.version)
+        result.run_id, result.alias = ctx.parent_run_id, stage_alias
+    return result
+
+
+@contextmanager
+def _api_run(
+    enabled: bool, run_name: str, params: dict[str, Any]
+) -> Iterator[TrackingContext | None]:
+    """The Python API's parent MLflow run (None when MLflow is off): FINISHED when the body
+    ends, FAILED with the error's message when it raises."""
+    from modelops import tracking
+
+    if not enabled:
+        yield None
+        return
+    ctx = _start(run_name, params=params)
+    try:
+        yield ctx
     except BaseException as exc:
         tracking.set_tags(
             ctx, ctx.parent_run_id, {"error.message": f"{type(exc).__name__}: {exc}"[:4900]}
@@ -378,20 +414,9 @@ def train_model(
         tracking.end_run(ctx, ctx.parent_run_id, "FAILED")
         raise
     tracking.end_run(ctx, ctx.parent_run_id, "FINISHED")
-    return TrainedResult(
-        model=pipeline,
-        metrics=metrics,
-        evaluation=how,
-        rows=rows,
-        model_name=mlflow_model_name,
-        version=int(version.version),
-        run_id=ctx.parent_run_id,
-        alias=stage_alias,
-        gate=decision.rows,
-    )
 
 
-def _features(features: dict[str, Any] | None) -> Any:
+def _features(features: dict[str, Any] | None) -> dict[str, FeatureSpec] | None:
     from modelops.data import FeatureSpec
 
     if not features:
@@ -402,95 +427,39 @@ def _features(features: dict[str, Any] | None) -> Any:
         raise ConfigurationError(f"Invalid feature schema: {exc}") from exc
 
 
-def _fit_and_evaluate(
-    ctx: TrackingContext | None,
-    frame: pd.DataFrame,
-    target: str,
-    features: Any,
-    config: Any,
-    test_size: float,
-    seed: int,
-) -> Any:
-    """Validate, then held-out or cross-validated evaluation, then the fitted pipeline.
+def _folds(data: LoadedData, test_size: float) -> int:
+    """0 to evaluate on a held-out part; else the folds to cross-validate a table whose rarest
+    class would have fewer than ``MIN_HOLDOUT_PER_CLASS`` held-out rows.
 
-    Returns ``(pipeline, metrics, how, rows)``, plus the logged model when ``ctx`` is given.
+    Raises:
+        ConfigurationError: the rarest class has fewer than 2 rows: not even 2 folds.
     """
     import numpy as np
 
-    from modelops import tracking
-    from modelops.errors import DataValidationError
-    from modelops.evaluation import evaluate_binary
-    from modelops.steps import train as steps
-    from modelops.training import (
-        build_pipeline,
-        encode_target,
-        feature_frame,
-        fit_pipeline,
-        split_dataset,
-    )
-    from modelops.types import Split
-    from modelops.validation import validate_dataframe
+    from modelops.training import encode_target
 
-    data = steps.use_frame(ctx, frame, "memory://dataframe", target, features, min_rows=2)
-    if ctx is None:
-        report = validate_dataframe(data.frame, data.schema, name="dataframe")
-        if not report.get("success", True):  # validate_dataframe raises on failure already
-            raise DataValidationError("The table failed validation", report=report)
-    else:
-        steps.validate_dataset(ctx, data)
-    y, labels = encode_target(data.frame[target])
+    target = data.schema.target
+    y, _ = encode_target(data.frame[target])
     smallest = int(min(np.bincount(y, minlength=2)))
     if smallest * test_size >= MIN_HOLDOUT_PER_CLASS:
-        if ctx is None:
-            split = split_dataset(data.frame, data.schema, test_size=test_size, seed=seed)
-            pipeline = fit_pipeline(build_pipeline(data.schema, config, seed=seed), split)
-            evaluation = evaluate_binary(split.y_test, pipeline.predict_proba(split.X_test)[:, 1])
-            return pipeline, evaluation.metrics, f"holdout ({evaluation.rows} rows)", len(frame)
-        split = steps.split_dataset(ctx, data, test_size, seed)
-        model = steps.train_model(ctx, data, split, config, seed)
-        evaluation = steps.evaluate_model(ctx, model, split)
-        how = f"holdout ({evaluation.rows} rows)"
-        tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.evaluation": how})
-        return model.pipeline, evaluation.metrics, how, len(frame), model
-    folds = min(MAX_FOLDS, smallest)
-    if folds < 2:
+        return 0
+    if smallest < 2:
         raise ConfigurationError(
             f"Too few rows to evaluate: the rarest class of {target!r} has {smallest} row(s); "
             f"cross-validation needs at least 2 of each class."
         )
+    return min(MAX_FOLDS, smallest)
+
+
+def _everything(data: LoadedData) -> Split:
+    """Every row as the training part, for the final fit of a cross-validated small table
+    (its "held-out" part is the same rows: the reference profile needs one)."""
+    from modelops.training import encode_target, feature_frame
+    from modelops.types import Split
+
+    y, labels = encode_target(data.frame[data.schema.target])
     X = feature_frame(data.frame, data.schema)
-    proba = _cross_validated_proba(data.schema, config, X, y, folds, seed)
-    metrics = evaluate_binary(y, proba).metrics
-    how = f"cross-validation ({folds} folds over {len(y)} rows)"
-    everything = Split(X, X, y, y, labels)  # fit on every row; no part is held out
-    if ctx is None:
-        return (
-            fit_pipeline(build_pipeline(data.schema, config, seed=seed), everything),
-            metrics,
-            how,
-            len(y),
-        )
-    model = steps.train_model(ctx, data, everything, config, seed)
-    tracking.log_metrics(ctx, ctx.parent_run_id, metrics)
-    tracking.set_tags(
-        ctx, ctx.parent_run_id, {"modelops.evaluation": how, "modelops.evaluation.folds": folds}
-    )
-    return model.pipeline, metrics, how, len(y), model
-
-
-def _cross_validated_proba(schema: Any, config: Any, X: Any, y: Any, folds: int, seed: int) -> Any:
-    """Out-of-fold positive-class probabilities from stratified folds."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
-    from modelops.training import build_pipeline
-
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    try:
-        return cross_val_predict(
-            build_pipeline(schema, config, seed=seed), X, y, cv=cv, method="predict_proba"
-        )[:, 1]
-    except (ValueError, TypeError) as exc:
-        raise ConfigurationError(f"Training failed: {type(exc).__name__}: {exc}") from exc
+    return Split(X, X, y, y, labels)
 
 
 # The original module's name for train_model.

@@ -105,18 +105,24 @@ def split_dataset(
 
     if not 0.0 < test_size < 1.0:
         raise ConfigurationError(f"test_size must be between 0 and 1 (exclusive), got {test_size}")
+    import numpy as np
+
     y, labels = encode_target(df[schema.target], positive_label)
     X = feature_frame(df, schema)
+    # The row positions ride along so the held-out part can be named later (the promotion's
+    # comparison scores the challenger on exactly these rows); an extra array does not change
+    # which rows train_test_split picks.
+    positions = np.arange(len(df))
     try:
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=test_size, random_state=seed, stratify=y
+        X_train, X_test, y_train, y_test, _, test_rows = train_test_split(
+            X, y, positions, test_size=test_size, random_state=seed, stratify=y
         )
     except ValueError as exc:
         raise ConfigurationError(
             f"Cannot make a stratified split with test_size={test_size}: {exc}. Use more data "
             f"or a different test_size so each class has at least one row in each part."
         ) from exc
-    return Split(X_train, X_test, y_train, y_test, labels)
+    return Split(X_train, X_test, y_train, y_test, labels, test_rows=np.sort(test_rows))
 
 
 def _make_estimator(config: EstimatorConfig, seed: int) -> Any:

@@ -29,7 +29,7 @@ VALIDATION_FRACTION = 0.25  # of the training part: scores candidates; the test 
 
 
 @dataclass(frozen=True)
-class Candidate:
+class SearchCandidate:
     """One point of the search: an estimator kind and its hyper-parameters."""
 
     index: int
@@ -73,7 +73,7 @@ class CandidateResult:
 
 def expand_search(
     search: dict[str, dict[str, Any]], n_candidates: int | None = None, seed: int = 42
-) -> list[Candidate]:
+) -> list[SearchCandidate]:
     """The candidates of a grid: every combination of each estimator kind's parameter values.
 
     Args:
@@ -124,10 +124,10 @@ def expand_search(
         if n_candidates < len(candidates):
             picked = sorted(random.Random(seed).sample(range(len(candidates)), n_candidates))
             candidates = [candidates[i] for i in picked]
-    return [Candidate(index=i, config=c) for i, c in enumerate(candidates)]
+    return [SearchCandidate(index=i, config=c) for i, c in enumerate(candidates)]
 
 
-def largest_first(candidates: list[Candidate]) -> list[Candidate]:
+def largest_first(candidates: list[SearchCandidate]) -> list[SearchCandidate]:
     """The candidates in the order to hand them to workers: the costliest fits first.
 
     With fewer workers than candidates the search ends when the last worker does; started in
@@ -206,7 +206,7 @@ def search_data(
 
 
 def score_candidate(
-    data: SearchData, candidate: Candidate, seed: int, single_threaded: bool = False
+    data: SearchData, candidate: SearchCandidate, seed: int, single_threaded: bool = False
 ) -> CandidateResult:
     """Fit one candidate on the fit part and score it on the validation part.
 
@@ -254,18 +254,27 @@ def score_candidate(
     )
 
 
+def best_or_none(results: list[CandidateResult], metric: str) -> CandidateResult | None:
+    """The finished candidate with the best ``metric`` (ties: the earlier candidate), or None
+    when none finished."""
+    finished = [r for r in results if r.status == "finished" and metric in r.metrics]
+    if not finished:
+        return None
+    sign = 1 if DIRECTION[metric] else -1
+    return max(finished, key=lambda r: (sign * r.metrics[metric], -r.index))
+
+
 def best_candidate(results: list[CandidateResult], metric: str) -> CandidateResult:
     """The finished candidate with the best ``metric`` (ties: the earlier candidate).
 
     Raises:
         ConfigurationError: every candidate failed (their errors are listed).
     """
-    finished = [r for r in results if r.status == "finished" and metric in r.metrics]
-    if not finished:
+    best = best_or_none(results, metric)
+    if best is None:
         errors = "; ".join(f"#{r.index} {r.kind}: {r.error}" for r in results[:5])
         raise ConfigurationError(f"Every candidate of the search failed: {errors}")
-    sign = 1 if DIRECTION[metric] else -1
-    return max(finished, key=lambda r: (sign * r.metrics[metric], -r.index))
+    return best
 
 
 def results_markdown(results: list[CandidateResult], metric: str, best: int | None) -> str:

@@ -52,6 +52,7 @@ class AuditEvent(BaseModel):
     # next promotion or rollback of the model (modelops.registry.promotion.recover).
     state: str | None = None
     restores_previous: str | None = None  # rollback: what previous-production becomes
+    archive_existing: bool | None = None  # promote: retire the old champion archived (None: yes)
     recovered: str | None = None  # how an interrupted move was finished or abandoned
 
     @property
@@ -85,6 +86,9 @@ class Split:
     y_train: Any
     y_test: Any
     labels: tuple[Any, Any]  # (negative, positive) as they appear in the data
+    # Positions (0-based, sorted) in the loaded table of the held-out rows; None when no part
+    # is held out (the library's cross-validated small tables fit on every row).
+    test_rows: Any = None
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -102,11 +106,14 @@ class LoggedModel:
 
 
 @dataclass
-class TrainedModel(LoggedModel):
-    """A fitted scikit-learn pipeline, kept in memory for evaluation, and where MLflow has it."""
+class TrainedModel:
+    """A fitted scikit-learn pipeline, kept in memory for evaluation, and where MLflow has it
+    (``logged`` is None when it was trained without MLflow: the Python API's
+    ``enable_mlflow=False``)."""
 
-    pipeline: Any = None
+    pipeline: Any
     labels: tuple[Any, Any] = (0, 1)  # (negative, positive)
+    logged: LoggedModel | None = None
 
 
 @dataclass

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 
 from modelops.data import FeatureSpec
 from modelops.errors import DataValidationError
-from modelops.steps import train as steps
+from modelops.steps import data as steps
 from modelops.tracking import TrackingContext
 from modelops.types import LoadedData
 from modelops.validation import report_markdown

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from modelops.evaluation import Evaluation, GateDecision
-from modelops.steps import train as steps
+from modelops.steps import evaluation as steps
 from modelops.tracking import TrackingContext
 from modelops.types import Split, TrainedModel
 from tasks.common import IO_TASK, artifact_key, markdown_artifact, table_artifact

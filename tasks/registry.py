@@ -7,9 +7,9 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from modelops.registry.aliases import STAGING
-from modelops.steps import train as steps
+from modelops.steps import registry as steps
 from modelops.tracking import TrackingContext
-from modelops.types import AuditEvent, LoggedModel, RegisteredVersion
+from modelops.types import AuditEvent, LoggedModel, RegisteredVersion, TrainedModel
 from tasks.common import IO_TASK, artifact_key, markdown_artifact
 
 
@@ -17,7 +17,7 @@ from tasks.common import IO_TASK, artifact_key, markdown_artifact
 def register_model(
     ctx: TrackingContext,
     model_name: str,
-    model: LoggedModel,
+    model: LoggedModel | TrainedModel,
     description: str = "",
     tags: dict[str, str] | None = None,
 ) -> RegisteredVersion:
@@ -28,7 +28,7 @@ def register_model(
         "Registered" if version.created else "Found existing",
         version.version,
         model_name,
-        model.run_id,
+        version.run_id,
     )
     return version
 
@@ -55,7 +55,7 @@ def set_model_alias(
 ) -> AuditEvent:
     """Point an alias (``staging`` by default) at the version; record who, when and why.
 
-    ``options`` are :func:`modelops.steps.train.stage_model`'s: metrics, actor, alias.
+    ``options`` are :func:`modelops.steps.registry.stage_model`'s: metrics, actor, alias.
     """
     event = steps.stage_model(ctx, version, reason, **options)
     alias = event.alias or STAGING

@@ -12,7 +12,7 @@ from modelops.k8s import manifests
 from modelops.naming import serving_name
 from modelops.serving import local
 from modelops.settings import get_settings
-from modelops.steps import serve as steps
+from modelops.steps import serving as steps
 from modelops.tracking import TrackingContext
 from modelops.types import DeploymentRecord, ServingTarget
 from tasks.common import IO_TASK, artifact_key, markdown_artifact

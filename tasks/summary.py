@@ -8,7 +8,7 @@ from prefect import task
 from prefect.runtime import flow_run
 
 from modelops.settings import get_settings
-from modelops.summary import lifecycle_markdown, lifecycle_result
+from modelops.steps import summary as steps
 from modelops.types import DeploymentRecord, LifecycleResult, PromotionResult, TrainingResult
 from tasks.common import IO_TASK, artifact_key, markdown_artifact
 
@@ -22,10 +22,8 @@ def publish_lifecycle_summary(
     deploy: Any,
 ) -> LifecycleResult:
     """One markdown artifact: data, validation, gate, version and aliases, deployment, links."""
-    result = lifecycle_result(trained, promoted, served)
-    markdown = lifecycle_markdown(
+    result, markdown = steps.summarize_lifecycle(
         trained,
-        result,
         promoted,
         served,
         promote_to,

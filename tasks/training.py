@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from modelops.steps import train as steps
+from modelops.steps import training as steps
 from modelops.tracking import TrackingContext
 from modelops.training import EstimatorConfig
 from modelops.types import LoadedData, Split, TrainedModel
@@ -13,11 +13,11 @@ from tasks.common import IO_TASK
 split_dataset = task(name="split_dataset", **IO_TASK)(steps.split_dataset)
 
 
-@task(name="train_model", **IO_TASK)
-def train_model(
+@task(name="fit_model", **IO_TASK)
+def fit_model(
     ctx: TrackingContext, data: LoadedData, split: Split, estimator: EstimatorConfig, seed: int
 ) -> TrainedModel:
     """Fit the pipeline and log it (signature, input example, pinned requirements)."""
-    model = steps.train_model(ctx, data, split, estimator, seed)
+    model = steps.fit_model(ctx, data, split, estimator, seed)
     get_run_logger().info("Fitted %s on %s rows", estimator.kind, len(split.X_train))
     return model

@@ -12,6 +12,7 @@ from prefect import get_run_logger, task
 
 from modelops import tracking, tuning
 from modelops.errors import ConfigurationError
+from modelops.steps import tuning as search_steps
 from modelops.types import Split
 from tasks.common import IO_TASK, artifact_key, markdown_artifact, table_artifact
 
@@ -150,7 +151,10 @@ def search_runner(runner: str, address: str | None, workers: int | None) -> Iter
 
 
 def search_candidates(
-    runner: SearchRunner, data: tuning.SearchData, candidates: list[tuning.Candidate], seed: int
+    runner: SearchRunner,
+    data: tuning.SearchData,
+    candidates: list[tuning.SearchCandidate],
+    seed: int,
 ) -> list[tuning.CandidateResult]:
     """Score every candidate, fanned out on the runner; results in candidate order."""
     logger = get_run_logger()
@@ -188,51 +192,20 @@ def record_search(
     metric: str,
     model_name: str,
 ) -> tuning.CandidateResult:
-    """One nested MLflow run per candidate (params, validation metrics; FAILED with its error),
-    the results table as an MLflow and a Prefect artifact; returns the best candidate.
+    """Record every candidate in MLflow and the results table in Prefect; return the best.
 
     Raises:
         ConfigurationError: every candidate failed.
     """
-    best: tuning.CandidateResult | None = None
-    with contextlib.suppress(Exception):
-        best = tuning.best_candidate(results, metric)
-    for r in results:
-        tags = {
-            "modelops.candidate": str(r.index),
-            "modelops.search_metric": metric,
-            "modelops.best_candidate": str(best is not None and r.index == best.index).lower(),
-        }
-        if r.error:
-            tags["error.message"] = r.error[:4900]
-        tracking.record_run(
-            ctx,
-            f"candidate-{r.index}-{r.kind}",
-            {"estimator": r.kind, **r.params},
-            {**{f"val_{k}": v for k, v in r.metrics.items()}, "fit_seconds": r.fit_seconds},
-            tags=tags,
-            status="FINISHED" if r.status == "finished" else "FAILED",
-        )
-    markdown = tuning.results_markdown(results, metric, best.index if best else None)
-    tracking.log_text(ctx, ctx.parent_run_id, markdown, "search/results.md")
-    tracking.log_json(ctx, ctx.parent_run_id, [r.as_dict() for r in results], "search/results.json")
+    record = search_steps.record_search(ctx, results, metric)
     table_artifact(
-        [r.row(metric) for r in results],
+        record.rows,
         key=artifact_key(model_name, "search-results"),
         description=f"{len(results)} candidates ranked by validation {metric}",
     )
-    best = tuning.best_candidate(results, metric)  # raises when every candidate failed
-    tracking.set_tags(
-        ctx,
-        ctx.parent_run_id,
-        {
-            "modelops.search.best": str(best.index),
-            "modelops.search.candidates": str(len(results)),
-            "modelops.search.failed": str(sum(r.status == "failed" for r in results)),
-        },
-    )
+    best = record.chosen()  # raises when every candidate failed, after the table is shown
     markdown_artifact(
-        markdown,
+        record.markdown,
         key=artifact_key(model_name, "search-summary"),
         description=f"Best: #{best.index} {best.kind} ({metric}={best.metrics[metric]:.4f})",
     )

@@ -41,7 +41,7 @@ def register_fixture_version(
     split = split_dataset(df, schema)
     model = fit_pipeline(build_pipeline(schema, estimator or EstimatorConfig()), split)
     ctx = start_parent_run(get_settings(), "fixture")
-    with child_run(ctx, "train_model") as run_id:
+    with child_run(ctx, "fit_model") as run_id:
         info = log_sklearn_model(
             ctx,
             run_id,

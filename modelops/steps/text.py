@@ -1,7 +1,7 @@
 """The text classifier steps: load and validate texts, fine-tune, evaluate, log snapshots.
 
 Registration, staging and the gate's bookkeeping are the tabular steps' own
-(:mod:`modelops.steps.train`): a text model is registered and audited like any other.
+(:mod:`modelops.steps.registry`): a text model is registered and audited like any other.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from modelops import tracking
 from modelops.data import describe_dataset, load_table, resolve_data_uri
 from modelops.errors import DataValidationError
 from modelops.evaluation import GateDecision
-from modelops.steps.train import check_gate
+from modelops.steps.evaluation import check_gate
 from modelops.text import models as text_models
 from modelops.text import training as text_training
 from modelops.types import LoggedModel, TextData

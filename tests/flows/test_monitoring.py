@@ -97,7 +97,7 @@ def _wait_for_events(count: int, timeout: float = 30) -> list[Any]:
 
 def test_the_same_distribution_resampled_is_never_flagged(production: dict) -> None:
     from modelops import monitoring
-    from modelops.steps.monitor import features_of, resolve_watched
+    from modelops.steps.monitoring import features_of, resolve_watched
 
     watched = resolve_watched(MlflowClient(), "churn watch", "production")
     for seed in range(20):

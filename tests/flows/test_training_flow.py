@@ -74,13 +74,13 @@ def test_training_registers_stages_and_records_lineage(mlflow_store: str) -> Non
         filter_string=f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'",
     )
     by_name = {r.info.run_name: r for r in children}
-    assert set(by_name) == {"load_dataset", "validate_dataset", "train_model", "evaluate_model"}
+    assert set(by_name) == {"load_dataset", "validate_dataset", "fit_model", "evaluate_model"}
     assert all(r.info.status == "FINISHED" for r in children)
     evaluate_files = {f.path for f in client.list_artifacts(by_name["evaluate_model"].info.run_id)}
     assert {"roc_curve.png", "precision_recall_curve.png", "confusion_matrix.png"} <= evaluate_files
     validation = client.list_artifacts(by_name["validate_dataset"].info.run_id, "validation")
     assert [f.path for f in validation] == ["validation/report.json"]
-    assert staged.run_id == by_name["train_model"].info.run_id
+    assert staged.run_id == by_name["fit_model"].info.run_id
 
     # The registered model loads through pyfunc and predicts on its own input example.
     import mlflow.pyfunc

@@ -4,14 +4,17 @@ inputs, compare, and record what was found (MLflow run, version tag + audit entr
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelops import monitoring, tracking
 from modelops.errors import ConfigurationError, ModelNotFound
+from modelops.naming import metric_key
 from modelops.types import AuditEvent
 
 if TYPE_CHECKING:
@@ -287,13 +290,6 @@ def labels_of(watched: Watched, frame: pd.DataFrame) -> Any:
     return y
 
 
-def metric_key(text: str) -> str:
-    """A valid MLflow metric key from a feature name."""
-    import re
-
-    return re.sub(r"[^0-9A-Za-z_\-. /]", "_", text)[:200] or "_"
-
-
 def record_check(
     ctx: tracking.TrackingContext,
     watched: Watched,
@@ -404,3 +400,127 @@ def text_metrics(watched: Watched, frame: pd.DataFrame) -> dict[str, float]:
     targets = _text_labels(watched, frame)
     proba, _ = _text_predictions(watched, frame[TEXT_COLUMN])
     return dict(evaluate_texts(targets, proba, watched.labels or [])["metrics"])
+
+
+def read_checked_window(
+    watched: Watched,
+    data_path: str | None,
+    sample_dir: str | None,
+    max_rows: int | None,
+    min_rows: int,
+) -> pd.DataFrame:
+    """The recent inputs (see :func:`read_window`), checked: enough rows, every feature column.
+
+    Raises:
+        ConfigurationError: too few rows, or a feature column is missing (says which).
+    """
+    frame = read_window(data_path, sample_dir, watched.name, watched.version, max_rows)
+    monitoring.check_window(frame, watched.required_columns, min_rows)
+    return frame
+
+
+def check_drift(watched: Watched, window: pd.DataFrame, psi_max: float) -> monitoring.CheckResult:
+    """PSI and KS per feature, and the shift of the predictions; a text model's "features" are
+    its texts' lengths, and its predictions are labels."""
+    X = features_of(watched, window)
+    proba, predicted = watched.predict(window)
+    if watched.kind == "text":
+        return monitoring.compare(
+            X, watched.profile, None, None, psi_max=psi_max, predicted_labels=predicted
+        )
+    return monitoring.compare(X, watched.profile, watched.sample, proba, psi_max=psi_max)
+
+
+def check_performance(
+    watched: Watched,
+    labelled: pd.DataFrame,
+    result: monitoring.CheckResult,
+    metric_drop_max: dict[str, float],
+    min_rows: int,
+) -> None:
+    """The registered metrics recomputed on labelled recent data, compared with registration;
+    drops beyond ``metric_drop_max`` are added to ``result``'s breaches."""
+    from modelops.evaluation import evaluate_binary
+
+    monitoring.check_window(labelled, watched.required_columns, min_rows)
+    if watched.kind == "text":
+        current = text_metrics(watched, labelled)
+    else:
+        y = labels_of(watched, labelled)
+        proba = watched.model.predict_proba(features_of(watched, labelled))[:, 1]
+        current = evaluate_binary(y, proba).metrics
+    monitoring.compare_performance(result, current, watched.registered_metrics, metric_drop_max)
+
+
+@dataclass
+class CheckReport:
+    """What a person reads about one check: a row per feature (worst first) and a summary."""
+
+    table: list[dict[str, Any]]
+    markdown: str
+    description: str
+    log_lines: list[str] = field(default_factory=list)
+
+
+def report_check(
+    ctx: tracking.TrackingContext,
+    watched: Watched,
+    window: pd.DataFrame,
+    result: monitoring.CheckResult,
+) -> CheckReport:
+    """Record the check in MLflow (:func:`record_check`, with the worst feature's chart) and
+    build the report people read: the per-feature table, the verdict, the breaches, the
+    metrics then and now, and the chart inline."""
+    worst = result.worst
+    shown = features_of(watched, window) if watched.kind == "text" else window
+    figure = distribution_figure(watched, shown, worst.feature) if worst else None
+    record_check(ctx, watched, result, figure)
+    verdict = "DEGRADED" if result.degraded else "ok"
+    lines = [
+        f"## {watched.name} version {watched.version}: "
+        f"{'**DEGRADED**' if result.degraded else 'ok'} ({result.rows} rows)",
+        "",
+    ]
+    lines += [f"- {b}" for b in result.breaches] or ["No threshold breached."]
+    if result.performance:
+        lines += ["", "| metric | registered | now |", "|---|---:|---:|"]
+        lines += [
+            f"| {m} | {result.registered.get(m, float('nan')):.4f} | {v:.4f} |"
+            for m, v in result.performance.items()
+        ]
+    if figure is not None and worst is not None:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=80)
+        encoded = base64.b64encode(buffer.getvalue()).decode()
+        lines += [
+            "",
+            f"### Worst feature: {worst.feature} (PSI {worst.psi:.3f})",
+            "",
+            f"![{worst.feature}](data:image/png;base64,{encoded})",
+        ]
+    return CheckReport(
+        table=[f.row() for f in sorted(result.features, key=lambda f: -f.psi)],
+        markdown="\n".join(lines),
+        description=f"Drift of {watched.name} v{watched.version} on {result.rows} rows: {verdict}",
+        log_lines=[
+            f"{f.feature:<24} PSI {f.psi:.4f}{'  DRIFT' if f.breached else ''}"
+            for f in result.features
+        ],
+    )
+
+
+def check_summary(
+    ctx: tracking.TrackingContext, watched: Watched, result: monitoring.CheckResult
+) -> dict[str, Any]:
+    """The check in a few figures: what the flow returns and the degraded event carries."""
+    return {
+        "model_name": watched.name,
+        "version": watched.version,
+        "rows": result.rows,
+        "degraded": result.degraded,
+        "breaches": result.breaches,
+        "psi": {f.feature: round(f.psi, 4) for f in result.features},
+        "prediction_psi": result.prediction_psi,
+        "performance": result.performance,
+        "mlflow_run_id": ctx.parent_run_id,
+    }

@@ -41,7 +41,7 @@ def recover_interrupted(ctx: tracking.TrackingContext, model_name: str) -> list[
     Returns:
         One line per record rewritten.
     """
-    from modelops.registry.versions import registered_model
+    from modelops.registry.store import registered_model
 
     registered_model(ctx.client(), model_name)  # a clear error for an unknown model
     fixed = policy.recover(ctx.client(), model_name, actor=ctx.actor())
@@ -77,8 +77,7 @@ def resolve_candidate(
     if state.production == candidate.version:
         return candidate  # already the champion: promotion will be a no-op
     try:
-        if policy.check_staged(mv, state.staging, override_staging_reason):
-            candidate.staging_override = override_staging_reason
+        candidate.staging_override = policy.check_staged(mv, state.staging, override_staging_reason)
     except PromotionRefused as exc:
         raise _refuse(ctx, candidate, str(exc), actor) from None
     tracking.log_params(
