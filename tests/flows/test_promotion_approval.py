@@ -116,3 +116,33 @@ def test_no_answer_in_time_moves_nothing(mlflow_store: str, make_version: Any) -
             approval_timeout_seconds=3,
         )
     assert _production() is None
+
+
+def test_a_rollback_goes_ahead_while_an_approval_is_pending_and_wins(
+    mlflow_store: str, make_version: Any, held_out_csv: Any
+) -> None:
+    """The pause holds no lock: an operator rolls back at once (it used to wait 900 s and
+    fail), and the approval given afterwards refuses to overrule it — the champion it was
+    compared with is no longer in production."""
+    from flows.rollback import rollback
+    from modelops import ModelStage, promote_model
+    from modelops.errors import RegistryError
+    from modelops.registry import read_events
+
+    for _ in range(2):  # v1, then v2 in production (v1 previous-production)
+        make_version("approved")
+        promote_model("approved", "staging", ModelStage.PRODUCTION)
+    make_version("approved")  # v3 staged: the promotion waiting for approval
+    thread, outcome = _promote_in_background(held_out_path=str(held_out_csv))
+    run = _paused_run()
+    started = time.monotonic()
+    rollback(model_name="approved", reason="incident on v2", actor="ops:carol")
+    assert time.monotonic() - started < 60
+    assert _production() == "1"
+    _answer(run, approve=True, approver="api:bob")
+    thread.join(120)
+    assert isinstance(outcome.get("error"), RegistryError), outcome
+    assert "moved from 2 to 1" in str(outcome["error"])
+    assert _production() == "1"  # the rollback stands
+    v3 = read_events(MlflowClient().get_model_version("approved", "3"))
+    assert not any(e.action == "promote" for e in v3)

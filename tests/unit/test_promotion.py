@@ -8,40 +8,152 @@ import pytest
 from mlflow import MlflowClient
 
 from modelops import registry
-from modelops.errors import ConfigurationError
+from modelops.errors import ConfigurationError, PromotionRefused, RegistryError
 from modelops.registry import champion, promotion
 
-
-class _AuditFails(MlflowClient):
-    """The store drops the connection when the audit record is written: after the aliases
-    have already moved. That is the worst moment for a promotion to fail."""
-
-    def set_model_version_tag(self, name: str, version: str, key: str, value: Any) -> None:
-        if key.startswith(registry.AUDIT_PREFIX):
-            raise ConnectionResetError("connection reset by peer")
-        super().set_model_version_tag(name, version, key, value)
+_WRITES = (
+    "set_registered_model_alias",
+    "delete_registered_model_alias",
+    "set_model_version_tag",
+    "delete_model_version_tag",
+)
 
 
-def test_failure_after_the_alias_moves_undoes_the_whole_promotion(
+class _FailsAt(MlflowClient):
+    """A real client whose store drops the connection at its ``fail_at``-th alias or tag write
+    (counting from 1; 0: never) — and, with ``dead_after``, at every write after it too, as a
+    process killed there would never write again (so nothing can be undone either)."""
+
+    def __init__(self, uri: str, fail_at: int = 0, dead_after: bool = False) -> None:
+        super().__init__(tracking_uri=uri, registry_uri=uri)
+        self.fail_at, self.dead_after, self.writes = fail_at, dead_after, 0
+
+    def _write(self, method: str, *args: Any) -> Any:
+        self.writes += 1
+        if self.fail_at and (
+            self.writes == self.fail_at or (self.dead_after and self.writes > self.fail_at)
+        ):
+            raise ConnectionResetError(f"connection reset by peer at write {self.writes}")
+        return getattr(super(), method)(*args)
+
+    def set_registered_model_alias(self, *args: Any) -> None:
+        self._write("set_registered_model_alias", *args)
+
+    def delete_registered_model_alias(self, *args: Any) -> None:
+        self._write("delete_registered_model_alias", *args)
+
+    def set_model_version_tag(self, *args: Any) -> None:
+        self._write("set_model_version_tag", *args)
+
+    def delete_model_version_tag(self, *args: Any) -> None:
+        self._write("delete_model_version_tag", *args)
+
+
+def _champion_and_staged_challenger(make_version: Any, uri: str) -> None:
+    """v1 in production (with an archived v0-like history), v2 staged."""
+    make_version()
+    promotion.promote_to_production(_FailsAt(uri), "lead-scoring", "1", actor="a", reason="r")
+    make_version()
+
+
+def test_a_failure_at_any_write_of_a_promotion_or_rollback_undoes_all_of_it(
     make_version: Any, mlflow_store: str, registry_snapshot: Any
 ) -> None:
-    make_version()
-    good = MlflowClient(tracking_uri=mlflow_store, registry_uri=mlflow_store)
-    promotion.promote_to_production(good, "lead-scoring", "1", actor="a", reason="r")
-    make_version()
+    """Each alias and tag write of a promotion (the started record, production, previous-
+    production, the archive tag and event of the old champion, staging, the completed record)
+    and of a rollback fails in turn: every time, the registry is left exactly as before."""
+    _champion_and_staged_challenger(make_version, mlflow_store)
+    counting = _FailsAt(mlflow_store)
     before = registry_snapshot()
+    promotion.promote_to_production(counting, "lead-scoring", "2", actor="a", reason="r")
+    promotion_writes = counting.writes
+    after_promotion = registry_snapshot()
+    counting.writes = 0
+    promotion.rollback_production(counting, "lead-scoring", actor="a", reason="r")
+    rollback_writes = counting.writes
+    assert promotion_writes >= 6 and rollback_writes >= 5  # every step above is a write
     assert before["lead-scoring"]["aliases"] == {"production": "1", "staging": "2"}
+    assert registry_snapshot()["lead-scoring"]["aliases"] == {"production": "1"}
 
-    failing = _AuditFails(tracking_uri=mlflow_store, registry_uri=mlflow_store)
-    with pytest.raises(ConnectionResetError):
-        promotion.promote_to_production(failing, "lead-scoring", "2", actor="a", reason="r")
-    assert registry_snapshot() == before  # aliases, archive tag and audit tags all as before
-
+    good = _FailsAt(mlflow_store)
     promotion.promote_to_production(good, "lead-scoring", "2", actor="a", reason="r")
-    before_rollback = registry_snapshot()
-    with pytest.raises(ConnectionResetError):
-        promotion.rollback_production(failing, "lead-scoring", actor="a", reason="r")
-    assert registry_snapshot() == before_rollback
+    assert (
+        registry_snapshot()["lead-scoring"]["aliases"] == after_promotion["lead-scoring"]["aliases"]
+    )
+    for n in range(1, rollback_writes + 1):
+        now = registry_snapshot()
+        with pytest.raises(ConnectionResetError, match=f"write {n}$"):
+            promotion.rollback_production(
+                _FailsAt(mlflow_store, n), "lead-scoring", actor="a", reason="r"
+            )
+        assert registry_snapshot() == now, f"rollback failing at write {n} left a change"
+    promotion.rollback_production(good, "lead-scoring", actor="a", reason="r")
+    for n in range(1, promotion_writes + 1):
+        now = registry_snapshot()
+        with pytest.raises(ConnectionResetError, match=f"write {n}$"):
+            promotion.promote_to_production(
+                _FailsAt(mlflow_store, n), "lead-scoring", "2", actor="a", reason="r"
+            )
+        assert registry_snapshot() == now, f"promotion failing at write {n} left a change"
+
+
+def test_an_interrupted_promotion_is_finished_as_it_was_asked_for(
+    make_version: Any, mlflow_store: str
+) -> None:
+    """A process killed right after production moved (every later write lost, nothing undone)
+    is finished by the next writer with the archive_existing it asked for."""
+    from modelops.registry import ARCHIVED_TAG, AliasState, read_events
+
+    for archive in (False, True):
+        name = f"interrupted-{archive}"
+        make_version(name)
+        good = _FailsAt(mlflow_store)
+        promotion.promote_to_production(good, name, "1", actor="a", reason="r")
+        make_version(name)
+        # writes: 1 the started record, 2 production → v2, then the process is gone
+        with pytest.raises(RegistryError, match="undoing the partial change failed"):
+            promotion.promote_to_production(
+                _FailsAt(mlflow_store, 3, dead_after=True),
+                name,
+                "2",
+                actor="a",
+                reason="r",
+                archive_existing=archive,
+            )
+        half = AliasState.read(good, name)
+        assert (half.production, half.previous_production) == ("2", None)
+        (fixed,) = promotion.recover(good, name, actor="next-run")
+        assert fixed.state == "completed" and fixed.archive_existing is archive
+        state = AliasState.read(good, name)
+        assert (state.production, state.previous_production, state.staging) == ("2", "1", None)
+        old = good.get_model_version(name, "1")
+        assert (old.tags.get(ARCHIVED_TAG) == "true") is archive
+        assert read_events(old)[-1].action == ("archive" if archive else "demote")
+
+
+def test_staging_first_unless_the_policy_is_switched_off(
+    make_version: Any, mlflow_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code written for the original module promotes any version straight to production; with
+    MODELOPS_REQUIRE_STAGING=false that succeeds and is audited as an override by policy."""
+    from modelops import ModelStage, promote_model
+    from modelops.registry import AliasState, read_events
+
+    make_version(stage=False)
+    client = _FailsAt(mlflow_store)
+    with pytest.raises(PromotionRefused, match="does not hold the 'staging' alias"):
+        promote_model("lead-scoring", 1, ModelStage.PRODUCTION)
+    assert AliasState.read(client, "lead-scoring").production is None
+    monkeypatch.setenv("MODELOPS_REQUIRE_STAGING", "false")
+    row = promote_model("lead-scoring", 1, ModelStage.PRODUCTION)
+    assert row["stage"] == "Production"
+    (promoted,) = [
+        e
+        for e in read_events(client.get_model_version("lead-scoring", "1"))
+        if e.action == "promote"
+    ]
+    assert promoted.staging_override == promotion.REQUIRE_STAGING_OFF
+    assert "MODELOPS_REQUIRE_STAGING=false" in str(promoted.staging_override)
 
 
 def test_promoting_the_champion_again_changes_nothing(make_version: Any, mlflow_store: str) -> None:
