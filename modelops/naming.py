@@ -1,7 +1,10 @@
-"""Names derived from a model name: Kubernetes objects, label values, local serving records.
+"""Names derived from free text: Kubernetes objects, label values, local serving records, and
+MLflow metric keys.
 
 Every object or file that belongs to one model is named here, so the deployment flow, the
-teardown flow and ``modelops stop`` always agree on what a model's server is called.
+teardown flow and ``modelops stop`` always agree on what a model's server is called; and every
+metric key made from a feature or label name is made here, so the monitoring check and the
+model server's telemetry name the same column alike.
 """
 
 from __future__ import annotations
@@ -20,27 +23,27 @@ def is_dns_label(text: str) -> bool:
     return bool(text) and len(text) <= 63 and bool(_DNS1123_LABEL.match(text))
 
 
-def dns_label(text: str, suffix: str = "") -> str:
-    """A valid DNS-1123 label (<= 63 chars) derived from free text, e.g. a model name.
+# What MLflow accepts in a metric key on every platform (it refuses ':' on Windows). ``\w`` is
+# MLflow's own class: letters and digits of any script, so "東京" and "大阪" keep apart.
+_METRIC_KEY_UNSAFE = re.compile(r"[^\w\-. /]")
 
-    Lower-cases, turns every run of other characters into ``-``, trims dashes, and when the
-    result is too long keeps a prefix plus a short hash so distinct names stay distinct.
 
-    Raises:
-        ConfigurationError: nothing usable is left (e.g. the name has no letters or digits).
+def metric_key(text: str) -> str:
+    """A valid MLflow metric key from free text, such as a feature or a class label.
+
+    Characters MLflow refuses become ``_``; so does a path segment MLflow refuses (empty,
+    ``.`` or ``..``: it reads keys as paths and refuses one that normalises to another). At
+    most 200 characters, which leaves a prefix (``psi.``, ``labels.candidate.``) room under
+    MLflow's 250.
     """
-    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    if not base:
-        raise ConfigurationError(
-            f"Cannot derive a Kubernetes name from {text!r}: it needs letters or digits."
-        )
-    tail = f"-{suffix}" if suffix else ""
-    if len(base) + len(tail) > 63:
-        digest = hashlib.sha256(text.encode()).hexdigest()[:6]
-        base = base[: 63 - len(tail) - 7].rstrip("-") + "-" + digest
-    name = base + tail
-    assert is_dns_label(name), name
-    return name
+    segments = _METRIC_KEY_UNSAFE.sub("_", text).split("/")
+    key = "/".join(s if s.strip(".") else "_" * max(len(s), 1) for s in segments)[:200]
+    head, slash, last = key.rpartition("/")
+    if slash and not last:  # the cut ended on a slash
+        return head
+    if not last.strip("."):  # the cut left a segment of dots
+        return head + slash + "_" * len(last)
+    return key
 
 
 def label_value(text: str) -> str:

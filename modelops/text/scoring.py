@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import time
 from importlib.metadata import version as installed
 from typing import TYPE_CHECKING, Any
@@ -10,15 +9,11 @@ from typing import TYPE_CHECKING, Any
 from modelops import tracking
 from modelops.data import load_table, resolve_data_uri, write_table
 from modelops.errors import ConfigurationError
+from modelops.serving.telemetry.tags import ENGINE_TAG, ENVIRONMENT_TAG, environment_tag
 from modelops.text.training import quiet_transformers
 
 if TYPE_CHECKING:
     from modelops.types import ServingTarget
-
-
-def environment_tag() -> str:
-    """Where inference ran: host, platform and Python version."""
-    return f"{platform.node()} {platform.platform()} py{platform.python_version()}"
 
 
 def score_texts(
@@ -52,7 +47,7 @@ def score_texts(
     tracking.set_tags(
         ctx,
         ctx.parent_run_id,
-        {"inference.engine_id": engine, "inference.environment": environment_tag()},
+        {ENGINE_TAG: engine, ENVIRONMENT_TAG: environment_tag()},
     )
     # Truncate to what the model can take even when its tokenizer does not say (no
     # model_max_length): a longer text would otherwise fail the whole batch.

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -298,6 +299,53 @@ def test_telemetry_is_one_run_per_process_logged_in_batches(
     assert "latency_ms.p95" in run.data.metrics and "rows" in run.data.metrics
     assert any(k.startswith("labels.dominant.") for k in run.data.metrics)
     assert run.data.metrics["telemetry.dropped_requests"] == 0
+
+
+def test_telemetry_after_its_experiment_was_deleted_lands_in_the_restored_experiment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone deleted the serving experiment in the MLflow UI: a server started afterwards
+    restores it, as every other MLflow write of this project does (``ensure_experiment``),
+    instead of failing to open its run at every flush and losing all telemetry."""
+    from faults.mlflow_server import MlflowServer
+    from mlflow import MlflowClient
+    from support import register_fixture_version
+
+    backend = MlflowServer(tmp_path)
+    backend.start()
+    try:
+        uri = f"http://127.0.0.1:{backend.port}"
+        env = {
+            "MODELOPS_HOME": str(tmp_path / "home"),
+            "MLFLOW_TRACKING_URI": uri,
+            "MLFLOW_EXPERIMENT_NAME": "serving-deleted",
+            "MODELOPS_SERVE_FLUSH_SECONDS": "0.2",
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        register_fixture_version(stage=False)
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name("serving-deleted")
+        client.delete_experiment(experiment.experiment_id)
+        with serving("lead-scoring", "--version", "1", env=env) as url:
+            for _ in range(3):
+                ok = httpx.post(f"{url}/invocations", json={"dataframe_split": _split(_rows(2))})
+                assert ok.status_code == 200
+            deadline, run_id = time.monotonic() + 60, None
+            while run_id is None and time.monotonic() < deadline:
+                run_id = httpx.get(f"{url}/version").json()["telemetry"]["mlflow_run_id"]
+                time.sleep(0.3)
+            assert run_id, "the inference run was never opened"
+            while time.monotonic() < deadline:
+                if client.get_run(run_id).data.metrics.get("requests"):
+                    break
+                time.sleep(0.3)
+        run = client.get_run(run_id)
+        assert run.info.experiment_id == experiment.experiment_id
+        assert client.get_experiment(experiment.experiment_id).lifecycle_stage == "active"
+        assert sum(m.value for m in client.get_metric_history(run_id, "requests")) == 3
+    finally:
+        backend.kill()
 
 
 def test_samples_of_inputs_and_outputs_are_written_as_parquet(

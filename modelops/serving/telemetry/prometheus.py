@@ -1,0 +1,53 @@
+"""The ``/metrics`` families: counted on the request path, read by Prometheus."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelops.serving.model import ServedModel
+
+
+class Prometheus:
+    """The ``/metrics`` families, labelled with model name and version (multi-process aware)."""
+
+    def __init__(self, model: ServedModel) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = (
+            CollectorRegistry() if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") else None
+        )
+        kw: dict[str, Any] = {"registry": self.registry} if self.registry else {}
+        labels = ["model", "version"]
+        self.requests = Counter("modelops_requests", "Scoring requests", [*labels, "code"], **kw)
+        self.rows = Counter("modelops_rows", "Rows scored", labels, **kw)
+        self.latency = Histogram(
+            "modelops_request_seconds",
+            "Time to answer a scoring request",
+            labels,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            **kw,
+        )
+        self.dropped = Counter(
+            "modelops_telemetry_dropped", "Requests whose telemetry was lost", labels, **kw
+        )
+        self.model_labels = (model.name, model.version)
+
+    def observe(self, seconds: float, rows: int, status: int) -> None:
+        """Count one request."""
+        self.requests.labels(*self.model_labels, str(status)).inc()
+        if status < 400:
+            self.rows.labels(*self.model_labels).inc(rows)
+            self.latency.labels(*self.model_labels).observe(seconds)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format, for ``GET /metrics``."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = self.registry
+        if registry is None:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
