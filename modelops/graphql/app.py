@@ -20,7 +20,8 @@ def create_app(auth: AuthConfig | None = None) -> Any:
     from starlette.routing import Route
     from strawberry.asgi import GraphQL
 
-    from modelops.graphql.schema import Code, schema
+    from modelops.graphql.errors import Code
+    from modelops.graphql.schema import schema
 
     verifier = auth or AuthConfig.from_env()
     graphiql = os.environ.get("MODELOPS_API_GRAPHIQL", "").lower() in ("1", "true")

@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 SECRET = "test-secret-0123456789abcdef0123456789"
 AUDIENCE = "modelops-api"
 NAME = "o'brien scorer"  # a quote must not change any registry filter
+BY_ALIAS = "promoted-by-alias"  # one staged version, promoted by naming its alias
 
 
 def _port() -> int:
@@ -56,6 +57,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         for _ in range(3):
             register_fixture_version(NAME)  # versions 1-3, 3 staged
         register_fixture_version("other")
+        register_fixture_version(BY_ALIAS)
         from mlflow import MlflowClient
 
         client = MlflowClient(env["MLFLOW_TRACKING_URI"])
@@ -172,10 +174,58 @@ def test_every_role_against_every_mutation(
     assert code != "FORBIDDEN", response.text
     if mutation == "deploy":  # no Prefect server configured: refused, saying how to start one
         assert code == "BAD_USER_INPUT" and "PREFECT_API_URL" in response.text
-    elif mutation == "rollback":  # nothing was ever in production before
-        assert code in (None, "BAD_USER_INPUT"), response.text
+    elif mutation == "rollback":  # "other" never had two production versions: refused
+        assert code == "BAD_USER_INPUT" and "previous" in response.text, response.text
+        assert "errors" in response.json() and not (response.json().get("data") or {}).get(
+            "rollbackModel"
+        )
     else:
         assert code is None, response.text
+
+
+def _aliases(api: dict[str, Any], model: str) -> dict[str, list[str]]:
+    rows = gql(api, VERSIONS, token("viewer"), m=model).json()["data"]["mlModelVersions"]
+    return {r["version"]: sorted(r["aliases"]) for r in rows}
+
+
+def _actions(api: dict[str, Any], model: str) -> list[str]:
+    history = gql(
+        api,
+        """query($m: String!) { promotionHistory(modelName: $m, first: 500) {
+        events { action } } }""",
+        token("viewer"),
+        m=model,
+    ).json()["data"]["promotionHistory"]
+    return [e["action"] for e in history["events"]]
+
+
+def test_a_refused_rollback_moves_nothing_and_records_no_rollback(api: dict[str, Any]) -> None:
+    """With one production version there is nothing to go back to: the answer is the refusal,
+    production stays where it was, and no rollback event is written."""
+    operator = token("sre", "OPERATOR")
+    assert _code(gql(api, PROMOTE, operator, m="other", v="1", s="Production")) is None
+    before, actions_before = _aliases(api, "other"), _actions(api, "other")
+    assert "production" in before["1"]
+    response = gql(api, ROLLBACK, operator, m="other")
+    assert _code(response) == "BAD_USER_INPUT", response.text
+    assert "previous" in response.text and response.json()["data"] is None
+    assert _aliases(api, "other") == before
+    actions = _actions(api, "other")
+    assert not {"rollback", "rolled-back"} & set(actions)
+    assert actions[len(actions) - len(actions_before) :] == actions_before
+
+
+def test_promoting_the_staging_alias_to_production_answers_with_the_version(
+    api: dict[str, Any],
+) -> None:
+    """ "staging" names version 1 until the move takes the alias away: the answer is the version
+    that moved, read from the promotion, not "staging" looked up again afterwards."""
+    response = gql(api, PROMOTE, token("ops", "ADMIN"), m=BY_ALIAS, v="staging", s="Production")
+    assert _code(response) is None, response.text
+    moved = response.json()["data"]["promoteModelVersion"]
+    assert moved["version"] == "1" and moved["status"] == "Production"
+    assert "production" in moved["aliases"] and "staging" not in moved["aliases"]
+    assert _aliases(api, BY_ALIAS) == {"1": moved["aliases"]}
 
 
 def test_promotion_goes_through_the_policy_and_leaves_history(api: dict[str, Any]) -> None:

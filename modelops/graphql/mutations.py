@@ -1,0 +1,213 @@
+"""The operator API's changes: each checks the caller's role, then calls the same core function
+or Prefect deployment the flows and the command line use (same policy, lock and audit trail)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NoReturn
+
+import strawberry
+from strawberry.types import Info
+
+from modelops.errors import ConfigurationError, PromotionRefused
+from modelops.graphql.auth import CHANGE_ROLES, PRODUCTION_ROLES, Principal, Role
+from modelops.graphql.backends import prefect, read_flow_run, registry_client, require_prefect
+from modelops.graphql.errors import Code, fail, translate
+from modelops.graphql.types import (
+    DeployInput,
+    DeploymentJob,
+    MlModelVersion,
+    PromoteInput,
+    PromotionRequest,
+)
+from modelops.registry import listing as reads
+
+logger = logging.getLogger("modelops.api")
+
+
+def _require(
+    info: Info,
+    allowed: frozenset[Role],
+    what: str,
+    model: str | None = None,
+    version: str | None = None,
+) -> Principal:
+    """The caller, if one of ``allowed``; else FORBIDDEN — logged, and recorded on the model."""
+    who: Principal = info.context["principal"]
+    if who.may(allowed):
+        return who
+    reason = f"{who.describe()} may not {what}: needs one of {', '.join(sorted(allowed))}"
+    _refuse(reason, who, model, version)
+
+
+def _refuse(reason: str, who: Principal, model: str | None, version: str | None) -> NoReturn:
+    """Log the refusal, record it on the model (if there is one to record it on), FORBIDDEN."""
+    logger.warning("refused: %s", reason)
+    if model:
+        _record_refusal(model, version, reason, who)
+    raise fail(Code.FORBIDDEN, reason)
+
+
+def _record_refusal(model: str, version: str | None, reason: str, who: Principal) -> None:
+    from modelops.registry.promotion import record_refusal
+    from modelops.registry.versions import resolve_version
+
+    try:
+        client = registry_client()
+        number = str(resolve_version(client, model, version or "latest").version)
+        record_refusal(client, model, number, reason=reason, actor=who.actor)
+    except Exception as exc:  # an unknown model: nothing to record it on
+        logger.info("refusal not recorded on %r: %s", model, exc)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Ask for a version to go to production: starts the "
+        "`promotion/default` deployment with approval required (champion/"
+        "challenger, then a pause until someone else approves)."
+    )
+    def request_production_promotion(
+        self,
+        info: Info,
+        model_name: str,
+        version: str = "staging",
+        reason: str = "requested through the API",
+    ) -> PromotionRequest:
+        who = _require(info, CHANGE_ROLES, "request a production promotion", model_name, version)
+        require_prefect()
+        try:
+            from modelops.registry.versions import resolve_version
+
+            resolve_version(registry_client(), model_name, version)
+        except Exception as exc:
+            raise translate(exc) from exc
+        run = prefect().start_deployment(
+            "promotion/default",
+            tags=["modelops-api"],
+            parameters={
+                "model_name": model_name,
+                "version": version,
+                "reason": reason,
+                "actor": who.actor,
+                "require_approval": True,
+            },
+        )
+        return PromotionRequest.of(run)
+
+    @strawberry.mutation(
+        description="Approve or reject a production promotion waiting for "
+        "approval (ADMIN or OPERATOR, never the requester)."
+    )
+    def approve_promotion(
+        self, info: Info, flow_run_id: str, approve: bool, comment: str = ""
+    ) -> PromotionRequest:
+        from modelops.registry.approval import check_approver
+
+        run = read_flow_run(flow_run_id)
+        parameters = run.parameters or {}
+        model = str(parameters.get("model_name") or "") or None
+        who = _require(info, PRODUCTION_ROLES, "approve a production promotion", model)
+        try:
+            check_approver(
+                str(parameters.get("actor") or ""), who.actor, approver_shown=who.describe()
+            )
+        except PromotionRefused as exc:
+            _refuse(str(exc), who, model, str(parameters.get("version") or "staging"))
+        if run.state is None or not run.state.is_paused():
+            raise fail(
+                Code.CONFLICT,
+                f"Flow run {flow_run_id} is not waiting for approval "
+                f"(state {run.state.name if run.state else 'unknown'}).",
+            )
+        prefect().resume(run.id, {"approve": approve, "comment": comment, "approver": who.actor})
+        logger.info(
+            "%s %s promotion run %s",
+            who.describe(),
+            "approved" if approve else "rejected",
+            flow_run_id,
+        )
+        return PromotionRequest.of(read_flow_run(flow_run_id))
+
+    @strawberry.mutation(
+        description="Serve a version: starts the project's `deployment` flow "
+        "through its Prefect deployment (verified rollout, smoke test, rollback)."
+    )
+    def deploy_model_version(self, info: Info, input: DeployInput) -> DeploymentJob:
+        who = _require(info, CHANGE_ROLES, "deploy", input.model_name, input.version)
+        if input.target not in ("local", "kubernetes"):
+            raise fail(
+                Code.BAD_USER_INPUT, f"target must be local or kubernetes, not {input.target!r}"
+            )
+        require_prefect()
+        from modelops.registry.versions import resolve_version
+        from modelops.settings import get_settings
+
+        try:
+            resolve_version(registry_client(), input.model_name, input.version)
+        except Exception as exc:
+            raise translate(exc) from exc
+        namespace = input.namespace or (
+            get_settings().deploy_namespace if input.target == "kubernetes" else ""
+        )
+        parameters: dict[str, Any] = {
+            "model_name": input.model_name,
+            "version": input.version,
+            "target": input.target,
+        }
+        if input.target == "kubernetes":
+            parameters["namespace"] = namespace
+            if input.image:
+                parameters["image"] = input.image
+        run = prefect().start_deployment(
+            f"deployment/{input.target}", parameters, ["modelops-api", f"actor:{who.subject}"]
+        )
+        logger.info(
+            "%s deployed %s v%s (%s): flow run %s",
+            who.describe(),
+            input.model_name,
+            input.version,
+            input.target,
+            run.id,
+        )
+        return DeploymentJob.of(run, namespace)
+
+    @strawberry.mutation(description="Move a version to a stage (staging first for production).")
+    def promote_model_version(self, info: Info, input: PromoteInput) -> MlModelVersion:
+        from modelops.registry.stages import ModelStage, promote_model
+
+        try:
+            stage = ModelStage.parse(input.stage)
+        except ConfigurationError as exc:
+            raise fail(Code.BAD_USER_INPUT, str(exc)) from exc
+        allowed = PRODUCTION_ROLES if stage is ModelStage.PRODUCTION else CHANGE_ROLES
+        who = _require(info, allowed, f"promote to {stage.value}", input.model_name, input.version)
+        try:
+            moved = promote_model(
+                input.model_name, input.version, stage=stage, actor=who.actor, reason=input.reason
+            )
+            rows = reads.versions(registry_client(), input.model_name)
+        except Exception as exc:
+            raise translate(exc) from exc
+        # The version promote_model moved: input.version may be an alias the move itself
+        # changed ("staging", promoted to production, no longer names it).
+        number = str(moved["version"])
+        return MlModelVersion.of(next(r for r in rows if r.version == number))
+
+    @strawberry.mutation(description="Put production back on the previous production version.")
+    def rollback_model(self, info: Info, model_name: str, reason: str) -> MlModelVersion:
+        from modelops.registry.locks import model_lock
+        from modelops.registry.promotion import recover, rollback_production
+
+        who = _require(info, CHANGE_ROLES, "roll back", model_name, "production")
+        try:
+            client = registry_client()
+            # One hold for both steps: no other door may move an alias between the repair of an
+            # interrupted change and the rollback decided from its result.
+            with model_lock(client, model_name):
+                recover(client, model_name, actor=who.actor)
+                change = rollback_production(client, model_name, actor=who.actor, reason=reason)
+            rows = reads.versions(client, model_name)
+        except Exception as exc:
+            raise translate(exc) from exc
+        return MlModelVersion.of(next(r for r in rows if r.version == str(change.version)))
