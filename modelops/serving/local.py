@@ -174,40 +174,15 @@ def start_local_server(
         "MODELOPS_HOME": str(home),
         "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
     }
+    # Both servers take the same listening options (loopback only: a local server is for
+    # this machine).
+    listen = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     if server == "modelops":
-        command = [
-            sys.executable,
-            "-m",
-            "modelops",
-            "serve",
-            model_name,
-            "--version",
-            str(version),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ]
+        serve = ["modelops", "serve", model_name, "--version", str(version), *listen]
     else:
-        command = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            model_uri(model_name, version),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--env-manager",
-            env_manager,
-        ]
+        model = model_uri(model_name, version)
+        serve = ["mlflow", "models", "serve", "-m", model, *listen, "--env-manager", env_manager]
+    command = [sys.executable, "-m", *serve]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
