@@ -132,9 +132,14 @@ def scan_source(
             base = _absolute(package, node.level, node.module)
             for alias in node.names:
                 sub = f"{base}.{alias.name}" if base else alias.name
-                # ``from pkg import sub`` imports the submodule; ``from pkg import name``
-                # needs the package itself to have run.
-                add(sub if alias.name != "*" and sub in known else base, node, main)
+                if alias.name == "*" or sub not in known:
+                    add(base, node, main)  # a name defined by the package (or module) itself
+                    continue
+                add(sub, node, main)  # ``from pkg import sub``: the submodule
+                # ...after pkg's __init__ has run, which matters unless pkg is the importer's
+                # own ancestor (always initialised first).
+                if base != module and not module.startswith(base + "."):
+                    add(base, node, main)
         elif isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name):
