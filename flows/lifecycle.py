@@ -11,7 +11,6 @@ from prefect import flow
 from flows.deployment import deployment
 from flows.promotion import promotion
 from flows.training import training
-from modelops.data import SAMPLE_DATA
 from modelops.params import LifecycleParams, keyword_parameters
 from modelops.types import LifecycleResult
 from tasks.summary import publish_lifecycle_summary
@@ -28,7 +27,8 @@ def lifecycle(params: LifecycleParams) -> LifecycleResult:
         promoted = promotion(
             model_name=p.model_name,
             version=trained.version,
-            held_out_path=p.held_out_path or p.data_path or str(SAMPLE_DATA),
+            # None: the challenger's own held-out part, never rows it was trained on.
+            held_out_path=p.held_out_path,
             target=p.target,
             compare_metrics=p.compare_metrics,
             margin=p.margin,

@@ -161,7 +161,8 @@ class LifecycleParams(TrainingParams):
         description='Stop at "staging", or go on to "production" (champion/challenger).',
     )
     held_out_path: str | None = Field(
-        default=None, description="Data for champion/challenger (default: data_path)."
+        default=None,
+        description="Data for champion/challenger (default: the challenger's held-out rows).",
     )
     compare_metrics: list[str] = Field(
         default_factory=lambda: ["roc_auc"],

@@ -15,11 +15,30 @@ if TYPE_CHECKING:
 
 @dataclass
 class Comparison:
-    """Champion vs challenger on the same held-out data."""
+    """Champion vs challenger on the same held-out data, and which rows those were."""
 
     passed: bool
     rows: list[dict[str, Any]] = field(default_factory=list)
     rows_scored: int = 0
+    # Which rows were scored, for people: "the challenger's held-out part of <source>", or
+    # "the file <path>".
+    rows_used: str = "held-out rows"
+    # Of the rows scored, how many the champion was trained on (None: its training rows are
+    # not known, e.g. a version logged by hand); its scores on those rows would be optimistic.
+    champion_overlap: int | None = None
+    # Rows of the challenger's held-out part left out because the champion trained on them.
+    excluded: int = 0
+
+    def overlap_text(self) -> str:
+        """What the comparison did about rows the champion had seen in training."""
+        if self.champion_overlap is None:
+            return "the champion's training rows are not recorded: overlap not checked"
+        if self.excluded:
+            return (
+                f"{self.excluded:,} row(s) the champion was trained on were left out; "
+                f"the champion saw {self.champion_overlap:,} of the rows scored"
+            )
+        return f"the champion was trained on {self.champion_overlap:,} of the rows scored"
 
     def markdown(self, name: str, champion: str, challenger: str) -> str:
         """The comparison as a markdown table."""
@@ -27,6 +46,9 @@ class Comparison:
             f"**Champion/challenger for {name}: "
             f"{'challenger wins' if self.passed else 'challenger REFUSED'}** "
             f"(champion v{champion}, challenger v{challenger}, {self.rows_scored:,} held-out rows)",
+            "",
+            f"- rows scored: {self.rows_used}",
+            f"- overlap: {self.overlap_text()}",
             "",
             "| metric | champion | challenger | difference | allowed | result |",
             "|---|---:|---:|---:|---|---|",
@@ -48,14 +70,30 @@ class Comparison:
         )
 
     def decisive_metrics(self) -> dict[str, float]:
-        """``champion.<metric>`` and ``challenger.<metric>`` for the audit trail."""
-        return {f"challenger.{r['metric']}": r["challenger"] for r in self.rows} | {
-            f"champion.{r['metric']}": r["champion"] for r in self.rows
-        }
+        """``champion.<metric>`` and ``challenger.<metric>`` for the audit trail, with how many
+        of the rows scored the champion had trained on (when known) and how many were left out
+        for that."""
+        counts: dict[str, float] = {}
+        if self.champion_overlap is not None:
+            counts["comparison.champion_overlap"] = float(self.champion_overlap)
+        if self.excluded:
+            counts["comparison.excluded"] = float(self.excluded)
+        return (
+            {f"challenger.{r['metric']}": r["challenger"] for r in self.rows}
+            | {f"champion.{r['metric']}": r["champion"] for r in self.rows}
+            | counts
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-serialisable view."""
-        return {"passed": self.passed, "rows": self.rows, "rows_scored": self.rows_scored}
+        return {
+            "passed": self.passed,
+            "rows": self.rows,
+            "rows_scored": self.rows_scored,
+            "rows_used": self.rows_used,
+            "champion_overlap": self.champion_overlap,
+            "excluded": self.excluded,
+        }
 
 
 def check_comparison(metrics: list[str], margin: float) -> None:
