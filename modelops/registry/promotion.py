@@ -10,7 +10,7 @@ an audit event. Descriptions and mirrored stages are refreshed once the change h
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -247,24 +247,24 @@ def promote_to_production(
             base["staging_override"] = override_reason
         if expected_champion is not _UNCHECKED:
             base["compared_with"] = expected_champion
-        # archive_existing is part of the plan: recover() finishes a killed move the same way.
-        intent = AuditEvent(
-            action="promote",
-            alias=PRODUCTION,
-            from_version=champion,
-            to_version=version,
-            state="started",
-            archive_existing=archive_existing,
-            **base,
-        )
-        with change(client, name) as journal:
-            journal.audit(version, intent)  # the record first: a kill after any later write
-            journal.set_alias(PRODUCTION, version)  # leaves a move recover() can finish
+
+        def finish(journal: AliasJournal, _: AuditEvent) -> None:
             _retire_champion(journal, champion, version, archive_existing, base)
             if state.staging == version:
                 journal.delete_alias(STAGING)
             journal.delete_tag(version, ARCHIVED_TAG)
-            event = journal.complete(version, intent)
+
+        # archive_existing is part of the plan: recover() finishes a killed move the same way.
+        event = _move_production(
+            client,
+            name,
+            "promote",
+            champion,
+            version,
+            base,
+            finish,
+            archive_existing=archive_existing,
+        )
         after = AliasState.read(client, name)
     if after.production != version:
         raise RegistryError(
@@ -273,6 +273,36 @@ def promote_to_production(
             f"lock. Check `modelops history {name}`."
         )
     return AliasChange(name, version, champion, changed=True, event=event)
+
+
+def _move_production(
+    client: MlflowClient,
+    name: str,
+    action: str,
+    champion: str | None,
+    version: str,
+    base: dict[str, Any],
+    finish: Callable[[AliasJournal, AuditEvent], None],
+    **plan: Any,
+) -> AuditEvent:
+    """Move ``production`` from ``champion`` to ``version`` in one change: the "started" record
+    first (with ``plan``, what recover() needs to finish it), then the alias, then ``finish``
+    (the rest of the move), then the record marked completed — so a process killed after any
+    write leaves a move the next writer can finish or abandon from its record."""
+    intent = AuditEvent(
+        action=action,
+        alias=PRODUCTION,
+        from_version=champion,
+        to_version=version,
+        state="started",
+        **plan,
+        **base,
+    )
+    with change(client, name) as journal:
+        journal.audit(version, intent)
+        journal.set_alias(PRODUCTION, version)
+        finish(journal, intent)
+        return journal.complete(version, intent)
 
 
 def _finish_rollback(journal: AliasJournal, intent: AuditEvent, base: dict[str, Any]) -> None:
@@ -356,20 +386,16 @@ def rollback_production(
         if earlier is not None and earlier in (bad, target):
             earlier = None
         base = {"actor": actor, "reason": reason, "flow_run_id": flow_run_id, **extra}
-        intent = AuditEvent(
-            action="rollback",
-            alias=PRODUCTION,
-            from_version=bad,
-            to_version=target,
-            state="started",
+        event = _move_production(
+            client,
+            name,
+            "rollback",
+            bad,
+            target,
+            base,
+            lambda journal, intent: _finish_rollback(journal, intent, base),
             restores_previous=earlier,
-            **base,
         )
-        with change(client, name) as journal:
-            journal.audit(target, intent)
-            journal.set_alias(PRODUCTION, target)
-            _finish_rollback(journal, intent, base)
-            event = journal.complete(target, intent)
     return AliasChange(name, target, bad, changed=True, event=event)
 
 
