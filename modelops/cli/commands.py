@@ -80,38 +80,43 @@ _WARM_REGISTRY = (
     "mlflow.store.tracking.sqlalchemy_store",
 )
 
+_DATA_FLAGS = {"data_path": ["--data", "--data-path"]}
+
+
+def _training_command(name: str, flow: str, help: str) -> FlowCommand:
+    """A command whose flow trains a tabular model: ``--data``, the training summary, and the
+    training libraries imported while Prefect starts."""
+    return FlowCommand(
+        name, flow, help, flags=_DATA_FLAGS, show=_show_training, warm=_WARM_TRAINING
+    )
+
+
 FLOW_COMMANDS = [
     FlowCommand(
         "run",
         "flows.lifecycle:lifecycle",
         "the main job: train, gate, register, stage, promote and serve (lifecycle flow)",
-        flags={"data_path": ["--data", "--data-path"]},
+        flags=_DATA_FLAGS,
         defaults={"promote_to": "production", "deploy": "local"},
         show=_show_lifecycle,
         warm=_WARM_TRAINING,
     ),
-    FlowCommand(
+    _training_command(
         "train",
         "flows.training:training",
         "train, validate, gate, register and stage a tabular model (training flow)",
-        flags={"data_path": ["--data", "--data-path"]},
-        show=_show_training,
-        warm=_WARM_TRAINING,
     ),
-    FlowCommand(
+    _training_command(
         "tune",
         "flows.tuning:tuning",
         "search estimators and hyper-parameters on Dask; gate, register and stage the "
         "best (tuning flow)",
-        flags={"data_path": ["--data", "--data-path"]},
-        show=_show_training,
-        warm=_WARM_TRAINING,
     ),
     FlowCommand(
         "text-train",
         "flows.text_training:text_training",
         "fine-tune, gate, register and stage a text classifier (text-training flow)",
-        flags={"data_path": ["--data", "--data-path"]},
+        flags=_DATA_FLAGS,
         show=_show_json,
     ),
     FlowCommand(

@@ -130,6 +130,24 @@ def _body(manifest: dict[str, Any]) -> str:
     return "data" if manifest.get("kind") == "Secret" else "spec"
 
 
+def _whole_patch(
+    manifest: dict[str, Any], labels: Any, annotations: Any, body: Any
+) -> list[dict[str, Any]]:
+    """A JSON patch that sets labels, annotations and the whole body: what we send instead of a
+    strategic merge, which would keep fields (and containers) the new object no longer has."""
+    return [
+        {"op": "add", "path": "/metadata/labels", "value": labels},
+        {"op": "add", "path": "/metadata/annotations", "value": annotations},
+        {"op": "replace", "path": f"/{_body(manifest)}", "value": body},
+    ]
+
+
+def _named_call(action: str, api: Any, method: str, manifest: dict[str, Any], *args: Any) -> Any:
+    """:func:`call` an API method that takes the object's name and namespace first."""
+    meta = manifest["metadata"]
+    return call(action, getattr(api, method), meta["name"], meta["namespace"], *args)
+
+
 def _ops(cluster: Cluster, manifest: dict[str, Any]) -> tuple[Any, str]:
     import kubernetes.client as k
 
@@ -215,19 +233,11 @@ def apply(cluster: Cluster, manifest: dict[str, Any]) -> tuple[str, dict[str, An
     for attempt in range(2):
         if (before or {}).get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION) == wanted:
             return "unchanged", before
-        patch = [
-            {"op": "add", "path": "/metadata/labels", "value": meta.get("labels", {})},
-            {"op": "add", "path": "/metadata/annotations", "value": meta.get("annotations", {})},
-            {"op": "replace", "path": f"/{_body(manifest)}", "value": manifest[_body(manifest)]},
-        ]
+        patch = _whole_patch(
+            manifest, meta.get("labels", {}), meta.get("annotations", {}), manifest[_body(manifest)]
+        )
         try:
-            call(
-                f"patch {what}",
-                getattr(api, f"patch_{suffix}"),
-                meta["name"],
-                meta["namespace"],
-                patch,
-            )
+            _named_call(f"patch {what}", api, f"patch_{suffix}", manifest, patch)
             return "patched", before
         except ApiException as exc:
             if exc.status != 409 or attempt:  # a conflict: someone wrote meanwhile; look again
@@ -245,28 +255,22 @@ def restore(cluster: Cluster, manifest: dict[str, Any], before: dict[str, Any] |
     meta = manifest["metadata"]
     if before is None:
         try:
-            call(
-                f"delete {manifest['kind']} {meta['name']}",
-                getattr(api, f"delete_{suffix}"),
-                meta["name"],
-                meta["namespace"],
+            _named_call(
+                f"delete {manifest['kind']} {meta['name']}", api, f"delete_{suffix}", manifest
             )
         except ApiException as exc:
             if exc.status != 404:
                 raise
         return "deleted"
     old_meta = before.get("metadata", {})
-    patch = [
-        {"op": "add", "path": "/metadata/labels", "value": old_meta.get("labels") or {}},
-        {"op": "add", "path": "/metadata/annotations", "value": old_meta.get("annotations") or {}},
-        {"op": "replace", "path": f"/{_body(manifest)}", "value": before.get(_body(manifest))},
-    ]
-    call(
-        f"restore {manifest['kind']} {meta['name']}",
-        getattr(api, f"patch_{suffix}"),
-        meta["name"],
-        meta["namespace"],
-        patch,
+    patch = _whole_patch(
+        manifest,
+        old_meta.get("labels") or {},
+        old_meta.get("annotations") or {},
+        before.get(_body(manifest)),
+    )
+    _named_call(
+        f"restore {manifest['kind']} {meta['name']}", api, f"patch_{suffix}", manifest, patch
     )
     return "restored"
 

@@ -261,30 +261,16 @@ def render_serving(spec: ServingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     container = pod["spec"]["containers"][0]
     port = container["ports"][0]["containerPort"]
     container["image"] = spec.image
+    listen = ["--host", "0.0.0.0", "--port", str(port), "--workers", str(spec.workers)]
     if spec.server == "modelops":
         container["command"] = ["modelops", "serve"]
-        container["args"] = [
-            spec.model_name,
-            "--version",
-            spec.version,
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(port),
-            "--workers",
-            str(spec.workers),
-        ]
+        container["args"] = [spec.model_name, "--version", spec.version, *listen]
     else:
         container["command"] = ["mlflow", "models", "serve"]
         container["args"] = [
             "--model-uri",
             spec.model_uri,
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(port),
-            "--workers",
-            str(spec.workers),
+            *listen,
             "--env-manager",
             spec.env_manager,
         ]
