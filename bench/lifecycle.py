@@ -109,7 +109,10 @@ def main() -> int:
             flow_times, states = [], []
             for _ in range(args.repeat):
                 t = time.perf_counter()
-                state = training(data_path=str(data), model_name="bench", return_state=True)
+                # force_retrain: each timed run must train (an unchanged run reuses: bench/reuse.py)
+                state = training(
+                    data_path=str(data), model_name="bench", force_retrain=True, return_state=True
+                )
                 flow_times.append(time.perf_counter() - t)
                 states.append(state)
             assert all(s.is_completed() for s in states), [s.message for s in states]

@@ -90,6 +90,7 @@ def main() -> int:
                         model_name="bench",
                         search=SEARCH,
                         thresholds={"roc_auc": 0.6},
+                        force_retrain=True,  # every round searches (unchanged runs reuse)
                         **options,
                     )
                     times[runner].append(time.perf_counter() - t)

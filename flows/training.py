@@ -1,4 +1,10 @@
-"""The `training` flow: data file → validated → trained → gated → registered → staged."""
+"""The `training` flow: data file → validated → trained → gated → registered → staged.
+
+A run whose training key (data digest, resolved parameters, code and library versions) matches
+a registered version of the model whose files still load reuses that version: nothing is
+trained or registered. The registration lock spans the key lookup to the registration, so two
+identical runs started together make one version: the second waits, then finds the first's.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,18 @@ from prefect import flow
 
 from modelops.params import TrainingParams, keyword_parameters
 from modelops.types import TrainingResult
+from tasks.common import model_lock
 from tasks.data import load_dataset, validate_dataset
 from tasks.evaluation import check_quality_gate, evaluate_model
-from tasks.registry import find_earlier_attempt, register_model, set_model_alias
+from tasks.registry import (
+    find_earlier_attempt,
+    find_reusable_version,
+    register_model,
+    set_model_alias,
+    stage_reused_version,
+)
 from tasks.tracking import flow_run
-from tasks.training import fit_model, split_dataset
+from tasks.training import compute_training_key, fit_model, split_dataset
 
 LOGGED_PARAMS = {
     "data_path",
@@ -20,6 +33,7 @@ LOGGED_PARAMS = {
     "thresholds",
     "test_size",
     "random_seed",
+    "force_retrain",
 }
 
 
@@ -28,23 +42,37 @@ LOGGED_PARAMS = {
 def training(params: TrainingParams) -> TrainingResult:
     """Train a binary classifier from a CSV/Parquet file, gate it, register it and stage it."""
     p = params
+    reused = None
     with flow_run("training", p.model_name, p.model_dump(include=LOGGED_PARAMS)) as ctx:
         earlier = find_earlier_attempt(ctx, p.model_name)  # a retried run reuses its version
         if earlier is None:
-            data = load_dataset(
-                ctx, p.data_path, p.target, features=p.features, min_rows=p.min_rows
-            )
-            report = validate_dataset(ctx, data)
-            split = split_dataset(ctx, data, p.test_size, p.random_seed)
-            model = fit_model(ctx, data, split, p.estimator, p.random_seed)
-            evaluation = evaluate_model(ctx, model, split, p.model_name)
-            metrics, rows, validation = evaluation.metrics, data.info.rows, report["statistics"]
-            decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)
-            version = register_model(ctx, p.model_name, model)
+            with model_lock("registration", p.model_name):
+                data = load_dataset(
+                    ctx, p.data_path, p.target, features=p.features, min_rows=p.min_rows
+                )
+                key = compute_training_key(ctx, data, p)
+                reuse = find_reusable_version(ctx, p.model_name, key, p.force_retrain)
+                if reuse.version is None:
+                    report = validate_dataset(ctx, data)
+                    split = split_dataset(ctx, data, p.test_size, p.random_seed)
+                    model = fit_model(ctx, data, split, p.estimator, p.random_seed)
+                    evaluation = evaluate_model(ctx, model, split, p.model_name)
+                    metrics, validation = evaluation.metrics, report["statistics"]
+                    decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)
+                    version = register_model(ctx, p.model_name, model, key=key)
+                else:
+                    version, metrics, validation = reuse.version, reuse.metrics, {}
+                    decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)
+                    reused = reuse.reason
+            rows, training_key = data.info.rows, key.digest
         else:
-            (version, metrics), rows, validation = earlier, 0, {}
+            (version, metrics), rows, validation, training_key = earlier, 0, {}, ""
             decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)
-        if p.stage_alias:
+        if p.stage_alias and reused:
+            stage_reused_version(
+                ctx, version, reason=reused, metrics=metrics, actor=p.actor, alias=p.stage_alias
+            )
+        elif p.stage_alias:
             set_model_alias(
                 ctx,
                 version,
@@ -63,6 +91,8 @@ def training(params: TrainingParams) -> TrainingResult:
         rows=rows,
         gate=decision.rows,
         validation=validation,
+        training_key=training_key,
+        reused=reused,
     )
 
 

@@ -9,12 +9,25 @@ from modelops.params import TuningParams, keyword_parameters
 from modelops.training import EstimatorConfig
 from modelops.tuning import expand_search
 from modelops.types import TrainingResult
+from tasks.common import model_lock
 from tasks.data import load_dataset, validate_dataset
 from tasks.evaluation import check_quality_gate, evaluate_model
-from tasks.registry import find_earlier_attempt, register_model, set_model_alias
+from tasks.registry import (
+    find_earlier_attempt,
+    find_reusable_version,
+    register_model,
+    set_model_alias,
+    stage_reused_version,
+)
 from tasks.tracking import flow_run
 from tasks.training import fit_model, split_dataset
-from tasks.tuning import prepare_search, record_search, search_candidates, search_runner
+from tasks.tuning import (
+    compute_tuning_key,
+    prepare_search,
+    record_search,
+    search_candidates,
+    search_runner,
+)
 
 LOGGED_PARAMS = {
     "data_path",
@@ -28,6 +41,7 @@ LOGGED_PARAMS = {
     "thresholds",
     "test_size",
     "random_seed",
+    "force_retrain",
 }
 
 
@@ -43,25 +57,40 @@ def tuning(params: TuningParams) -> TrainingResult:
         flow_run("tuning", p.model_name, p.model_dump(include=LOGGED_PARAMS)) as ctx,
     ):
         earlier = find_earlier_attempt(ctx, p.model_name)  # a retried run reuses its version
+        reused = None
         if earlier is None:
-            data = load_dataset(
-                ctx, p.data_path, p.target, features=p.features, min_rows=p.min_rows
-            )
-            report = validate_dataset(ctx, data)
-            split = split_dataset(ctx, data, p.test_size, p.random_seed)
-            search = prepare_search(split, data.schema, p.random_seed)
-            results = search_candidates(runner, search, candidates, p.random_seed)
-            best = record_search(ctx, results, p.metric, p.model_name)
-            estimator = EstimatorConfig(kind=best.kind, params=best.params)  # type: ignore[arg-type]
-            model = fit_model(ctx, data, split, estimator, p.random_seed)
-            evaluation = evaluate_model(ctx, model, split, p.model_name)
-            metrics, rows, validation = evaluation.metrics, data.info.rows, report["statistics"]
-            decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)
-            version = register_model(ctx, p.model_name, model)
+            # Key lookup to registration under one lock: identical runs make one version.
+            with model_lock("registration", p.model_name):
+                data = load_dataset(
+                    ctx, p.data_path, p.target, features=p.features, min_rows=p.min_rows
+                )
+                key = compute_tuning_key(ctx, data, p)
+                reuse = find_reusable_version(ctx, p.model_name, key, p.force_retrain)
+                if reuse.version is None:
+                    report = validate_dataset(ctx, data)
+                    split = split_dataset(ctx, data, p.test_size, p.random_seed)
+                    search = prepare_search(split, data.schema, p.random_seed)
+                    results = search_candidates(runner, search, candidates, p.random_seed)
+                    best = record_search(ctx, results, p.metric, p.model_name)
+                    estimator = EstimatorConfig(kind=best.kind, params=best.params)  # type: ignore[arg-type]
+                    model = fit_model(ctx, data, split, estimator, p.random_seed)
+                    evaluation = evaluate_model(ctx, model, split, p.model_name)
+                    metrics, validation = evaluation.metrics, report["statistics"]
+                    decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)
+                    version = register_model(ctx, p.model_name, model, key=key)
+                else:
+                    version, metrics, validation = reuse.version, reuse.metrics, {}
+                    decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)
+                    reused = reuse.reason
+            rows, training_key = data.info.rows, key.digest
         else:
-            (version, metrics), rows, validation = earlier, 0, {}
+            (version, metrics), rows, validation, training_key = earlier, 0, {}, ""
             decision = check_quality_gate(ctx, metrics, p.thresholds, p.model_name)
-        if p.stage_alias:
+        if p.stage_alias and reused:
+            stage_reused_version(
+                ctx, version, reason=reused, metrics=metrics, actor=p.actor, alias=p.stage_alias
+            )
+        elif p.stage_alias:
             set_model_alias(
                 ctx,
                 version,
@@ -80,6 +109,8 @@ def tuning(params: TuningParams) -> TrainingResult:
         rows=rows,
         gate=decision.rows,
         validation=validation,
+        training_key=training_key,
+        reused=reused,
     )
 
 

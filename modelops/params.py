@@ -91,6 +91,11 @@ class _TrainingData(BaseModel):
         default=None,
         description="Who to record in the audit trail; default the deployment or OS user.",
     )
+    force_retrain: bool = Field(
+        default=False,
+        description="Train even when a registered version has this run's training key (the "
+        "same data, parameters and code), which is otherwise reused.",
+    )
 
 
 class TrainingParams(_TrainingData):

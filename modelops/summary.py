@@ -20,6 +20,11 @@ def lifecycle_result(
     input_example: dict[str, Any] | None = None,
 ) -> LifecycleResult:
     """The lifecycle's typed result."""
+    reused = [trained.reused] if trained.reused else []
+    if promoted is not None and not promoted.changed:
+        reused.append(f"production already version {promoted.version}: nothing promoted")
+    if served is not None and served.action == "unchanged":
+        reused.append(f"version {served.version} already served at {served.url}: left as it is")
     return LifecycleResult(
         model_name=trained.model_name,
         version=trained.version,
@@ -29,6 +34,7 @@ def lifecycle_result(
         production=promoted.version if promoted else None,
         serving_url=served.url if served else None,
         input_example=input_example or (served.example if served else None),
+        reused=reused,
     )
 
 
@@ -44,12 +50,17 @@ def lifecycle_markdown(
 ) -> str:
     """One markdown page: data, validation, gate, version and aliases, deployment, links."""
     name, version = trained.model_name, trained.version
+    validated = (
+        f"validation {trained.validation.get('successful_expectations')}/"
+        f"{trained.validation.get('evaluated_expectations')} expectations met"
+        if trained.validation
+        else f"validated when version {version} was trained (the same content digest)"
+    )
     lines = [
         f"## {name} v{version} — lifecycle run `{run_name}`",
         "",
-        f"- **data**: {trained.rows:,} rows; validation "
-        f"{trained.validation.get('successful_expectations')}/"
-        f"{trained.validation.get('evaluated_expectations')} expectations met",
+        *[f"- **nothing new**: {line}" for line in result.reused],
+        f"- **data**: {trained.rows:,} rows; {validated}",
         "- **quality gate**: PASSED",
         "",
         "| metric | value | threshold | result |",
@@ -96,6 +107,7 @@ def look_here(result: LifecycleResult, settings: Settings) -> str:
     metrics = ", ".join(f"{k}={v:.3f}" for k, v in result.metrics.items() if k in SHOWN_METRICS)
     lines = [
         "",
+        *[f"Nothing new: {line}" for line in result.reused],
         f"{name} version {result.version}: " + ", ".join(f"@{a}" for a in result.aliases),
         f"  metrics: {metrics}",
         f"  MLflow run: {result.mlflow_run_id}",

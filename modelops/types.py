@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +127,8 @@ class TextData:
     test_targets: list[int]
     labels: list[str]
     report: dict[str, Any]
+    source: str = ""  # where the table was read
+    digest: str = ""  # its content digest (modelops.data.dataset_digest): part of the key
 
 
 class RegisteredVersion(BaseModel):
@@ -136,6 +139,31 @@ class RegisteredVersion(BaseModel):
     run_id: str
     source: str
     created: bool
+
+
+class TrainingKey(BaseModel):
+    """What a trained model is a function of (:mod:`modelops.training_key`): data digest,
+    resolved parameters, code and library versions, as a hex digest and its readable parts."""
+
+    digest: str
+    parts: dict[str, Any]
+
+    @property
+    def short(self) -> str:
+        """The first 12 characters, as people are shown it."""
+        return self.digest[:12]
+
+
+class Reuse(BaseModel):
+    """Whether a training run reuses a registered version with its key instead of training.
+
+    ``version`` is None when the run trains; ``reason`` then says why (no version with this key,
+    its artifacts gone, forced), else what was reused."""
+
+    key: TrainingKey
+    version: RegisteredVersion | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    reason: str
 
 
 # ----------------------------------------------------------------------------- flow results
@@ -153,6 +181,9 @@ class TrainingResult(BaseModel):
     rows: int
     gate: list[dict[str, Any]] = Field(default_factory=list)
     validation: dict[str, Any] = Field(default_factory=dict)
+    training_key: str = ""
+    # "reused version N: same data, parameters and code" when nothing was trained
+    reused: str | None = None
 
 
 class Candidate(BaseModel):
@@ -249,3 +280,58 @@ class LifecycleResult(BaseModel):
     production: str | None = None
     serving_url: str | None = None
     input_example: dict[str, Any] | None = None
+    # what a re-run found already done: the reused version, unchanged production and server
+    reused: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class RecordedInputs:
+    """What a version was trained from, as recorded on its runs."""
+
+    model_name: str
+    version: str
+    run_id: str  # the version's run (the fit)
+    parts: dict[str, Any]  # the training key's readable parts
+    metrics: dict[str, float]  # the held-out metrics it was gated on
+    estimator: dict[str, Any] | None = None  # tabular and tuning: the estimator fitted
+    base_model: str | None = None  # text: the base snapshot and its revision
+    revision: str | None = None
+    held_out_rows: list[int] | None = None  # tabular: the split's held-out positions
+
+    @property
+    def kind(self) -> str:
+        """ "tabular", "tuning" or "text"."""
+        return str(self.parts.get("kind", "tabular"))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The resolved parameters of the key."""
+        return dict(self.parts.get("params") or {})
+
+
+@dataclass
+class Rebuild:
+    """A model retrained from recorded inputs, with what it predicts on the held-out rows."""
+
+    key: TrainingKey
+    metrics: dict[str, float]
+    proba: Any  # held-out probabilities (rows x classes)
+    held_out: Any  # the held-out inputs the recorded version is scored on too
+    rows: list[int] | None = None
+    logged: LoggedModel | None = None
+    warnings: list[str] = dc_field(default_factory=list)
+
+
+class Reproduction(BaseModel):
+    """A version rebuilt from its recorded inputs, and how the rebuild compares."""
+
+    model_name: str
+    version: str
+    verdict: str  # identical, within tolerance, different
+    tolerance: float
+    metrics: list[dict[str, Any]]  # metric, recorded, rebuilt, difference
+    max_prediction_difference: float | None
+    held_out_rows: int
+    warnings: list[str] = Field(default_factory=list)
+    registered_version: str | None = None
+    mlflow_run_id: str = ""

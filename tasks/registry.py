@@ -9,7 +9,14 @@ from prefect import get_run_logger, task
 from modelops.registry.aliases import STAGING
 from modelops.steps import registry as steps
 from modelops.tracking import TrackingContext
-from modelops.types import AuditEvent, LoggedModel, RegisteredVersion, TrainedModel
+from modelops.types import (
+    AuditEvent,
+    LoggedModel,
+    RegisteredVersion,
+    Reuse,
+    TrainedModel,
+    TrainingKey,
+)
 from tasks.common import IO_TASK, artifact_key, markdown_artifact
 
 
@@ -20,9 +27,10 @@ def register_model(
     model: LoggedModel | TrainedModel,
     description: str = "",
     tags: dict[str, str] | None = None,
+    key: TrainingKey | None = None,
 ) -> RegisteredVersion:
     """Register the logged model as a new version; a retry never makes a second one."""
-    version = steps.register_model(ctx, model_name, model, description, tags=tags)
+    version = steps.register_model(ctx, model_name, model, description, tags=tags, key=key)
     get_run_logger().info(
         "%s version %s of %r (run %s)",
         "Registered" if version.created else "Found existing",
@@ -47,6 +55,45 @@ def find_earlier_attempt(
             model_name,
         )
     return earlier
+
+
+@task(name="find_reusable_version", **IO_TASK)
+def find_reusable_version(
+    ctx: TrackingContext, model_name: str, key: TrainingKey, force: bool = False
+) -> Reuse:
+    """A registered version with this training key whose model still loads, to reuse."""
+    reuse = steps.find_reusable_version(ctx, model_name, key, force)
+    logger = get_run_logger()
+    if reuse.version is not None:
+        logger.info("%r: %s (training key %s)", model_name, reuse.reason, key.short)
+        markdown_artifact(
+            f"**{model_name}**: {reuse.reason}.\n\nNothing was trained or registered "
+            f"(training key `{key.short}`).",
+            key=artifact_key(model_name, "reuse"),
+            description=f"{model_name}: reused version {reuse.version.version}",
+        )
+    else:
+        logger.info("Training %r: %s", model_name, reuse.reason)
+    return reuse
+
+
+@task(name="stage_reused_version", **IO_TASK)
+def stage_reused_version(
+    ctx: TrackingContext, version: RegisteredVersion, reason: str, **options: Any
+) -> AuditEvent | None:
+    """Ask for the reused version's staging again: a no-op when it holds it (or production)."""
+    event = steps.stage_reused_version(ctx, version, reason, **options)
+    alias = options.get("alias") or STAGING
+    if event is None:
+        get_run_logger().info(
+            "%s version %s already holds @%s (or production): nothing moved",
+            version.name,
+            version.version,
+            alias,
+        )
+    else:
+        get_run_logger().info("%s@%s -> version %s", version.name, alias, version.version)
+    return event
 
 
 @task(name="set_model_alias", **IO_TASK)

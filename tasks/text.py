@@ -12,7 +12,7 @@ from modelops.steps import text as steps
 from modelops.text.scoring import score_texts
 from modelops.text.training import FineTuneConfig, FineTuned
 from modelops.tracking import TrackingContext
-from modelops.types import LoggedModel, TextData
+from modelops.types import LoggedModel, TextData, TrainingKey
 from tasks.common import IO_TASK, artifact_key, markdown_artifact
 
 
@@ -42,6 +42,26 @@ def load_text_dataset(
         description="Labels in the training data",
     )
     return data
+
+
+@task(name="compute_text_key", **IO_TASK)
+def compute_text_key(
+    ctx: TrackingContext,
+    data: TextData,
+    columns: tuple[str, str],
+    base_model: str | None,
+    revision: str | None,
+    config: FineTuneConfig,
+    thresholds: dict[str, float],
+    test_size: float,
+    seed: int,
+) -> TrainingKey:
+    """The run's training key: data digest, base snapshot, labels, settings, code, libraries."""
+    key = steps.text_key(
+        ctx, data, columns, base_model, revision, config, thresholds, test_size, seed
+    )
+    get_run_logger().info("Training key %s", key.short)
+    return key
 
 
 @task(name="fine_tune_text_model", **IO_TASK)

@@ -12,8 +12,10 @@ from prefect import get_run_logger, task
 
 from modelops import tracking, tuning
 from modelops.errors import ConfigurationError
+from modelops.params import TuningParams
 from modelops.steps import tuning as search_steps
-from modelops.types import Split
+from modelops.tracking import TrackingContext
+from modelops.types import LoadedData, Split, TrainingKey
 from tasks.common import IO_TASK, artifact_key, markdown_artifact, table_artifact
 
 # A candidate's own failure is a result, not an exception (see modelops.tuning.score_candidate):
@@ -183,6 +185,14 @@ def search_candidates(
         len(failed),
     )
     return results
+
+
+@task(name="compute_tuning_key", **IO_TASK)
+def compute_tuning_key(ctx: TrackingContext, data: LoadedData, params: TuningParams) -> TrainingKey:
+    """The run's training key: data digest, search space and seed, code and library versions."""
+    key = search_steps.tuning_key(ctx, data, params)
+    get_run_logger().info("Training key %s", key.short)
+    return key
 
 
 @task(name="record_search", **IO_TASK)

@@ -27,9 +27,18 @@ def _show_training(result: Any) -> str:
         if ui
         else (f"  mlflow ui --backend-store-uri {get_settings().shown_tracking_uri}")
     )
+    done = (
+        f"Reused {result.model_name} version {result.version} ({alias}): same data, parameters "
+        f"and code, nothing trained"
+        if getattr(result, "reused", None)
+        else f"Registered {result.model_name} version {result.version} ({alias})"
+    )
+    key = getattr(result, "training_key", "")
     return (
-        f"Registered {result.model_name} version {result.version} ({alias}) from "
-        f"{result.rows} rows\n  metrics: {metrics}\n  MLflow run: {result.mlflow_run_id}\n"
+        f"{done} from {result.rows} rows"
+        + (f" (training key {key[:12]})" if key else "")
+        + "\n"
+        + f"  metrics: {metrics}\n  MLflow run: {result.mlflow_run_id}\n"
         f"Look at it:\n{look}\n  modelops versions {result.model_name}"
     )
 
@@ -61,6 +70,12 @@ def _show_deployment(r: Any) -> str:
     return f"serving version {r.version} ({r.target}) at {where}"
 
 
+def _show_reproduction(r: Any) -> str:
+    from modelops.steps.reproduce import reproduction_text
+
+    return reproduction_text(r)
+
+
 def _show_json(r: Any) -> str:
     data = r.model_dump(mode="json") if hasattr(r, "model_dump") else r
     return json.dumps(data, indent=2, default=str)
@@ -81,13 +96,15 @@ _WARM_REGISTRY = (
 )
 
 _DATA_FLAGS = {"data_path": ["--data", "--data-path"]}
+# The training flows' options: ``--force`` is the short spelling of ``--force-retrain``.
+_TRAINING_FLAGS = {**_DATA_FLAGS, "force_retrain": ["--force-retrain", "--force"]}
 
 
 def _training_command(name: str, flow: str, help: str) -> FlowCommand:
     """A command whose flow trains a tabular model: ``--data``, the training summary, and the
     training libraries imported while Prefect starts."""
     return FlowCommand(
-        name, flow, help, flags=_DATA_FLAGS, show=_show_training, warm=_WARM_TRAINING
+        name, flow, help, flags=_TRAINING_FLAGS, show=_show_training, warm=_WARM_TRAINING
     )
 
 
@@ -96,7 +113,7 @@ FLOW_COMMANDS = [
         "run",
         "flows.lifecycle:lifecycle",
         "the main job: train, gate, register, stage, promote and serve (lifecycle flow)",
-        flags=_DATA_FLAGS,
+        flags=_TRAINING_FLAGS,
         defaults={"promote_to": "production", "deploy": "local"},
         show=_show_lifecycle,
         warm=_WARM_TRAINING,
@@ -116,8 +133,19 @@ FLOW_COMMANDS = [
         "text-train",
         "flows.text_training:text_training",
         "fine-tune, gate, register and stage a text classifier (text-training flow)",
-        flags=_DATA_FLAGS,
+        flags=_TRAINING_FLAGS,
         show=_show_json,
+    ),
+    FlowCommand(
+        "reproduce",
+        "flows.reproduce:reproduce",
+        "rebuild a version from its recorded data, parameters and seed, and compare "
+        "(reproduce flow)",
+        positionals=("model_name", "version"),
+        # the parameter cannot be called "register" (Prefect's parameter model has one)
+        flags={**_DATA_FLAGS, "register_rebuild": ["--register"]},
+        show=_show_reproduction,
+        warm=_WARM_TRAINING,
     ),
     FlowCommand(
         "register-pretrained",
@@ -237,7 +265,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
         print(f"{args.model_name}: no versions" + (f" in stage {args.stage}" if args.stage else ""))
         return 0
     _print_table(
-        ("version", "stage", "aliases", "created", "run_id", "last event"),
+        ("version", "stage", "aliases", "created", "run_id", "training key", "last event"),
         [
             (
                 str(r["version"]),
@@ -245,6 +273,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
                 ",".join(r["aliases"]) or "-",
                 str(r["created"])[:19],
                 r["run_id"] or "-",
+                (r.get("tags") or {}).get("modelops.training_key", "")[:12] or "-",
                 _last_event(r),
             )
             for r in rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from modelops import tracking
@@ -110,17 +111,46 @@ def deploy_locally(
     timeout_seconds: float,
     server: str = "modelops",
 ) -> DeploymentRecord:
-    """Serve the version on 127.0.0.1, blue/green.
+    """Serve the version on 127.0.0.1, blue/green; when that version already serves and
+    answers its smoke test, leave the server as it is (a re-run changes nothing).
 
     Raises:
         DeploymentFailed: the new server failed; the old one (if any) keeps serving.
     """
     settings = get_settings()
+    kept = already_serving(settings.home_dir, target)
+    if kept is not None:
+        tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.deployment": "unchanged"})
+        return kept
     record, timings = local.serve_locally(
         settings.home_dir, settings.resolved_tracking_uri, target, workers, timeout_seconds, server
     )
     tracking.log_metrics(ctx, ctx.parent_run_id, timings)
     return record
+
+
+def already_serving(home: Path, target: ServingTarget) -> DeploymentRecord | None:
+    """The local server of the model, when it runs ``target``'s version and answers the smoke
+    request; None when it must be (re)started."""
+    from modelops.errors import DeploymentFailed
+
+    server = local.running_server(home, target.name)
+    if server is None or server.version != target.version:
+        return None
+    try:
+        scoring.score_http(server.url, target.payload, target.rows)
+    except DeploymentFailed:
+        return None  # running but not answering: start a healthy one (blue/green)
+    return DeploymentRecord(
+        target="local",
+        version=server.version,
+        url=server.url,
+        previous_version=server.version,
+        pid=server.pid,
+        log=server.log,
+        stop=f"modelops stop {target.name}",
+        action="unchanged",
+    )
 
 
 def record_deployment(

@@ -9,13 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from modelops import tracking
-from modelops.data import describe_dataset, load_table, resolve_data_uri
+from modelops.data import dataset_digest, describe_dataset, load_table, resolve_data_uri
 from modelops.errors import DataValidationError
 from modelops.evaluation import GateDecision
 from modelops.steps.evaluation import check_gate
+from modelops.steps.training import record_key
 from modelops.text import models as text_models
 from modelops.text import training as text_training
-from modelops.types import LoggedModel, TextData
+from modelops.training_key import TEXT_LIBRARIES, make_key
+from modelops.types import LoggedModel, TextData, TrainingKey
 
 
 def load_text_dataset(
@@ -48,7 +50,44 @@ def load_text_dataset(
         for run in (run_id, ctx.parent_run_id):
             tracking.log_dataset(ctx, run, describe_dataset(frame, uri, label_col), "training")
         known = labels or sorted(report["balance"])
-        return text_training.split_texts(frame, text_col, label_col, known, report, test_size, seed)
+        data = text_training.split_texts(frame, text_col, label_col, known, report, test_size, seed)
+    data.source, data.digest = uri, dataset_digest(frame)
+    return data
+
+
+def text_key(
+    ctx: tracking.TrackingContext | None,
+    data: TextData,
+    columns: tuple[str, str],
+    base_model: str | None,
+    revision: str | None,
+    config: text_training.FineTuneConfig,
+    thresholds: dict[str, float],
+    test_size: float,
+    seed: int,
+) -> TrainingKey:
+    """The key of a ``text-training`` run: the data digest, the text and label columns, the
+    labels, the base model snapshot (its content digest for a local folder, the revision for
+    a hub id), the fine-tuning settings, split, seed and gate, the code and library versions
+    (transformers, tokenizers, torch). Recorded on the parent run."""
+    base = base_model or text_training.default_base_model()
+    key = make_key(
+        "text",
+        {"digest": data.digest, "rows": len(data.train_texts) + len(data.test_texts)}
+        | {"source": data.source},
+        {
+            "columns": list(columns),
+            "labels": data.labels,
+            "base_model": text_models.snapshot_identity(base, revision, None),
+            "fine_tune": config.model_dump(mode="json"),
+            "thresholds": thresholds,
+            "test_size": test_size,
+            "random_seed": seed,
+        },
+        TEXT_LIBRARIES,
+    )
+    record_key(ctx, ctx.parent_run_id if ctx else None, key)
+    return key
 
 
 def balance_markdown(report: dict[str, Any]) -> str:

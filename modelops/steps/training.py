@@ -12,14 +12,64 @@ from typing import Any
 
 from modelops import tracking
 from modelops.model_io import log_sklearn_model
+from modelops.params import TrainingParams
 from modelops.training import EstimatorConfig, build_pipeline, fit_pipeline
 from modelops.training import split_dataset as make_split
-from modelops.types import LoadedData, Split, TrainedModel
+from modelops.training_key import KEY_FILE, KEY_TAG, TABULAR_LIBRARIES, make_key
+from modelops.types import LoadedData, Split, TrainedModel, TrainingKey
 
 HOLDOUT_ROWS = 2000  # rows of the held-out part kept beside the model (fast-path parity)
 # Which rows of which table were held out, on the parent run: the promotion's comparison scores
 # the challenger on exactly these rows (modelops.steps.promotion).
 SPLIT_FILE = "split/held_out.json"
+ESTIMATOR_FILE = "estimator.json"  # on the version's run
+
+
+def data_identity(data: LoadedData) -> dict[str, Any]:
+    """What a training key knows of the data: its content digest (and where it was read)."""
+    return {"digest": data.info.digest, "rows": data.info.rows, "source": data.info.source}
+
+
+def schema_identity(data: LoadedData) -> dict[str, Any]:
+    """The resolved schema (declared or inferred features, the target), as the key takes it;
+    ``min_rows`` only decides whether to train, not what."""
+    return data.schema.model_dump(mode="json", exclude={"min_rows"})
+
+
+def resolved_estimator(data: LoadedData, estimator: EstimatorConfig, seed: int) -> dict[str, Any]:
+    """The estimator's parameters with every default filled in, as it would be fitted: a
+    parameter left out and the same one given at its default make the same model."""
+    model = build_pipeline(data.schema, estimator, seed=seed).named_steps["model"]
+    return {"kind": estimator.kind, "params": model.get_params(deep=False)}
+
+
+def record_key(ctx: tracking.TrackingContext | None, run_id: str | None, key: TrainingKey) -> None:
+    """The key on a run: the digest as a tag (searchable), its parts as readable JSON."""
+    if ctx is None or run_id is None:
+        return
+    tracking.set_tags(ctx, run_id, {KEY_TAG: key.digest})
+    tracking.log_json(ctx, run_id, key.parts, KEY_FILE)
+
+
+def training_key(
+    ctx: tracking.TrackingContext | None, data: LoadedData, params: TrainingParams
+) -> TrainingKey:
+    """The key of a ``training`` run on ``data``: the data digest, the resolved schema and
+    estimator, the split, the gate, the code and library versions; recorded on the parent run."""
+    key = make_key(
+        "tabular",
+        data_identity(data),
+        {
+            "schema": schema_identity(data),
+            "estimator": resolved_estimator(data, params.estimator, params.random_seed),
+            "test_size": params.test_size,
+            "random_seed": params.random_seed,
+            "thresholds": params.thresholds,
+        },
+        TABULAR_LIBRARIES,
+    )
+    record_key(ctx, ctx.parent_run_id if ctx else None, key)
+    return key
 
 
 def split_dataset(
@@ -84,6 +134,9 @@ def fit_model(
             holdout=split.X_test.head(HOLDOUT_ROWS),
         )
         tracking.log_metrics(ctx, run_id, {"fit_seconds": fit_seconds})
+        # The estimator as asked for (a tuning run's best candidate too): what `reproduce`
+        # rebuilds the version with.
+        tracking.log_json(ctx, run_id, estimator.model_dump(mode="json"), ESTIMATOR_FILE)
         record_reference(ctx, run_id, pipeline, split, schema)
     return TrainedModel(
         pipeline=pipeline,

@@ -10,6 +10,36 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelops import tracking, tuning
+from modelops.params import TuningParams
+from modelops.steps.training import data_identity, record_key, schema_identity
+from modelops.training_key import TABULAR_LIBRARIES, make_key
+from modelops.types import LoadedData, TrainingKey
+
+
+def tuning_key(
+    ctx: tracking.TrackingContext | None, data: LoadedData, params: TuningParams
+) -> TrainingKey:
+    """The key of a ``tuning`` run: the data digest, the resolved schema, the search space
+    (which candidates, how many, picked by which metric), the seed, the split, the gate, the
+    code and library versions; where candidates run (Dask or not) picks the same best one, so
+    it is left out. Recorded on the parent run."""
+    key = make_key(
+        "tuning",
+        data_identity(data),
+        {
+            "schema": schema_identity(data),
+            "search": params.search,
+            "n_candidates": params.n_candidates,
+            "metric": params.metric,
+            "test_size": params.test_size,
+            "random_seed": params.random_seed,
+            "thresholds": params.thresholds,
+        },
+        TABULAR_LIBRARIES,
+    )
+    record_key(ctx, ctx.parent_run_id if ctx else None, key)
+    return key
+
 
 RESULTS_MARKDOWN = "search/results.md"
 RESULTS_JSON = "search/results.json"
