@@ -165,7 +165,7 @@ def rebuild_version(
             ctx,
             where,
             schema["target"],
-            features={k: FeatureSpec(**v) for k, v in schema["features"].items()},
+            features={k: FeatureSpec(**schema["features"][k]) for k in schema["feature_order"]},
             min_rows=1,
         )
     except (DataLoadError, OSError) as exc:

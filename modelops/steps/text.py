@@ -106,8 +106,13 @@ def fine_tune_text_model(
     seed: int,
 ) -> tuple[text_training.FineTuned, LoggedModel]:
     """Fine-tune a sequence classifier from a base model directory or hub id, and log it."""
+    import torch
+
     base = base_model or text_training.default_base_model()
     with tracking.child_run(ctx, "fine_tune_text_model") as run_id:
+        # A new classification head is drawn from torch's generator while the base loads:
+        # seeded here, so the same seed gives the same head (and `reproduce` the same model).
+        torch.manual_seed(seed)
         tokenizer, model = text_training.load_base(base, revision, data.labels)
         tracking.log_params(
             ctx, run_id, {"base_model": base, "revision": revision or "", **config.model_dump()}

@@ -32,8 +32,13 @@ def data_identity(data: LoadedData) -> dict[str, Any]:
 
 def schema_identity(data: LoadedData) -> dict[str, Any]:
     """The resolved schema (declared or inferred features, the target), as the key takes it;
-    ``min_rows`` only decides whether to train, not what."""
-    return data.schema.model_dump(mode="json", exclude={"min_rows"})
+    ``min_rows`` only decides whether to train, not what. The features' order is kept apart:
+    the key's JSON sorts mappings, and the column order changes the model (a forest draws
+    features by position, sums run in column order)."""
+    return {
+        **data.schema.model_dump(mode="json", exclude={"min_rows"}),
+        "feature_order": list(data.schema.features),
+    }
 
 
 def resolved_estimator(data: LoadedData, estimator: EstimatorConfig, seed: int) -> dict[str, Any]:
