@@ -191,3 +191,41 @@ def test_two_identical_runs_started_together_make_one_version(
     assert sorted(r.version for r in results) == ["1", "1"]
     assert sorted(str(r.reused) for r in results) == ["None", REUSED]
     assert _versions() == ["1"]
+
+
+def test_a_tuning_run_with_the_same_search_and_seed_reuses_its_version(
+    mlflow_store: str, sample_csv: Path
+) -> None:
+    from flows.tuning import tuning
+
+    search = {"logistic_regression": {"C": [0.1, 1.0]}}
+    common: dict[str, Any] = {"data_path": str(sample_csv), "runner": "sequential"}
+    first = tuning(search=search, **common)
+    second = tuning(search=search, **common)
+    assert (first.version, second.version) == ("1", "1")
+    assert second.reused == REUSED and _children(second.mlflow_run_id) == {"load_dataset"}
+    other = tuning(search={"logistic_regression": {"C": [0.1, 10.0]}}, **common)
+    assert other.version == "2" and other.reused is None  # another search space: another key
+
+
+def test_a_text_training_run_with_the_same_inputs_reuses_its_version(
+    mlflow_store: str, tmp_path: Path
+) -> None:
+    import pandas as pd
+    from support_text import build_tiny_bert
+
+    from flows.text_training import text_training
+    from modelops.text.sample import SAMPLE_TEXTS
+
+    tiny = str(build_tiny_bert(tmp_path / "tiny-bert", pd.read_csv(SAMPLE_TEXTS)["text"].tolist()))
+    common: dict[str, Any] = {
+        "base_model": tiny,
+        "fine_tune": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3},
+        "thresholds": {"macro_f1": 0.0},
+    }
+    first = text_training(**common)
+    second = text_training(**common)
+    assert (first.version, second.version) == ("1", "1")
+    assert second.reused == REUSED
+    assert _children(second.mlflow_run_id) == {"load_text_dataset"}
+    assert _versions("emotion-classifier") == ["1"]
