@@ -14,6 +14,7 @@ from tasks.promotion import (
     await_approval,
     compare_with_champion,
     promote_candidate,
+    recheck_candidate,
     recover_interrupted,
     resolve_candidate,
 )
@@ -62,9 +63,8 @@ def promotion(
         "held_out_path": held_out_path,
     }
     with flow_run("promotion", model_name, params) as ctx:
-        # The model's promotion lock around each decision, never around the wait for a
-        # person: a rollback must always be possible while an approval is pending. On resume
-        # the move re-checks the champion it was compared with and refuses if it moved.
+        # The model's promotion lock around the whole decision — but never around the wait
+        # for a person: a rollback must always be possible while an approval is pending.
         with model_lock("promotion", model_name):
             recover_interrupted(ctx, model_name)
             candidate = resolve_candidate(ctx, model_name, version, override_staging_reason, actor)
@@ -77,14 +77,20 @@ def promotion(
                 target=target,
                 actor=actor,
             )
-        if require_approval:
-            answer = await_approval(
-                ctx, candidate, comparison, ctx.actor(actor), approval_timeout_seconds
-            )
-            reason = f"{reason}; approved by {answer.approver or 'prefect-ui'}" + (
-                f": {answer.comment}" if answer.comment else ""
-            )
+            if not require_approval:
+                return promote_candidate(
+                    ctx, candidate, comparison, reason, archive_existing, actor
+                )
+        answer = await_approval(
+            ctx, candidate, comparison, ctx.actor(actor), approval_timeout_seconds
+        )
+        reason = f"{reason}; approved by {answer.approver or 'prefect-ui'}" + (
+            f": {answer.comment}" if answer.comment else ""
+        )
         with model_lock("promotion", model_name):
+            # Whatever happened during the wait: the candidate must still be staged (or
+            # overridden), and the move refuses if the champion it was compared with is gone.
+            recheck_candidate(ctx, candidate, override_staging_reason, actor)
             return promote_candidate(ctx, candidate, comparison, reason, archive_existing, actor)
 
 

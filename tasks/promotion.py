@@ -14,6 +14,7 @@ from modelops.types import Candidate, PromotionResult, RollbackResult
 from tasks.common import IO_TASK, artifact_key, markdown_artifact
 
 resolve_candidate = task(name="resolve_candidate", **IO_TASK)(steps.resolve_candidate)
+recheck_candidate = task(name="recheck_candidate", **IO_TASK)(steps.recheck_candidate)
 
 
 @task(name="recover_interrupted", **IO_TASK)

@@ -3,7 +3,9 @@ or Prefect deployment the flows and the command line use (same policy, lock and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import strawberry
@@ -21,8 +23,24 @@ from modelops.graphql.types import (
     PromotionRequest,
 )
 from modelops.registry import listing as reads
+from modelops.registry.locks import model_lock
+from modelops.registry.promotion import recover, rollback_production
+from modelops.registry.stages import ModelStage, promote_model
 
 logger = logging.getLogger("modelops.api")
+
+# How long a change waits for another writer of the model (a flow comparing models, say) before
+# it answers CONFLICT naming the holder: an HTTP client should not hang for the core's 15 min.
+LOCK_WAIT_SECONDS = 30.0
+
+
+async def _off_the_loop(move: Callable[[], MlModelVersion]) -> MlModelVersion:
+    """Run a registry change in a worker thread (contextvars copied), so waiting for the
+    model's lock never stops the server answering everyone else; core errors translated."""
+    try:
+        return await asyncio.to_thread(move)
+    except Exception as exc:
+        raise translate(exc) from exc
 
 
 def _require(
@@ -173,41 +191,44 @@ class Mutation:
         return DeploymentJob.of(run, namespace)
 
     @strawberry.mutation(description="Move a version to a stage (staging first for production).")
-    def promote_model_version(self, info: Info, input: PromoteInput) -> MlModelVersion:
-        from modelops.registry.stages import ModelStage, promote_model
-
+    async def promote_model_version(self, info: Info, input: PromoteInput) -> MlModelVersion:
         try:
             stage = ModelStage.parse(input.stage)
         except ConfigurationError as exc:
             raise fail(Code.BAD_USER_INPUT, str(exc)) from exc
         allowed = PRODUCTION_ROLES if stage is ModelStage.PRODUCTION else CHANGE_ROLES
         who = _require(info, allowed, f"promote to {stage.value}", input.model_name, input.version)
-        try:
-            moved = promote_model(
-                input.model_name, input.version, stage=stage, actor=who.actor, reason=input.reason
-            )
-            rows = reads.versions(registry_client(), input.model_name)
-        except Exception as exc:
-            raise translate(exc) from exc
-        # The version promote_model moved: input.version may be an alias the move itself
-        # changed ("staging", promoted to production, no longer names it).
-        number = str(moved["version"])
-        return MlModelVersion.of(next(r for r in rows if r.version == number))
+
+        def move() -> MlModelVersion:
+            client = registry_client()
+            with model_lock(client, input.model_name, wait_seconds=LOCK_WAIT_SECONDS):
+                moved = promote_model(
+                    input.model_name,
+                    input.version,
+                    stage=stage,
+                    actor=who.actor,
+                    reason=input.reason,
+                )
+            rows = reads.versions(client, input.model_name)
+            # The version promote_model moved: input.version may be an alias the move itself
+            # changed ("staging", promoted to production, no longer names it).
+            number = str(moved["version"])
+            return MlModelVersion.of(next(r for r in rows if r.version == number))
+
+        return await _off_the_loop(move)
 
     @strawberry.mutation(description="Put production back on the previous production version.")
-    def rollback_model(self, info: Info, model_name: str, reason: str) -> MlModelVersion:
-        from modelops.registry.locks import model_lock
-        from modelops.registry.promotion import recover, rollback_production
-
+    async def rollback_model(self, info: Info, model_name: str, reason: str) -> MlModelVersion:
         who = _require(info, CHANGE_ROLES, "roll back", model_name, "production")
-        try:
+
+        def move() -> MlModelVersion:
             client = registry_client()
             # One hold for both steps: no other door may move an alias between the repair of an
             # interrupted change and the rollback decided from its result.
-            with model_lock(client, model_name):
+            with model_lock(client, model_name, wait_seconds=LOCK_WAIT_SECONDS):
                 recover(client, model_name, actor=who.actor)
                 change = rollback_production(client, model_name, actor=who.actor, reason=reason)
             rows = reads.versions(client, model_name)
-        except Exception as exc:
-            raise translate(exc) from exc
-        return MlModelVersion.of(next(r for r in rows if r.version == str(change.version)))
+            return MlModelVersion.of(next(r for r in rows if r.version == str(change.version)))
+
+        return await _off_the_loop(move)

@@ -119,7 +119,7 @@ def transaction(client: MlflowClient, name: str) -> Iterator[AliasJournal]:
     """
     if not is_held(client, name, PROMOTION):
         raise RegistryError(
-            f"Changing the aliases of {name!r} needs its promotion lock "
+            f"Changing the aliases of {name!r} needs its promotion lock, held and not lost "
             f"(modelops.registry.locks.model_lock): a change without it could interleave "
             f"with another writer's."
         )

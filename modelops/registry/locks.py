@@ -31,11 +31,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from modelops.errors import RegistryError
+from modelops.errors import RegistryError, is_transient
 from modelops.registry.store import already_exists, is_missing
 
 if TYPE_CHECKING:
@@ -49,8 +49,8 @@ CLOCK_SKEW_SECONDS = 5.0  # holders on other machines: their clock may run a lit
 _PREFIX = "modelops-lock"
 _TAG = "modelops.lock."
 
-_held: contextvars.ContextVar[frozenset[tuple[str, str, str]]] = contextvars.ContextVar(
-    "modelops_locks_held", default=frozenset()
+_held: contextvars.ContextVar[dict[tuple[str, str, str], Lease]] = contextvars.ContextVar(
+    "modelops_locks_held"
 )
 
 
@@ -78,19 +78,17 @@ def lock_name(kind: str, model_name: str) -> str:
     return f"{_PREFIX}.{kind}.{digest}"
 
 
-def is_lock(registered_model_name: str) -> bool:
-    """Whether a registered model is one of these locks (hide it from model listings)."""
-    return registered_model_name.startswith(_PREFIX + ".")
-
-
 def _key(client: MlflowClient, kind: str, model_name: str) -> tuple[str, str, str]:
-    registry = getattr(client, "_registry_uri", None) or client.tracking_uri
-    return (str(registry), kind, model_name)
+    registry = str(getattr(client, "_registry_uri", None) or client.tracking_uri)
+    if registry.startswith("sqlite:///"):  # one store, however its path is spelled
+        registry = "sqlite:///" + os.path.realpath(registry.removeprefix("sqlite:///"))
+    return (registry, kind, model_name)
 
 
 def is_held(client: MlflowClient, model_name: str, kind: str = PROMOTION) -> bool:
-    """Whether this context holds ``kind``'s lock of ``model_name``."""
-    return _key(client, kind, model_name) in _held.get()
+    """Whether this context holds ``kind``'s lock of ``model_name``, and has not lost it."""
+    lease = _held.get({}).get(_key(client, kind, model_name))
+    return lease is not None and not lease.lost.is_set()
 
 
 def _read(client: MlflowClient, name: str) -> Holder | None:
@@ -133,7 +131,9 @@ def _try_create(client: MlflowClient, name: str, model_name: str, kind: str, me:
             f"(modelops; deleted when released, broken when its lease runs out).",
         )
     except MlflowException as exc:
-        if already_exists(exc):
+        # Taken; or (SQL stores) released between the refused insert and the store's read of
+        # the existing model; or the store briefly locked: all mean "look again".
+        if already_exists(exc) or is_missing(exc) or is_transient(exc):
             return False
         raise
     return True
@@ -153,31 +153,82 @@ def _break_if_stale(client: MlflowClient, name: str, seen: Holder) -> None:
             raise
 
 
-def _renew(
-    client: MlflowClient, name: str, token: str, lease: float, stop: threading.Event
-) -> None:
-    """Push the lease forward every third of it until released (a failed renewal is retried at
-    the next tick: one lost request must not cost the lock)."""
-    while not stop.wait(lease / 3):
-        with contextlib.suppress(Exception):
-            holder = _read(client, name)
-            if holder is None or holder.token != token:
-                return  # broken by someone else after our lease ran out: nothing to renew
-            client.set_registered_model_tag(name, _TAG + "expires", f"{time.time() + lease:.3f}")
+@dataclass
+class Lease:
+    """A lock this process holds: its token, and whether it was lost (broken by another writer
+    after renewals failed for longer than the lease: no alias may move under it then)."""
+
+    name: str
+    token: str
+    lost: threading.Event = field(default_factory=threading.Event)
 
 
-def _release(client: MlflowClient, name: str, token: str) -> None:
-    """Delete the lock if it is still ours; a failure leaves it to run out its lease."""
-    for attempt in range(3):
+def _renew(client: MlflowClient, lease: Lease, seconds: float, stop: threading.Event) -> None:
+    """Push the lease forward every third of it until released. A failed renewal is retried at
+    the next tick (one lost request must not cost the lock); once the lock is gone or someone
+    else's, the lease is marked lost and renewing stops."""
+    while not stop.wait(seconds / 3):
         try:
-            holder = _read(client, name)
-            if holder is not None and holder.token == token:
-                client.delete_registered_model(name)
+            holder = _read(client, lease.name)
+            if holder is None or holder.token != lease.token:
+                lease.lost.set()
+                return
+            client.set_registered_model_tag(
+                lease.name, _TAG + "expires", f"{time.time() + seconds:.3f}"
+            )
+        except Exception:
+            continue
+
+
+def _release(client: MlflowClient, lease: Lease) -> None:
+    """Delete the lock if it is still ours; a failure leaves it to run out its lease (at most
+    two tries: releasing is not worth holding up a change that is already done)."""
+    for attempt in range(2):
+        try:
+            holder = _read(client, lease.name)
+            if holder is not None and holder.token == lease.token:
+                client.delete_registered_model(lease.name)
             return
         except Exception:
-            if attempt == 2:
-                return  # the lease frees it: releasing is not worth failing a finished change
             time.sleep(0.2 * (attempt + 1))
+
+
+def _acquire(
+    client: MlflowClient,
+    model_name: str,
+    kind: str,
+    wait_seconds: float,
+    lease_seconds: float,
+    owner: str,
+) -> Lease:
+    """Create the lock, waiting for (or breaking the stale lease of) another holder."""
+    lease = Lease(lock_name(kind, model_name), uuid.uuid4().hex)
+    deadline = time.monotonic() + wait_seconds
+    pause = 0.05
+    other: Holder | None = None
+    while True:
+        since = datetime.now(UTC).isoformat(timespec="seconds")
+        me = Holder(lease.token, owner, since, time.time() + lease_seconds)
+        if _try_create(client, lease.name, model_name, kind, me):
+            return lease
+        try:
+            other = _read(client, lease.name)
+            if other is not None and other.stale(time.time()):
+                _break_if_stale(client, lease.name, other)
+                continue
+        except Exception as exc:
+            if not is_transient(exc):
+                raise  # the store is briefly unavailable: look again, until the deadline
+        if time.monotonic() >= deadline:
+            shown = f"{other.owner} since {other.since}" if other else "another writer"
+            raise LockTimeout(
+                f"Model {model_name!r} is locked for {kind} by {shown}; waited "
+                f"{wait_seconds:.0f}s. Try again when that change has finished (a holder that "
+                f"died frees the lock about {lease_seconds + CLOCK_SKEW_SECONDS:.0f}s after it "
+                f"last renewed)."
+            )
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 1.0)
 
 
 @contextlib.contextmanager
@@ -204,43 +255,22 @@ def model_lock(
         LockTimeout: another holder kept it for longer than ``wait_seconds``.
     """
     key = _key(client, kind, model_name)
-    held = _held.get()
+    held = _held.get({})
     if key in held:
         yield
         return
-    name = lock_name(kind, model_name)
     who = owner or f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
-    token = uuid.uuid4().hex
-    deadline = time.monotonic() + wait_seconds
-    pause = 0.05
-    while True:
-        since = datetime.now(UTC).isoformat(timespec="seconds")
-        me = Holder(token, who, since, time.time() + lease_seconds)
-        if _try_create(client, name, model_name, kind, me):
-            break
-        other = _read(client, name)
-        if other is not None and other.stale(time.time()):
-            _break_if_stale(client, name, other)
-            continue
-        if time.monotonic() >= deadline:
-            shown = f"{other.owner} since {other.since}" if other else "another writer"
-            raise LockTimeout(
-                f"Model {model_name!r} is locked for {kind} by {shown}; waited {wait_seconds:.0f}s. "
-                f"Try again when that change has finished (a holder that died frees the lock "
-                f"within {lease_seconds:.0f}s)."
-            )
-        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 2, 1.0)
+    lease = _acquire(client, model_name, kind, wait_seconds, lease_seconds, who)
     stop = threading.Event()
     renewer = threading.Thread(
-        target=_renew, args=(client, name, token, lease_seconds, stop), daemon=True
+        target=_renew, args=(client, lease, lease_seconds, stop), daemon=True
     )
     renewer.start()
-    reset = _held.set(held | {key})
+    reset = _held.set({**held, key: lease})
     try:
         yield
     finally:
         _held.reset(reset)
         stop.set()
-        renewer.join()
-        _release(client, name, token)
+        renewer.join(timeout=5)  # a renewal stuck on a hung store must not hold up the exit
+        _release(client, lease)

@@ -51,9 +51,10 @@ class AliasChange:
 def change(client: MlflowClient, name: str) -> Iterator[AliasJournal]:
     """One change of a model's aliases and tags: under its promotion lock, journalled (undone
     if the block raises), and once committed, descriptions and mirrored stages refreshed."""
-    with model_lock(client, name), transaction(client, name) as journal:
-        yield journal
-    refresh_views(client, name, journal.touched)
+    with model_lock(client, name):
+        with transaction(client, name) as journal:
+            yield journal
+        refresh_views(client, name, journal.touched)
 
 
 def move_alias(
@@ -305,10 +306,15 @@ def _move_production(
         return journal.complete(version, intent)
 
 
-def _finish_rollback(journal: AliasJournal, intent: AuditEvent, base: dict[str, Any]) -> None:
+def _finish_rollback(
+    journal: AliasJournal,
+    intent: AuditEvent,
+    base: dict[str, Any],
+    resuming: AuditEvent | None = None,
+) -> None:
     """Everything a rollback does after production moved back (``intent`` has the plan)."""
     target, bad = str(intent.to_version), intent.from_version
-    earlier = getattr(intent, "restores_previous", None)
+    earlier = intent.restores_previous
     journal.delete_tag(target, ARCHIVED_TAG)
     if earlier is not None:
         journal.set_alias(PREVIOUS_PRODUCTION, str(earlier))
@@ -316,20 +322,19 @@ def _finish_rollback(journal: AliasJournal, intent: AuditEvent, base: dict[str, 
         journal.delete_alias(PREVIOUS_PRODUCTION)
     if bad is not None:
         journal.set_tag(bad, ARCHIVED_TAG, "true")
-        journal.audit(
-            bad,
-            AuditEvent(
-                action="rolled-back",
-                alias=PRODUCTION,
-                from_version=bad,
-                to_version=target,
-                **base,
-            ),
+        event = AuditEvent(
+            action="rolled-back", alias=PRODUCTION, from_version=bad, to_version=target, **base
         )
+        _audit_once(journal, bad, event, resuming)
 
 
 def _retire_champion(
-    journal: AliasJournal, champion: str | None, version: str, archive: bool, base: dict[str, Any]
+    journal: AliasJournal,
+    champion: str | None,
+    version: str,
+    archive: bool,
+    base: dict[str, Any],
+    resuming: AuditEvent | None = None,
 ) -> None:
     """The old champion keeps ``previous-production`` (and the archived tag), with its event."""
     if champion is None:
@@ -337,16 +342,28 @@ def _retire_champion(
     journal.set_alias(PREVIOUS_PRODUCTION, champion)
     if archive:
         journal.set_tag(champion, ARCHIVED_TAG, "true")
-    journal.audit(
-        champion,
-        AuditEvent(
-            action="archive" if archive else "demote",
-            alias=PREVIOUS_PRODUCTION,
-            from_version=champion,
-            to_version=version,
-            **base,
-        ),
+    event = AuditEvent(
+        action="archive" if archive else "demote",
+        alias=PREVIOUS_PRODUCTION,
+        from_version=champion,
+        to_version=version,
+        **base,
     )
+    _audit_once(journal, champion, event, resuming)
+
+
+def _audit_once(
+    journal: AliasJournal, version: str, event: AuditEvent, resuming: AuditEvent | None
+) -> None:
+    """Write ``event`` — unless this finishes an interrupted move (``resuming``, its started
+    record) whose process wrote it already before it was killed. Alias and tag writes need no
+    such check: writing the same value again changes nothing."""
+    if resuming is not None:
+        for seen in read_events(get_version(journal.client, journal.name, version)):
+            same = (seen.action, seen.to_version) == (event.action, event.to_version)
+            if same and seen.when >= resuming.when:
+                return
+    journal.audit(version, event)
 
 
 def rollback_production(
@@ -456,15 +473,15 @@ def _settle(
             )
         base = {"actor": event.actor, "reason": event.reason, "flow_run_id": event.flow_run_id}
         if event.action == "promote":
-            current = AliasState.read(client, name)
-            if current.previous_production != event.from_version:
-                # Records written before archive_existing was kept archived: that was the default.
-                archive = event.archive_existing is not False
-                _retire_champion(journal, event.from_version, str(event.to_version), archive, base)
-            if current.staging == event.to_version:
+            # Any of the rest may have been written before the kill: each write below is
+            # idempotent, and the old champion's event is written only if it is missing.
+            archive = event.archive_existing is not False  # older records: archiving, the default
+            to_version = str(event.to_version)
+            _retire_champion(journal, event.from_version, to_version, archive, base, event)
+            if AliasState.read(client, name).staging == to_version:
                 journal.delete_alias(STAGING)
-            journal.delete_tag(str(event.to_version), ARCHIVED_TAG)
+            journal.delete_tag(to_version, ARCHIVED_TAG)
         else:
-            _finish_rollback(journal, event, base)
+            _finish_rollback(journal, event, base, resuming=event)
         note = f"finished by {actor} after the process that started it was interrupted"
         return journal.complete(version, event, recovered=note)

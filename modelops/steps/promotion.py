@@ -106,6 +106,28 @@ def resolve_candidate(
     return candidate
 
 
+def recheck_candidate(
+    ctx: tracking.TrackingContext,
+    candidate: Candidate,
+    override_staging_reason: str | None = None,
+    actor: str | None = None,
+) -> None:
+    """After a wait (for an approval): the candidate must still be staged, or overridden.
+
+    Raises:
+        PromotionRefused: it no longer holds ``staging`` (archived or replaced meanwhile);
+            recorded on the version.
+    """
+    client = ctx.client()
+    mv = resolve_version(client, candidate.name, candidate.version)
+    try:
+        policy.check_staged(
+            mv, AliasState.read(client, candidate.name).staging, override_staging_reason
+        )
+    except PromotionRefused as exc:
+        raise _refuse(ctx, candidate, f"After the wait for approval: {exc}", actor) from None
+
+
 def compare_with_champion(
     ctx: tracking.TrackingContext,
     candidate: Candidate,

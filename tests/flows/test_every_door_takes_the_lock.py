@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,17 +76,31 @@ def _in_background(call: Callable[[], Any]) -> tuple[threading.Thread, dict[str,
 
 
 def _waits_for_the_lock(
-    holder: Callable[[], Any], writer: Callable[[], Any], moved: Callable[[], bool]
+    holder: Callable[[], Any],
+    writer: Callable[[], Any],
+    moved_to: str,
+    action: str,
+    meanwhile: Callable[[], None] = lambda: None,
 ) -> None:
-    """``writer`` started while ``holder`` holds the lock moves nothing until it is released."""
+    """``writer``, started while ``holder`` holds the lock, moves nothing until it is released:
+    production is unchanged meanwhile, and the audit record of its move is dated after the
+    release (a writer that took no lock and was merely slow would be dated before it)."""
     with _held_by_another_writer(holder) as release:
         thread, outcome = _in_background(writer)
         time.sleep(HOLD_SECONDS)
-        assert thread.is_alive() and not moved(), "the writer did not wait for the lock"
+        assert thread.is_alive() and _production() != moved_to, "the writer did not wait"
+        meanwhile()
+        released = datetime.now(UTC)
         release.set()
     thread.join(120)
     assert "error" not in outcome, outcome
-    assert moved()
+    assert _production() == moved_to
+    moves = [
+        e
+        for e in read_events(_client().get_model_version(NAME, moved_to))
+        if e.action == action and e.state == "completed"
+    ]
+    assert moves and moves[-1].when >= released, "the move was made while the lock was held"
 
 
 def _flow_door() -> Any:
@@ -107,20 +122,20 @@ def test_the_python_api_waits_for_a_flow_and_a_flow_for_the_python_api(
 ) -> None:
     make_version(NAME)  # v1, staged
     _waits_for_the_lock(
-        _flow_door,
-        lambda: promote_model(NAME, "staging", ModelStage.PRODUCTION),
-        lambda: _production() == "1",
+        _flow_door, lambda: promote_model(NAME, "staging", ModelStage.PRODUCTION), "1", "promote"
     )
     make_version(NAME)  # v2, staged
     _waits_for_the_lock(
         _core_door,
         lambda: promotion(model_name=NAME, held_out_path=str(held_out_csv)),
-        lambda: _production() == "2",
+        "2",
+        "promote",
     )
     _waits_for_the_lock(
         _core_door,
         lambda: rollback(model_name=NAME, reason="incident"),
-        lambda: _production() == "1",
+        "1",
+        "rollback",
     )
 
 
@@ -143,7 +158,7 @@ def test_a_flow_and_the_python_api_at_once_leave_one_consistent_history(
     client = _client()
     events = [e for v in ("1", "2", "3") for e in read_events(client.get_model_version(NAME, v))]
     promotes = [e for e in events if e.action == "promote"]
-    assert sorted(e.to_version for e in promotes) == ["1", "2", "3"]
+    assert sorted(str(e.to_version) for e in promotes) == ["1", "2", "3"]
     assert all(e.state == "completed" for e in promotes), [e.state for e in promotes]
     assert not any(e.state == "abandoned" or e.recovered for e in events)
     # One after the other: each promotion replaced the champion the other left.
@@ -198,6 +213,7 @@ def _gql(url: str, query: str, **variables: Any) -> dict[str, Any]:
 
 PROMOTE = """mutation($m: String!) { promoteModelVersion(input: {modelName: $m,
   version: "2", stage: "Production", reason: "door test"}) { version } }"""
+VERSIONS = """query($m: String!) { mlModelVersions(modelName: $m) { version } }"""
 ROLLBACK = """mutation($m: String!) { rollbackModel(modelName: $m, reason: "incident") {
   version } }"""
 
@@ -208,9 +224,15 @@ def test_the_operator_api_waits_for_a_flow(
     make_version(NAME)
     promote_model(NAME, "staging", ModelStage.PRODUCTION)
     make_version(NAME)  # v2 staged
+
+    def still_answering() -> None:
+        """A change waiting for the lock waits off the server's event loop: others are served."""
+        assert httpx.get(f"{api_url}/healthz", timeout=3).status_code == 200
+        assert _gql(api_url, VERSIONS, m=NAME)["mlModelVersions"]
+
     _waits_for_the_lock(
-        _flow_door, lambda: _gql(api_url, PROMOTE, m=NAME), lambda: _production() == "2"
+        _flow_door, lambda: _gql(api_url, PROMOTE, m=NAME), "2", "promote", still_answering
     )
     _waits_for_the_lock(
-        _flow_door, lambda: _gql(api_url, ROLLBACK, m=NAME), lambda: _production() == "1"
+        _flow_door, lambda: _gql(api_url, ROLLBACK, m=NAME), "1", "rollback", still_answering
     )

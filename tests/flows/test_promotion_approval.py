@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 def _paused_run(timeout: float = 60) -> Any:
+    """The paused promotion this test started (never one an earlier test of this worker left)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -32,14 +34,19 @@ def _paused_run(timeout: float = 60) -> Any:
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
                 )
             )
-            if runs:
-                return runs[0]
+            ours = [r for r in runs if r.start_time and r.start_time >= _started[-1]]
+            if ours:
+                return ours[0]
             time.sleep(0.3)
     raise AssertionError("the promotion never paused for approval")
 
 
+_started: list[datetime] = []
+
+
 def _promote_in_background(**kwargs: Any) -> tuple[threading.Thread, dict[str, Any]]:
     outcome: dict[str, Any] = {}
+    _started.append(datetime.now(UTC))
 
     def run() -> None:
         try:
@@ -146,3 +153,21 @@ def test_a_rollback_goes_ahead_while_an_approval_is_pending_and_wins(
     assert _production() == "1"  # the rollback stands
     v3 = read_events(MlflowClient().get_model_version("approved", "3"))
     assert not any(e.action == "promote" for e in v3)
+
+
+def test_a_candidate_archived_while_waiting_is_refused_after_approval(
+    mlflow_store: str, make_version: Any
+) -> None:
+    from modelops import ModelStage, promote_model
+
+    make_version("approved")  # v1 staged
+    thread, outcome = _promote_in_background()
+    run = _paused_run()
+    promote_model("approved", 1, ModelStage.ARCHIVED, reason="withdrawn while waiting")
+    _answer(run, approve=True, approver="api:bob")
+    thread.join(120)
+    assert isinstance(outcome.get("error"), PromotionRefused), outcome
+    assert "does not hold the 'staging' alias" in str(outcome["error"])
+    assert _production() is None
+    tags = MlflowClient().get_model_version("approved", "1").tags
+    assert tags.get("modelops.archived") == "true"

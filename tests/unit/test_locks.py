@@ -89,7 +89,10 @@ def test_a_dead_holders_lease_runs_out_and_the_lock_is_taken(client: MlflowClien
     assert time.monotonic() - started < 5
 
 
-def test_a_live_holder_renews_its_lease(client: MlflowClient) -> None:
+def test_a_live_holder_renews_its_lease(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(locks, "CLOCK_SKEW_SECONDS", 0.0)  # stale as soon as a lease runs out
     with locks.model_lock(client, "m", lease_seconds=0.6):
         name = locks.lock_name(locks.PROMOTION, "m")
         first = locks._read(client, name)
@@ -121,8 +124,29 @@ def _in_other_thread(lock: Any) -> None:
 def test_any_legal_model_name_has_a_legal_lock(client: MlflowClient) -> None:
     for name in ("東京 model", "o'brien", "a" * 256, "1.2-x_y z", 'say "hi"'):
         with locks.model_lock(client, name, wait_seconds=1):
-            assert any(locks.is_lock(m) for m in _models(client))
+            assert _models(client) == [locks.lock_name(locks.PROMOTION, name)]
     assert _models(client) == []
+
+
+def test_a_holder_whose_lock_was_broken_can_move_no_alias(
+    client: MlflowClient, make_version: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renewals failed for longer than the lease and another writer broke the lock: the old
+    holder learns it at its next renewal, and its journal then refuses to start."""
+    make_version("m")
+    with locks.model_lock(client, "m", lease_seconds=0.6):
+        name = locks.lock_name(locks.PROMOTION, "m")
+        client.delete_registered_model(name)  # what a writer breaking a stale lease does
+        thief = locks.Holder("thief", "other@host pid 2", "now", time.time() + 60)
+        assert locks._try_create(client, name, "m", locks.PROMOTION, thief)
+        deadline = time.monotonic() + 5
+        while locks.is_held(client, "m") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not locks.is_held(client, "m")
+        with pytest.raises(RegistryError, match="not lost"), transaction(client, "m"):
+            pass
+    holder = locks._read(client, name)
+    assert holder is not None and holder.token == "thief"  # the release left theirs alone
 
 
 def test_the_journal_refuses_to_move_an_alias_without_the_lock(

@@ -97,38 +97,85 @@ def test_a_failure_at_any_write_of_a_promotion_or_rollback_undoes_all_of_it(
         assert registry_snapshot() == now, f"promotion failing at write {n} left a change"
 
 
-def test_an_interrupted_promotion_is_finished_as_it_was_asked_for(
-    make_version: Any, mlflow_store: str
-) -> None:
-    """A process killed right after production moved (every later write lost, nothing undone)
-    is finished by the next writer with the archive_existing it asked for."""
-    from modelops.registry import ARCHIVED_TAG, AliasState, read_events
+def _events_since(client: MlflowClient, name: str, version: str, since: Any) -> list[Any]:
+    from modelops.registry import read_events
 
-    for archive in (False, True):
-        name = f"interrupted-{archive}"
-        make_version(name)
-        good = _FailsAt(mlflow_store)
-        promotion.promote_to_production(good, name, "1", actor="a", reason="r")
-        make_version(name)
-        # writes: 1 the started record, 2 production → v2, then the process is gone
-        with pytest.raises(RegistryError, match="undoing the partial change failed"):
-            promotion.promote_to_production(
-                _FailsAt(mlflow_store, 3, dead_after=True),
-                name,
-                "2",
-                actor="a",
-                reason="r",
-                archive_existing=archive,
-            )
-        half = AliasState.read(good, name)
-        assert (half.production, half.previous_production) == ("2", None)
-        (fixed,) = promotion.recover(good, name, actor="next-run")
-        assert fixed.state == "completed" and fixed.archive_existing is archive
-        state = AliasState.read(good, name)
-        assert (state.production, state.previous_production, state.staging) == ("2", "1", None)
-        old = good.get_model_version(name, "1")
-        assert (old.tags.get(ARCHIVED_TAG) == "true") is archive
-        assert read_events(old)[-1].action == ("archive" if archive else "demote")
+    return [e for e in read_events(client.get_model_version(name, version)) if e.when >= since]
+
+
+@pytest.mark.parametrize("archive", [True, False])
+def test_a_move_killed_after_any_write_is_finished_as_it_was_asked_for(
+    make_version: Any, mlflow_store: str, archive: bool
+) -> None:
+    """A process killed at any write after production moved (every later write lost, nothing
+    undone) — a promotion, then a rollback — is finished by the next writer exactly as asked:
+    every alias and tag in place, the archive_existing it was started with, each event once."""
+    from modelops.registry import ARCHIVED_TAG, STAGING, AliasState, move_alias
+
+    name = "interrupted"
+    good = _FailsAt(mlflow_store)
+    make_version(name)
+    promotion.promote_to_production(good, name, "1", actor="a", reason="r")
+    make_version(name)  # v2 staged
+
+    def promote(client: MlflowClient) -> None:
+        promotion.promote_to_production(
+            client, name, "2", actor="a", reason="r", archive_existing=archive
+        )
+
+    def rollback(client: MlflowClient) -> None:
+        promotion.rollback_production(client, name, actor="a", reason="r")
+
+    def restage() -> None:
+        move_alias(good, name, STAGING, "2", action="set-staging", actor="a", reason="again")
+
+    # Bring v2 and v1 to the tags every later round starts from, counting the writes of each.
+    promote(good)
+    rollback(good)
+    restage()
+    counting = _FailsAt(mlflow_store)
+    promote(counting)
+    promotion_writes, counting.writes = counting.writes, 0
+    rollback(counting)
+    rollback_writes = counting.writes
+    restage()
+    # Kill points: after write 2 (production moved) up to the last (the completed record).
+    for kill in range(3, max(promotion_writes, rollback_writes) + 1):
+        if kill <= promotion_writes:
+            with pytest.raises(RegistryError, match="undoing the partial change failed"):
+                promote(_FailsAt(mlflow_store, kill, dead_after=True))
+            assert AliasState.read(good, name).production == "2"  # moved, not finished
+            (fixed,) = promotion.recover(good, name, actor="next-run")
+            assert fixed.state == "completed" and fixed.archive_existing is archive, kill
+            state = AliasState.read(good, name)
+            assert (state.production, state.previous_production, state.staging) == ("2", "1", None)
+            tags = good.get_model_version(name, "1").tags
+            assert (tags.get(ARCHIVED_TAG) == "true") is archive, kill
+            assert ARCHIVED_TAG not in good.get_model_version(name, "2").tags
+            retired = [
+                e
+                for e in _events_since(good, name, "1", fixed.when)
+                if e.action in ("archive", "demote")
+            ]
+            assert [e.action for e in retired] == ["archive" if archive else "demote"], kill
+        else:
+            promote(good)
+        if kill <= rollback_writes:
+            with pytest.raises(RegistryError, match="undoing the partial change failed"):
+                rollback(_FailsAt(mlflow_store, kill, dead_after=True))
+            (fixed,) = promotion.recover(good, name, actor="next-run")
+            assert fixed.state == "completed" and fixed.action == "rollback", kill
+            state = AliasState.read(good, name)
+            assert (state.production, state.previous_production) == ("1", None), kill
+            assert good.get_model_version(name, "2").tags.get(ARCHIVED_TAG) == "true"
+            assert ARCHIVED_TAG not in good.get_model_version(name, "1").tags
+            rolled = [
+                e for e in _events_since(good, name, "2", fixed.when) if e.action == "rolled-back"
+            ]
+            assert len(rolled) == 1, kill
+        else:
+            rollback(good)
+        restage()
 
 
 def test_staging_first_unless_the_policy_is_switched_off(
