@@ -122,7 +122,16 @@ def scan_source(
     computed: list[int] = []
 
     def add(target: str, node: ast.AST, main: bool) -> None:
-        found.append(Import(module, _ours(target, known), getattr(node, "lineno", 0), main))
+        resolved = _ours(target, known)
+        line = getattr(node, "lineno", 0)
+        found.append(Import(module, resolved, line, main))
+        # Importing a.b.c runs a/__init__ and a/b/__init__ first: they are dependencies too,
+        # unless they are the importer's own ancestors (initialised before it anyway).
+        parts = resolved.split(".")
+        for i in range(1, len(parts)):
+            ancestor = ".".join(parts[:i])
+            if ancestor in known and not (module + ".").startswith(ancestor + "."):
+                found.append(Import(module, ancestor, line, main))
 
     for node, main in _walk(tree):
         if isinstance(node, ast.Import):
@@ -135,11 +144,7 @@ def scan_source(
                 if alias.name == "*" or sub not in known:
                     add(base, node, main)  # a name defined by the package (or module) itself
                     continue
-                add(sub, node, main)  # ``from pkg import sub``: the submodule
-                # ...after pkg's __init__ has run, which matters unless pkg is the importer's
-                # own ancestor (always initialised first).
-                if base != module and not module.startswith(base + "."):
-                    add(base, node, main)
+                add(sub, node, main)  # ``from pkg import sub``: the submodule (and pkg's __init__)
         elif isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name):

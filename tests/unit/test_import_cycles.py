@@ -36,3 +36,20 @@ def test_the_cycle_check_sees_cycles_hidden_in_functions_and_importlib() -> None
     edges = graph(imports, known)
     assert cycles(edges) == [["pkg.a", "pkg.b"], ["pkg.c", "pkg.d"]]
     assert loop_through(["pkg.a", "pkg.b"], edges) == ["pkg.a", "pkg.b", "pkg.a"]
+
+
+def test_the_cycle_check_sees_a_cycle_through_a_package_init() -> None:
+    """``from pkg.sub.x import y`` runs ``pkg/sub/__init__`` first: a cycle through it fails at
+    import time although no module names the package itself."""
+    known = {"pkg", "pkg.a", "pkg.sub", "pkg.sub.x"}
+    sources = {
+        "pkg.a": "from pkg.sub.x import y\n",
+        "pkg.sub": "from pkg.a import f\n",
+        "pkg.sub.x": "y = 1\n",
+    }
+    imports = [
+        i
+        for module, text in sources.items()
+        for i in scan_source(textwrap.dedent(text), module, known=known)[0]
+    ]
+    assert cycles(graph(imports, known)) == [["pkg.a", "pkg.sub"]]
