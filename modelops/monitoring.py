@@ -342,11 +342,13 @@ def compare_performance(
     for metric, allowed in metric_drop_max.items():
         if metric not in current or metric not in registered:
             continue
+        higher_is_better = DIRECTION.get(metric, True)
         drop = registered[metric] - current[metric]
-        if not DIRECTION.get(metric, True):
-            drop = -drop  # a loss that grew is a drop
+        if not higher_is_better:
+            drop = -drop  # a loss that grew is a drop in quality
         if drop > allowed and math.isfinite(drop):
+            moved = "fell" if higher_is_better else "rose"
             result.breaches.append(
-                f"{metric} fell {registered[metric]:.4f} -> "
-                f"{current[metric]:.4f} (drop {drop:.4f} > {allowed})"
+                f"{metric} {moved} {registered[metric]:.4f} -> "
+                f"{current[metric]:.4f} (worse by {drop:.4f} > {allowed})"
             )

@@ -136,9 +136,10 @@ def promote_model(
     target = ModelStage.parse(stage)
     who = actor or f"user:{getpass.getuser()}"
     with model_lock(client, model_name):
+        registered_model(client, model_name)  # a clear error for an unknown model, first
+        recover(client, model_name, actor=who)  # as the flows do: resolve what recovery left
         mv = resolve_version(client, model_name, version)
         number = str(mv.version)
-        recover(client, model_name, actor=who)
         state = AliasState.read(client, model_name)
         if target is ModelStage.PRODUCTION and state.production == number:
             pass  # already in production: nothing to move, nothing to record

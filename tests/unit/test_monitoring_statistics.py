@@ -123,8 +123,8 @@ def test_compare_performance_flags_drops_beyond_the_allowance() -> None:
     # roc_auc fell 0.10 (> 0.05); log_loss rose 0.20 (a loss that grew, > 0.1); recall fell
     # 0.01 (within 0.05); f1 is not measured: not judged.
     assert result.breaches == [
-        "roc_auc fell 0.9000 -> 0.8000 (drop 0.1000 > 0.05)",
-        "log_loss fell 0.3000 -> 0.5000 (drop 0.2000 > 0.1)",
+        "roc_auc fell 0.9000 -> 0.8000 (worse by 0.1000 > 0.05)",
+        "log_loss rose 0.3000 -> 0.5000 (worse by 0.2000 > 0.1)",
     ]
 
 
