@@ -7,11 +7,11 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
+from modelops.orchestration.approval import await_approval
 from modelops.params import ModelName
 from modelops.types import PromotionResult
 from tasks.common import model_lock
 from tasks.promotion import (
-    await_approval,
     compare_with_champion,
     promote_candidate,
     recheck_candidate,
