@@ -31,7 +31,7 @@ def compare_with_champion(
 ) -> Comparison | None:
     """Score champion and challenger on the same held-out data; refuse a worse challenger.
 
-    ``options`` are :func:`modelops.steps.promote.compare_with_champion`'s: metrics, margin,
+    ``options`` are :func:`modelops.steps.promotion.compare_with_champion`'s: metrics, margin,
     target, actor.
     """
     comparison = steps.compare_with_champion(ctx, candidate, held_out_path, **options)
