@@ -23,9 +23,12 @@ from modelops.graphql.types import (
     PromotionRequest,
 )
 from modelops.registry import listing as reads
+from modelops.registry.approval import check_approver
 from modelops.registry.locks import model_lock
-from modelops.registry.promotion import recover, rollback_production
+from modelops.registry.promotion import record_refusal, recover, rollback_production
 from modelops.registry.stages import ModelStage, promote_model
+from modelops.registry.versions import resolve_version
+from modelops.settings import get_settings
 
 logger = logging.getLogger("modelops.api")
 
@@ -67,9 +70,6 @@ def _refuse(reason: str, who: Principal, model: str | None, version: str | None)
 
 
 def _record_refusal(model: str, version: str | None, reason: str, who: Principal) -> None:
-    from modelops.registry.promotion import record_refusal
-    from modelops.registry.versions import resolve_version
-
     try:
         client = registry_client()
         number = str(resolve_version(client, model, version or "latest").version)
@@ -95,8 +95,6 @@ class Mutation:
         who = _require(info, CHANGE_ROLES, "request a production promotion", model_name, version)
         require_prefect()
         try:
-            from modelops.registry.versions import resolve_version
-
             resolve_version(registry_client(), model_name, version)
         except Exception as exc:
             raise translate(exc) from exc
@@ -120,7 +118,6 @@ class Mutation:
     def approve_promotion(
         self, info: Info, flow_run_id: str, approve: bool, comment: str = ""
     ) -> PromotionRequest:
-        from modelops.registry.approval import check_approver
 
         run = read_flow_run(flow_run_id)
         parameters = run.parameters or {}
@@ -158,8 +155,6 @@ class Mutation:
                 Code.BAD_USER_INPUT, f"target must be local or kubernetes, not {input.target!r}"
             )
         require_prefect()
-        from modelops.registry.versions import resolve_version
-        from modelops.settings import get_settings
 
         try:
             resolve_version(registry_client(), input.model_name, input.version)
