@@ -70,18 +70,30 @@ def main() -> int:
                 reused.append(seconds)
             empty = empty_flow_seconds()
 
-            job = {
-                "data_path": str(data),
-                "model_name": "bench-run",
-                "promote_to": "production",
-                "deploy": "local",
-            }
+            # Best of two first runs (two models) and of --repeat second runs: the machine is
+            # shared, and one slow run says little.
+            firsts: list[float] = []
+            seconds_again: list[float] = []
+            last: Any = None
+            names = ("bench-run", "bench-run-b")
             try:
-                run_first, one = _timed(lifecycle, **job)
-                run_second, two = _timed(lifecycle, **job)
+                for name in names:
+                    job = {
+                        "data_path": str(data),
+                        "model_name": name,
+                        "promote_to": "production",
+                        "deploy": "local",
+                    }
+                    took, one = _timed(lifecycle, **job)
+                    firsts.append(took)
+                for _ in range(args.repeat):
+                    took, last = _timed(lifecycle, **job)
+                    assert last.version == one.version and len(last.reused) == 3, last.reused
+                    seconds_again.append(took)
             finally:
-                stop_local(get_settings().home_dir, "bench-run")
-            assert two.version == one.version and len(two.reused) == 3, two.reused
+                for name in names:
+                    stop_local(get_settings().home_dir, name)
+            run_first, run_second, two = min(firsts), min(seconds_again), last
 
     best = min(reused)
     print(f"\nempty flow run           : {empty:6.2f} s  (best of 3: the floor)")
@@ -90,10 +102,12 @@ def main() -> int:
         f"training, reused         : {best:6.2f} s  (best of {args.repeat})  "
         f"over the empty flow: {best - empty:+.2f} s  (target <= +0.50 s)"
     )
-    print(f"make run (lifecycle) 1st : {run_first:6.2f} s  (trained, promoted, deployed)")
     print(
-        f"make run (lifecycle) 2nd : {run_second:6.2f} s  = {run_second / run_first:.0%} of the "
-        f"first  (target <= 25 %)"
+        f"make run (lifecycle) 1st : {run_first:6.2f} s  (best of 2: trained, promoted, deployed)"
+    )
+    print(
+        f"make run (lifecycle) 2nd : {run_second:6.2f} s  (best of {args.repeat}) = "
+        f"{run_second / run_first:.0%} of the first  (target <= 25 %)"
     )
     for line in two.reused:
         print(f"  nothing new: {line}")

@@ -219,10 +219,18 @@ def stage_reused_version(
     ``alias`` already, or holds production and ``alias`` is staging (staging names the
     candidate *awaiting* promotion: the promotion cleared it); else the move, recorded."""
     client = ctx.client()
-    with model_lock(client, version.name):
+
+    def in_place() -> bool:
         state = AliasState.read(client, version.name)
         now = state.staging if alias == STAGING else alias_version(client, version.name, alias)
-        if now == version.version or (alias == STAGING and state.production == version.version):
+        return now == version.version or (alias == STAGING and state.production == version.version)
+
+    # Read first without the lock (the usual re-run: nothing to move, no lock to take), then
+    # again under it before moving, since another writer may have moved it in between.
+    if in_place():
+        return None
+    with model_lock(client, version.name):
+        if in_place():
             return None
         return stage_model(ctx, version, reason, metrics=metrics, actor=actor, alias=alias)
 
