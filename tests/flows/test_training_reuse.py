@@ -54,7 +54,7 @@ def _artifacts(flow_run_id: UUID) -> dict[str, Any]:
 
 
 def test_the_same_run_twice_makes_one_version_and_trains_nothing_the_second_time(
-    mlflow_store: str, sample_csv: Path
+    mlflow_store: str, sample_csv: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     started = time.perf_counter()
     first = training(data_path=str(sample_csv))
@@ -101,6 +101,15 @@ def test_the_same_run_twice_makes_one_version_and_trains_nothing_the_second_time
     )
     artifacts = _artifacts(state.state_details.flow_run_id)
     assert REUSED in artifacts["lead-scoring-reuse"].data
+
+    # People see the key short.
+    from modelops.cli import main as cli
+
+    capsys.readouterr()
+    assert cli(["versions", "lead-scoring"]) == 0
+    table = capsys.readouterr().out
+    assert "training key" in table and first.training_key[:12] in table
+    assert first.training_key not in table
 
 
 def _changed_byte(sample_csv: Path, tmp_path: Path) -> dict[str, Any]:
