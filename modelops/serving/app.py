@@ -1,7 +1,9 @@
 """The model server's ASGI app: a thin HTTP layer over a loaded version.
 
 Routes: ``POST /invocations`` (MLflow's scoring protocol, so no client changes), the Open
-Inference Protocol v2 (``/v2/health/ready``, ``/v2/models/{name}``, ``/v2/models/{name}/infer``),
+Inference Protocol v2 (``/v2``, ``/v2/health/live``, ``/v2/health/ready``, and
+``/v2/models/{name}[/versions/{version}]`` with ``/ready`` and ``/infer``; JSON or binary
+tensors; errors as ``{"error": ...}``),
 ``/ping`` and ``/health`` (probes), ``/version`` (which model answers, from which run, loaded
 when, with which engine) and ``/metrics`` (Prometheus). Every answer carries
 ``model_version`` and ``mlflow_run_id`` in its body and as ``X-Model-Version`` /
@@ -78,9 +80,18 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
     telemetry = Telemetry(model, config.telemetry)
     lineage = {"X-Model-Version": model.version, "X-MLflow-Run-Id": model.run_id or ""}
 
-    def reply(body: bytes, status: int, request_id: str, media: str = protocols.JSON) -> Response:
+    def reply(
+        body: bytes,
+        status: int,
+        request_id: str,
+        media: str = protocols.JSON,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         return Response(
-            body, status, media_type=media, headers={**lineage, "X-Request-Id": request_id}
+            body,
+            status,
+            media_type=media,
+            headers={**lineage, "X-Request-Id": request_id, **(headers or {})},
         )
 
     async def read_body(request: Request) -> bytes:
@@ -105,7 +116,7 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def score(request: Request, parse: Any, render: Any) -> Response:
+    async def score(request: Request, parse: Any, render: Any, v2: bool = False) -> Response:
         started = time.perf_counter()
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         inputs, answer, rows = None, None, 0
@@ -119,18 +130,22 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
                 answer = await run_in_threadpool(model.predict, inputs)
             else:
                 answer = model.predict(inputs)
-            response = reply(render(answer, params, request_id), 200, request_id)
+            content, extra = render(answer, params, request_id)
+            response = reply(content, 200, request_id, **extra)
         except BadRequest as exc:
-            response = reply(exc.body(), exc.status, request_id)
+            response = reply(exc.v2_body() if v2 else exc.body(), exc.status, request_id)
         except Exception as exc:  # the model itself failed on inputs that fit its signature
             log.exception("prediction failed (request %s)", request_id)
+            # What scikit-learn raises for an input it refuses is the input's fault (MLflow's
+            # own server answers 400 too); anything else is the server's.
+            refused = isinstance(exc, ValueError | TypeError)
             error = BadRequest(
                 f"The model could not score this input: {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:300]}",
-                500,
-                "INTERNAL_ERROR",
+                f"{(str(exc).splitlines() or [''])[0][:300]}",
+                400 if refused else 500,
+                "BAD_REQUEST" if refused else "INTERNAL_ERROR",
             )
-            response = reply(error.body(), 500, request_id)
+            response = reply(error.v2_body() if v2 else error.body(), error.status, request_id)
         telemetry.record(
             time.perf_counter() - started, rows, response.status_code, answer, inputs, request_id
         )
@@ -143,28 +158,45 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
             )
             return inputs, params, rid
 
-        return await score(request, parse, lambda a, p, rid: protocols.invocation_body(a, model, p))
+        def render(answer: Any, params: dict, rid: str) -> tuple[bytes, dict]:
+            return protocols.invocation_body(answer, model, params), {}
 
-    async def infer(request: Request) -> Response:
+        return await score(request, parse, render)
+
+    def v2_error(message: str, status: int = 404) -> Response:
+        return Response(
+            orjson.dumps({"error": message}), status, media_type=protocols.JSON, headers=lineage
+        )
+
+    def unknown(request: Request) -> Response | None:
+        """A 404 for a name or version this server does not serve (``None``: it does)."""
         name = request.path_params["name"]
         wanted = request.path_params.get("version", model.version)
-        if name != model.name or wanted != model.version:
-            return reply(
-                BadRequest(
-                    f"This server serves {model.name!r} version {model.version}, "
-                    f"not {name!r} version {wanted}.",
-                    404,
-                    "NOT_FOUND",
-                ).body(),
-                404,
-                uuid.uuid4().hex,
-            )
+        if name == model.name and wanted == model.version:
+            return None
+        return v2_error(
+            f"This server serves {model.name!r} version {model.version}, "
+            f"not {name!r} version {wanted}."
+        )
 
-        def parse(body: bytes, req: Request, rid: str) -> tuple[Any, dict, str]:
-            inputs, request_id, params = protocols.parse_v2(body, model)
-            return inputs, params, str(request_id or rid)
+    async def infer(request: Request) -> Response:
+        if (missing := unknown(request)) is not None:
+            return missing
 
-        return await score(request, parse, lambda a, p, rid: protocols.v2_body(a, model, rid))
+        def parse(body: bytes, req: Request, rid: str) -> tuple[Any, Any, str]:
+            parsed = protocols.parse_v2(body, model, req.headers.get(protocols.HEADER_LENGTH))
+            return parsed.inputs, parsed, str(parsed.id or rid)
+
+        def render(answer: Any, parsed: Any, rid: str) -> tuple[bytes, dict]:
+            content, header_length = protocols.v2_body(answer, model, parsed)
+            if header_length is None:
+                return content, {}
+            return content, {
+                "media": "application/octet-stream",
+                "headers": {protocols.HEADER_LENGTH: str(header_length)},
+            }
+
+        return await score(request, parse, render, v2=True)
 
     async def ping(request: Request) -> Response:
         return Response("\n", 200, media_type=protocols.JSON, headers=lineage)
@@ -173,15 +205,16 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         about = {**model.describe(), "telemetry": telemetry.describe(), "pid": os.getpid()}
         return Response(orjson.dumps(about), 200, media_type=protocols.JSON, headers=lineage)
 
+    server_metadata = orjson.dumps(
+        {"name": "modelops", "version": _version(), "extensions": ["binary_tensor_data"]}
+    )
+
+    async def v2_server(request: Request) -> Response:
+        return Response(server_metadata, 200, media_type=protocols.JSON, headers=lineage)
+
     async def v2_model(request: Request) -> Response:
-        if request.path_params["name"] != model.name:
-            return Response(
-                BadRequest(
-                    f"No model {request.path_params['name']!r} here.", 404, "NOT_FOUND"
-                ).body(),
-                404,
-                media_type=protocols.JSON,
-            )
+        if (missing := unknown(request)) is not None:
+            return missing
         return Response(
             orjson.dumps(protocols.v2_metadata(model)),
             200,
@@ -189,25 +222,49 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
             headers=lineage,
         )
 
+    async def v2_model_ready(request: Request) -> Response:
+        if (missing := unknown(request)) is not None:
+            return missing
+        body = {"name": model.name, "ready": True}
+        return Response(orjson.dumps(body), 200, media_type=protocols.JSON, headers=lineage)
+
     async def v2_ready(request: Request) -> Response:
         return Response(orjson.dumps({"ready": True}), 200, media_type=protocols.JSON)
+
+    async def v2_live(request: Request) -> Response:
+        return Response(orjson.dumps({"live": True}), 200, media_type=protocols.JSON)
 
     async def metrics(request: Request) -> Response:
         body, media = telemetry.metrics.exposition()
         return Response(body, 200, media_type=media)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Unknown routes and methods: the v2 error shape under ``/v2``, MLflow's elsewhere."""
+        status = getattr(exc, "status_code", 500)
+        detail = str(getattr(exc, "detail", "") or "Not Found")
+        if request.url.path.startswith("/v2"):
+            return v2_error(f"{detail}: {request.method} {request.url.path}", status)
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status, "BAD_REQUEST")
+        return Response(
+            BadRequest(f"{detail}: {request.method} {request.url.path}", status, code).body(),
+            status,
+            media_type=protocols.JSON,
+            headers=lineage,
+        )
+
+    model_routes = ["/v2/models/{name}", "/v2/models/{name}/versions/{version}"]
     routes = [
         Route("/invocations", invocations, methods=["POST"]),
         Route("/ping", ping, methods=["GET"]),
         Route("/health", ping, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/v2", v2_server, methods=["GET"]),
         Route("/v2/health/ready", v2_ready, methods=["GET"]),
-        Route("/v2/health/live", v2_ready, methods=["GET"]),
-        Route("/v2/models/{name}", v2_model, methods=["GET"]),
-        Route("/v2/models/{name}/ready", v2_ready, methods=["GET"]),
-        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
-        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+        Route("/v2/health/live", v2_live, methods=["GET"]),
+        *(Route(path, v2_model, methods=["GET"]) for path in model_routes),
+        *(Route(f"{path}/ready", v2_model_ready, methods=["GET"]) for path in model_routes),
+        *(Route(f"{path}/infer", infer, methods=["POST"]) for path in model_routes),
     ]
 
     @contextlib.asynccontextmanager
@@ -215,6 +272,19 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         yield
         telemetry.close()  # log what is left, end the inference run
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: http_error, 405: http_error},
+    )
     app.state.model, app.state.telemetry = model, telemetry
     return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("modelops-flows")
+    except PackageNotFoundError:  # run from a checkout without installing it
+        return "0+unknown"

@@ -6,6 +6,13 @@ training). It is used only if, on every row, the predicted label is the same and
 probability is within ``TOLERANCE`` of scikit-learn's; otherwise, or when a step has no
 converter (tree thresholds can flip in float32; a date transform cannot convert), the server
 answers with scikit-learn, and ``/version`` says why.
+
+Column names are the user's (spaces, dots, unicode, a leading digit...); skl2onnx turns them
+into graph input names of its own (``mean radius`` → ``mean_radius``, and a second
+``mean_radius`` → ``mean_radius1``). The graph's inputs keep the signature's order, so the report
+keeps the graph's names in that order (``onnx_inputs``) and every feed goes by position, never
+by a name guessed from the column's. A fast path may never stop a version from being served:
+whatever fails while converting or verifying, the answer is scikit-learn's, with the reason.
 """
 
 from __future__ import annotations
@@ -25,7 +32,10 @@ TOLERANCE = 1e-6
 def prepare(folder: Path, columns: list[Column]) -> dict[str, Any]:
     """Convert and verify; write ``fast_path/model.onnx`` and ``fast_path/report.json`` into
     the local model copy. Returns the report (``used``, ``why``, ``max_difference``, ...)."""
-    report = _prepare(folder, columns)
+    try:
+        report = _prepare(folder, columns)
+    except Exception as exc:  # verification too: a fast path never stops a model being served
+        report = {"used": False, "why": f"not verified: {type(exc).__name__}: {_line(exc)}"}
     path = folder / FAST_PATH_REPORT
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}")
@@ -60,11 +70,17 @@ def _prepare(folder: Path, columns: list[Column]) -> dict[str, Any]:
     try:
         onx = convert(model, columns)
     except Exception as exc:  # no converter for a step, an option it does not support, ...
-        return {"used": False, "why": f"cannot convert: {type(exc).__name__}: {str(exc)[:200]}"}
+        return {"used": False, "why": f"cannot convert: {type(exc).__name__}: {_line(exc)}"}
     import onnxruntime as ort
 
+    names = [i.name for i in onx.graph.input]
+    if len(names) != len(columns):
+        return {
+            "used": False,
+            "why": f"the graph has {len(names)} inputs for {len(columns)} columns",
+        }
     session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
-    feeds = feeds_for(holdout, columns)
+    feeds = feeds_for(holdout, columns, names)
     labels, proba = session.run(None, feeds)[:2]
     expected = model.predict_proba(holdout)
     difference = float(np.abs(np.asarray(proba) - expected).max()) if len(holdout) else 0.0
@@ -76,6 +92,7 @@ def _prepare(folder: Path, columns: list[Column]) -> dict[str, Any]:
         "tolerance": TOLERANCE,
         "convert_seconds": round(time.perf_counter() - started, 3),
         "classes": [_plain(c) for c in getattr(model, "classes_", [])],
+        "onnx_inputs": names,
     }
     if not same_labels or difference > TOLERANCE:
         why = (
@@ -96,17 +113,22 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def feeds_for(frame: Any, columns: list[Column]) -> dict[str, Any]:
-    """onnxruntime inputs: one (n, 1) array per column, float32 or strings."""
+def _line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [""])[0][:200]
+
+
+def feeds_for(frame: Any, columns: list[Column], names: list[str]) -> dict[str, Any]:
+    """onnxruntime inputs: one (n, 1) array per column, float32 or strings, under the graph's
+    input name at the column's position (``names``, in signature order)."""
     import numpy as np
 
     feeds = {}
-    for column in columns:
+    for column, name in zip(columns, names, strict=True):
         values = frame[column.name].to_numpy()
         if column.type == "string":
-            feeds[column.name] = values.astype(object).reshape(-1, 1)
+            feeds[name] = values.astype(object).reshape(-1, 1)
         else:
-            feeds[column.name] = values.astype(np.float32).reshape(-1, 1)
+            feeds[name] = values.astype(np.float32).reshape(-1, 1)
     return feeds
 
 

@@ -23,6 +23,7 @@ from modelops.errors import ConfigurationError
 
 ONNX_FILE = "fast_path/model.onnx"
 FAST_PATH_REPORT = "fast_path/report.json"
+MISSING_REPORT = "checks/missing.json"  # which columns may be missing (serving.missing)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class ServedModel:
         self.flavors = sorted(self.mlmodel.get("flavors") or {})
         self.metadata = self.mlmodel.get("metadata") or {}
         self.fast_path_report = self._fast_path_report()
+        self.missing_ok = self._missing_ok()
         started = time.perf_counter()
         self.engine, self._impl = self._load(fast_path)
         # Requests of plain numbers skip the DataFrame when every input is a float column.
@@ -145,6 +147,14 @@ class ServedModel:
             return dict(json.loads(path.read_text()))
         return {"used": False, "why": "not checked (no verification was run for this copy)"}
 
+    def _missing_ok(self) -> frozenset[str] | None:
+        """The columns a missing value may reach the model in (``None``: not known)."""
+        path = self.folder / MISSING_REPORT
+        if not path.is_file():
+            return None
+        names = json.loads(path.read_text()).get("missing_ok")
+        return None if names is None else frozenset(names)
+
     def _load(self, fast_path: bool) -> tuple[str, Any]:
         if "transformers" in self.flavors:
             return "transformers", _TextImpl(self.folder)
@@ -154,7 +164,15 @@ class ServedModel:
                 and self.fast_path_report.get("used")
                 and (self.folder / ONNX_FILE).is_file()
             ):
-                return "onnx", _OnnxImpl(self.folder / ONNX_FILE, self.columns)
+                try:
+                    return "onnx", _OnnxImpl(self.folder / ONNX_FILE, self.columns)
+                except Exception as exc:  # a fast path never stops a version being served
+                    why = (str(exc).splitlines() or [""])[0][:200]
+                    self.fast_path_report = {
+                        **self.fast_path_report,
+                        "used": False,
+                        "why": f"the verified ONNX copy did not load: {type(exc).__name__}: {why}",
+                    }
             return "sklearn", _SklearnImpl(self.folder, self.mlmodel["flavors"]["sklearn"])
         return "pyfunc", _PyfuncImpl(self.folder)
 
@@ -185,6 +203,7 @@ class ServedModel:
             "engine": self.engine,
             "flavors": self.flavors,
             "fast_path": self.fast_path_report,
+            "missing_values_taken_in": None if self.missing_ok is None else sorted(self.missing_ok),
             "inputs": [c.__dict__ for c in self.columns],
         }
 
@@ -203,7 +222,8 @@ class _SklearnImpl:
         skops_io = import_skops()
         trusted = list(flavor.get("skops_trusted_types") or [])
         self.model = skops_io.load(path, trusted=trusted or None)
-        self.classes = list(getattr(self.model, "classes_", []))
+        # Plain Python labels (numpy's int64 is no int): answers say INT64 as the metadata does.
+        self.classes = [_plain(c) for c in getattr(self.model, "classes_", [])]
         self.has_proba = hasattr(self.model, "predict_proba")
 
     def predict(self, frame: Any) -> Answer:
@@ -213,7 +233,11 @@ class _SklearnImpl:
             proba = self.model.predict_proba(frame)
             labels = [self.classes[i] for i in proba.argmax(axis=1)]
             return Answer(labels, proba, self.classes)
-        return Answer(list(self.model.predict(frame)))
+        return Answer([_plain(p) for p in self.model.predict(frame)])
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 class _OnnxImpl:
@@ -226,15 +250,25 @@ class _OnnxImpl:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         report = json.loads((path.parent / "report.json").read_text())
         self.classes = report.get("classes", [])
-        self.inputs = {i.name: i.type for i in self.session.get_inputs()}
+        graph = self.session.get_inputs()
+        # The graph's input names are skl2onnx's, in signature order (see fast_path); a report
+        # written before it kept them had only names that needed no renaming.
+        names = report.get("onnx_inputs") or [c.name for c in columns]
+        if len(names) != len(columns) or {i.name for i in graph} != set(names):
+            raise ConfigurationError(
+                f"the ONNX inputs {[i.name for i in graph]} do not match the signature's "
+                f"{[c.name for c in columns]}"
+            )
+        kinds = {i.name: i.type for i in graph}
+        self.inputs = [(n, c.name, kinds[n]) for n, c in zip(names, columns, strict=True)]
         self.columns = columns
 
     def predict(self, frame: Any) -> Answer:
         import numpy as np
 
         feeds = {}
-        for name, kind in self.inputs.items():
-            column = np.asarray(frame[name])  # a DataFrame's column, or a Batch's array
+        for name, column_name, kind in self.inputs:
+            column = np.asarray(frame[column_name])  # a DataFrame's column, or a Batch's array
             if kind == "tensor(string)":
                 feeds[name] = column.astype(object).reshape(-1, 1)
             else:

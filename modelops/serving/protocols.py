@@ -12,6 +12,7 @@ not fit raises :class:`BadRequest` with one line saying which field or column is
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -49,6 +50,10 @@ class BadRequest(Exception):
     def body(self) -> bytes:
         """The error as MLflow's scoring server shapes it."""
         return orjson.dumps({"error_code": self.code, "message": str(self)})
+
+    def v2_body(self) -> bytes:
+        """The error as Open Inference Protocol v2 shapes it (what its clients decode)."""
+        return orjson.dumps({"error": str(self)})
 
 
 def _loads(body: bytes) -> Any:
@@ -151,7 +156,7 @@ def parse_invocation(body: bytes, content_type: str | None, model: ServedModel) 
     if model.engine == "transformers":
         return _texts(value, key), params
     if model.numeric_fast_path and (batch := _numeric_batch(value, key, names)) is not None:
-        return batch, params
+        return check_values(batch, model), params
     frame = _split(value) if key == "dataframe_split" else _frame(value, key, names)
     return _inputs(frame, model), params
 
@@ -203,9 +208,65 @@ def _inputs(frame: pd.DataFrame, model: ServedModel) -> pd.DataFrame:
     if not model.columns:
         return frame
     try:
-        return conform_columns(frame, model.columns, refuse_extra=True)
+        conformed = conform_columns(frame, model.columns, refuse_extra=True)
     except ConfigurationError as exc:
         raise BadRequest(str(exc)) from None
+    return check_values(conformed, model)
+
+
+# The largest magnitude both engines score alike: ONNX takes float32, and a double beyond it
+# becomes infinity there while scikit-learn still answers.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_values(inputs: Any, model: ServedModel) -> Any:
+    """``inputs`` (a conformed DataFrame or a numeric :class:`Batch`) if every value is one the
+    model can score, the same check whichever engine answers.
+
+    Numbers must be finite and within float32's range (infinity, ``1e309`` and ``inf`` in CSV
+    never score); a missing value (null, NaN, an empty CSV cell) only in a column the model was
+    seen to take missing values in (``model.missing_ok``, probed once when the copy was
+    prepared; ``None``: not known, so allowed). One vectorised comparison per column: NaN
+    fails ``<=`` too, so a clean column costs one pass and only a flagged one is looked at.
+
+    Raises:
+        BadRequest: the first bad value, naming its column and row (counted from 1).
+    """
+    import numpy as np
+
+    missing_ok = getattr(model, "missing_ok", None)
+    for column in model.columns:  # both kinds of inputs hold every signature column
+        values = inputs[column.name]
+        if column.type in ("double", "float"):
+            array = np.asarray(values, dtype=np.float64)
+            fine = np.abs(array) <= FLOAT32_MAX
+            if fine.all():
+                continue
+            nan = np.isnan(array)
+            bad = ~fine & ~nan if missing_ok is None or column.name in missing_ok else ~fine
+            if not bad.any():
+                continue
+            row = int(np.argmax(bad))
+            if nan[row]:
+                raise BadRequest(_missing(column.name, row))
+            raise BadRequest(
+                f"Column {column.name!r}, row {row + 1}: {array[row]!r} is not a number this "
+                f"model can score; send a finite number within ±{FLOAT32_MAX:.1e}."
+            )
+        elif missing_ok is not None and column.name not in missing_ok:
+            # A DataFrame's column (a Batch holds numbers only); a whole-number column never
+            # has a gap here: conform_columns refuses it.
+            gaps = values.isna().to_numpy()
+            if gaps.any():
+                raise BadRequest(_missing(column.name, int(np.argmax(gaps))))
+    return inputs
+
+
+def _missing(name: str, row: int) -> str:
+    return (
+        f"Column {name!r}, row {row + 1}: a missing value (null, NaN or an empty CSV cell), "
+        f"which this model cannot take; send a value."
+    )
 
 
 def top_labels(answer: Answer, k: int) -> list[list[dict[str, Any]]]:
@@ -237,6 +298,64 @@ def invocation_body(answer: Answer, model: ServedModel, params: dict[str, Any]) 
 
 # ----------------------------------------------------------------------------- OIP v2
 
+# The binary tensor data extension (what tritonclient and the KServe SDK send by default): the
+# JSON header's length in a request or response header, then each tensor's raw little-endian
+# elements in order, a BYTES element as a 4-byte little-endian length and its bytes.
+HEADER_LENGTH = "Inference-Header-Content-Length"
+_NUMPY = {
+    "BOOL": "|b1",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+
+
+@dataclass
+class V2Request:
+    """A parsed ``infer`` request: the model's inputs, the request's id and parameters, and
+    which outputs it wants, each in binary or not (``None``: every output, as JSON unless
+    ``binary_data_output``)."""
+
+    inputs: Any
+    id: str | None
+    parameters: dict[str, Any]
+    outputs: dict[str, bool] | None = None
+    binary_default: bool = False
+
+
+def prediction_datatype(model: ServedModel) -> str:
+    """The v2 datatype of ``predictions``, from what the model is, never from one answer's
+    values: metadata and every answer say the same, whichever engine answers."""
+    if model.engine == "transformers":
+        return "BYTES"
+    classes = model.classes
+    if classes:
+        if all(isinstance(c, bool) for c in classes):
+            return "BOOL"
+        if all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+            return "INT64"
+        if all(isinstance(c, int | float) and not isinstance(c, bool) for c in classes):
+            return "FP64"
+        return "BYTES"
+    return "FP64" if model.engine in ("onnx", "sklearn") else "BYTES"  # a regressor's numbers
+
+
+def _output_specs(model: ServedModel) -> list[dict[str, Any]]:
+    outputs = [{"name": "predictions", "datatype": prediction_datatype(model), "shape": [-1]}]
+    if model.is_classifier and model.engine != "transformers":
+        outputs.append(
+            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(model.classes)]}
+        )
+    return outputs
+
 
 def v2_metadata(model: ServedModel) -> dict[str, Any]:
     """``GET /v2/models/{name}``: the model, its version, its typed inputs and outputs."""
@@ -247,93 +366,195 @@ def v2_metadata(model: ServedModel) -> dict[str, Any]:
             {"name": c.name, "datatype": V2_TYPES.get(c.type, "BYTES"), "shape": [-1, 1]}
             for c in model.columns
         ]
-    outputs = [
-        {
-            "name": "predictions",
-            "datatype": "BYTES" if model.engine == "transformers" else "INT64",
-            "shape": [-1],
-        }
-    ]
-    if model.is_classifier and model.engine != "transformers":
-        outputs.append(
-            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(model.classes)]}
-        )
     return {
         "name": model.name,
         "versions": [model.version],
         "platform": f"modelops/{model.engine}",
         "inputs": inputs,
-        "outputs": outputs,
+        "outputs": _output_specs(model),
         "parameters": {"mlflow_run_id": model.run_id, "alias": model.alias},
     }
 
 
-def parse_v2(body: bytes, model: ServedModel) -> tuple[Any, str | None, dict[str, Any]]:
-    """The model's inputs, the request id and the parameters of a v2 ``infer`` request: one
-    input tensor per signature column (or one BYTES tensor of texts for a text model)."""
+def _split_binary(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    if header_length is None:
+        return body, b""
+    if not header_length.strip().isdigit():
+        raise BadRequest(f"{HEADER_LENGTH} must be a number of bytes, not {header_length!r}.")
+    size = int(header_length)
+    if size > len(body):
+        raise BadRequest(f"{HEADER_LENGTH} is {size} but the body has only {len(body)} bytes.")
+    return body[:size], body[size:]
+
+
+def _from_binary(raw: bytes, datatype: Any, name: str) -> Any:
+    """One tensor's elements from its raw bytes, as a flat array (BYTES: a list of texts)."""
+    import numpy as np
+
+    if datatype == "BYTES":
+        texts, at = [], 0
+        while at < len(raw):
+            if at + 4 > len(raw):
+                raise BadRequest(f"Input {name!r}: a BYTES element's 4-byte length is cut off.")
+            size = int.from_bytes(raw[at : at + 4], "little")
+            if at + 4 + size > len(raw):
+                raise BadRequest(f"Input {name!r}: a BYTES element runs past its data.")
+            try:
+                texts.append(raw[at + 4 : at + 4 + size].decode())
+            except UnicodeDecodeError:
+                raise BadRequest(f"Input {name!r}: a BYTES element is not UTF-8 text.") from None
+            at += 4 + size
+        return texts
+    dtype = _NUMPY.get(datatype) if isinstance(datatype, str) else None
+    if dtype is None:
+        raise BadRequest(f"Input {name!r}: unknown datatype {datatype!r} for binary data.")
+    if len(raw) % np.dtype(dtype).itemsize:
+        raise BadRequest(
+            f"Input {name!r}: {len(raw)} bytes is not a whole number of {datatype} elements."
+        )
+    return np.frombuffer(raw, dtype=dtype)
+
+
+def _elements(tensor: dict[str, Any], name: str, binary: bytes, at: int) -> tuple[Any, int]:
+    """A tensor's elements, flat, and where the next binary tensor starts."""
+    parameters = tensor.get("parameters") or {}
+    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if size is None:
+        data = tensor.get("data")
+        if not isinstance(data, list):
+            raise BadRequest(
+                f"Input {name!r}: 'data' must be a list (or the tensor's binary_data_size given)."
+            )
+        return [v[0] if isinstance(v, list) and len(v) == 1 else v for v in data], at
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise BadRequest(f"Input {name!r}: binary_data_size must be a number of bytes.")
+    if at + size > len(binary):
+        raise BadRequest(
+            f"Input {name!r}: binary_data_size {size} runs past the {len(binary) - at} bytes "
+            f"of binary data left."
+        )
+    return _from_binary(binary[at : at + size], tensor.get("datatype"), name), at + size
+
+
+def _wanted_outputs(payload: dict[str, Any], model: ServedModel) -> tuple[dict | None, bool]:
+    parameters = payload.get("parameters") or {}
+    default = bool(parameters.get("binary_data_output", False))
+    requested = payload.get("outputs")
+    if requested is None:
+        return None, default
+    if not isinstance(requested, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
+    ):
+        raise BadRequest("'outputs' must be a list of objects, each with a 'name'.")
+    known = [o["name"] for o in _output_specs(model)]
+    wanted = {}
+    for output in requested:
+        if output["name"] not in known:
+            raise BadRequest(f"No output {output['name']!r}: this model has {known}.")
+        flags = output.get("parameters") or {}
+        binary = flags.get("binary_data", default) if isinstance(flags, dict) else default
+        wanted[output["name"]] = bool(binary)
+    return wanted, default
+
+
+def parse_v2(body: bytes, model: ServedModel, header_length: str | None = None) -> V2Request:
+    """A v2 ``infer`` request: one input tensor per signature column (or one BYTES tensor of
+    texts for a text model), in JSON or, with ``Inference-Header-Content-Length``, binary.
+
+    Raises:
+        BadRequest: the request does not fit the protocol or the model's signature.
+    """
     import pandas as pd
 
-    payload = _loads(body)
+    header, binary = _split_binary(body, header_length)
+    payload = _loads(header)
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
         raise BadRequest("An infer request is an object with a list of 'inputs' tensors.")
-    tensors = {}
+    if not isinstance(payload.get("parameters") or {}, dict):
+        raise BadRequest("'parameters' must be an object.")
+    tensors, at = {}, 0
     for tensor in payload["inputs"]:
-        if not isinstance(tensor, dict) or "name" not in tensor or "data" not in tensor:
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
             raise BadRequest("Each input tensor needs 'name', 'shape', 'datatype' and 'data'.")
-        data = tensor["data"]
-        if not isinstance(data, list):
-            raise BadRequest(f"Input {tensor['name']!r}: 'data' must be a list.")
-        tensors[str(tensor["name"])] = [
-            v[0] if isinstance(v, list) and len(v) == 1 else v for v in data
-        ]
+        name = tensor["name"]
+        if name in tensors:
+            raise BadRequest(f"Input {name!r} appears more than once; send each input once.")
+        tensors[name], at = _elements(tensor, name, binary, at)
+    if at != len(binary):
+        raise BadRequest(f"{len(binary) - at} bytes of binary data belong to no input tensor.")
+    wanted, default = _wanted_outputs(payload, model)
     request_id = payload.get("id")
+    request_id = None if request_id is None else str(request_id)
     parameters = payload.get("parameters") or {}
     if model.engine == "transformers":
         if len(tensors) != 1:
             raise BadRequest("A text model takes one BYTES input tensor of texts.")
-        return _texts(next(iter(tensors.values())), "inputs"), request_id, parameters
+        texts = _texts(list(next(iter(tensors.values()))), "inputs")
+        return V2Request(texts, request_id, parameters, wanted, default)
     lengths = {len(v) for v in tensors.values()}
     if len(lengths) > 1:
         raise BadRequest("Every input tensor must have the same number of rows.")
     names = [c.name for c in model.columns]
     if model.numeric_fast_path and (batch := Batch.numeric(tensors, names)) is not None:
-        return batch, request_id, parameters
-    return _inputs(pd.DataFrame(tensors), model), request_id, parameters
+        return V2Request(check_values(batch, model), request_id, parameters, wanted, default)
+    inputs = _inputs(pd.DataFrame({k: list(v) for k, v in tensors.items()}), model)
+    return V2Request(inputs, request_id, parameters, wanted, default)
 
 
-def v2_body(answer: Answer, model: ServedModel, request_id: str | None) -> bytes:
-    """A v2 infer response: ``model_name``/``model_version`` are part of the protocol."""
+def _typed(values: list[Any], datatype: str) -> list[Any]:
+    if datatype == "INT64":
+        return [int(v) for v in values]
+    if datatype == "FP64":
+        return [float(v) for v in values]
+    if datatype == "BOOL":
+        return [bool(v) for v in values]
+    return [v if isinstance(v, str) else orjson.dumps(v).decode() for v in values]
+
+
+def _raw(values: Any, datatype: str) -> bytes:
+    import numpy as np
+
+    if datatype == "BYTES":
+        encoded = [v.encode() for v in values]
+        return b"".join(len(v).to_bytes(4, "little") + v for v in encoded)
+    return np.asarray(values, dtype=_NUMPY[datatype]).tobytes()
+
+
+def v2_body(answer: Answer, model: ServedModel, request: V2Request) -> tuple[bytes, int | None]:
+    """A v2 infer response (``model_name``/``model_version`` are part of the protocol) and,
+    when some output goes binary, the length of its JSON header (``None``: all JSON)."""
     rows = len(answer.predictions)
-    if model.engine == "transformers":
-        outputs = [
-            {
-                "name": "predictions",
-                "datatype": "BYTES",
-                "shape": [rows],
-                "data": [orjson.dumps(p).decode() for p in answer.predictions],
-            }
-        ]
-    else:
-        kind = "INT64" if all(isinstance(p, int) for p in answer.predictions) else "BYTES"
-        outputs = [
-            {"name": "predictions", "datatype": kind, "shape": [rows], "data": answer.predictions}
-        ]
-        if answer.probabilities is not None:
-            outputs.append(
-                {
-                    "name": "probabilities",
-                    "datatype": "FP64",
-                    "shape": list(answer.probabilities.shape),
-                    "data": answer.probabilities.ravel().tolist(),
-                }
-            )
-    return orjson.dumps(
+    produced: dict[str, tuple[str, list[int], Any]] = {}
+    datatype = prediction_datatype(model)
+    produced["predictions"] = (datatype, [rows], _typed(answer.predictions, datatype))
+    if answer.probabilities is not None and model.engine != "transformers":
+        produced["probabilities"] = (
+            "FP64",
+            list(answer.probabilities.shape),
+            answer.probabilities.ravel(),
+        )
+    names = list(request.outputs) if request.outputs is not None else list(produced)
+    outputs, blobs = [], []
+    for name in names:
+        kind, shape, data = produced[name]
+        binary = request.outputs[name] if request.outputs is not None else request.binary_default
+        output: dict[str, Any] = {"name": name, "datatype": kind, "shape": shape}
+        if binary:
+            blobs.append(_raw(data, kind))
+            output["parameters"] = {"binary_data_size": len(blobs[-1])}
+        else:
+            output["data"] = data.tolist() if hasattr(data, "tolist") else data
+        outputs.append(output)
+    header = orjson.dumps(
         {
             "model_name": model.name,
             "model_version": model.version,
-            "id": request_id,
+            "id": request.id,
             "parameters": {"mlflow_run_id": model.run_id},
             "outputs": outputs,
         },
         option=orjson.OPT_SERIALIZE_NUMPY,
     )
+    if not blobs:
+        return header, None
+    return header + b"".join(blobs), len(header)

@@ -44,7 +44,13 @@ def prepare(
     from modelops.model_io import download_version
     from modelops.registry.versions import resolve_version
     from modelops.serving import fast_path as onnx
-    from modelops.serving.model import read_mlmodel, signature_columns
+    from modelops.serving import missing
+    from modelops.serving.model import (
+        FAST_PATH_REPORT,
+        MISSING_REPORT,
+        read_mlmodel,
+        signature_columns,
+    )
     from modelops.tracking import get_client
 
     settings = settings or get_settings()
@@ -61,8 +67,11 @@ def prepare(
         with contextlib.suppress(OSError):
             local.rename(folder)
         shutil.rmtree(staging, ignore_errors=True)
-    if fast_path and not (folder / "fast_path" / "report.json").is_file():
-        onnx.prepare(folder, signature_columns(read_mlmodel(folder)))
+    columns = signature_columns(read_mlmodel(folder))
+    if fast_path and not (folder / FAST_PATH_REPORT).is_file():
+        onnx.prepare(folder, columns)
+    if not (folder / MISSING_REPORT).is_file():  # whatever the engine: both check the same
+        missing.prepare(folder, columns)
     alias = None if str(ref).isdigit() or str(ref).lower() == "latest" else str(ref)
     env_limit = os.environ.get("MODELOPS_SERVE_MAX_BODY_BYTES")
     env = os.environ.get
@@ -123,18 +132,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if CONFIG_ENV not in os.environ:
         raise ConfigurationError(f"{CONFIG_ENV} is not set: start the server with modelops serve.")
+    made = None  # the metrics folder this process made, removed when the server stops
     if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="modelops-metrics-")
-    uvicorn.run(
-        "modelops.serving.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+        made = tempfile.mkdtemp(prefix="modelops-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    try:
+        uvicorn.run(
+            "modelops.serving.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return 0
 
 

@@ -33,6 +33,13 @@ class Prometheus:
             "modelops_telemetry_dropped", "Requests whose telemetry was lost", labels, **kw
         )
         self.model_labels = (model.name, model.version)
+        # Every family has its samples from the start, at 0: a scraper sees "no drops" rather
+        # than no series (which alerts cannot tell from a missing target), and with several
+        # workers each writes its file now, so /metrics is never empty before a request.
+        self.requests.labels(*self.model_labels, "200")
+        self.rows.labels(*self.model_labels)
+        self.latency.labels(*self.model_labels)
+        self.dropped.labels(*self.model_labels)
 
     def observe(self, seconds: float, rows: int, status: int) -> None:
         """Count one request."""
