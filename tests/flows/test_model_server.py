@@ -3,12 +3,7 @@ in every answer, bad input that never gives a 500, telemetry, samples, and the f
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +12,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from support import wait_http
-
-from modelops.serving.local import free_port
+from support_serving import serving
 
 pytestmark = pytest.mark.slow
 
@@ -30,31 +23,6 @@ COLUMNS = [
     "source_priority",
     "intent_signal_score",
 ]
-
-
-@contextlib.contextmanager
-def serving(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> Iterator[str]:
-    """``modelops serve <args>`` on a free loopback port; yields its URL; stops it after."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelops", "serve", *args, "--port", str(port)],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        if ready:
-            wait_http(f"{url}/ping", proc, timeout=120)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +138,7 @@ def test_open_inference_protocol_v2(server: str) -> None:
     mlflow_answer = httpx.post(f"{server}/invocations", json={"dataframe_split": _split(rows)})
     assert outputs["predictions"]["data"] == mlflow_answer.json()["predictions"]
     wrong = httpx.post(f"{server}/v2/models/other/infer", json=request)
-    assert wrong.status_code == 404 and wrong.json()["error_code"] == "NOT_FOUND"
+    assert wrong.status_code == 404 and "serves 'lead-scoring'" in wrong.json()["error"]
 
 
 def test_version_says_which_model_answers(server: str) -> None:
