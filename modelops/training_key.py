@@ -7,9 +7,10 @@ instead of training again. The key is a tag on the version (found with one regis
 :func:`modelops.registry.versions.versions_with_tag`), so reuse works across machines that share
 a tracking server; its readable parts are kept on the run beside it.
 
-What goes in errs towards retraining: any change to the project's source (not only to the files
-that fit the model) is a new code version, because a cache that misses a code change is worse
-than one training run too many.
+What goes in errs towards retraining: any change to the project's source outside the few
+folders that never touch fitting (serving, the operator API, Kubernetes, the command line, the
+Prefect glue, the registry) is a new code version, because a cache that misses a code change is
+worse than one training run too many.
 """
 
 from __future__ import annotations
@@ -33,6 +34,18 @@ KEY_VERSION = 1  # bump when what goes into the key changes: old keys then never
 TABULAR_LIBRARIES = ("scikit-learn", "numpy", "pandas", "onnx", "skl2onnx")
 TEXT_LIBRARIES = ("transformers", "tokenizers", "torch", "scikit-learn", "numpy")
 _SOURCE_FOLDERS = ("modelops", "tasks", "flows")
+# Code that never touches how a model is fitted: serving it, the operator API, Kubernetes, the
+# command line, the Prefect glue, the registry's bookkeeping. A change there is no reason to
+# train again; anything else in the source is (a new module is in the key until listed here).
+_NOT_TRAINING = (
+    "modelops/serving",
+    "modelops/graphql",
+    "modelops/k8s",
+    "modelops/cli",
+    "modelops/orchestration",
+    "modelops/rollouts",
+    "modelops/registry",
+)
 
 
 def library_versions(names: tuple[str, ...]) -> dict[str, str]:
@@ -63,7 +76,8 @@ def source_digest(root: Path | None = None) -> str:
     digest = hashlib.sha256()
     for folder in _SOURCE_FOLDERS:
         for path in sorted((root / folder).rglob("*.py")):
-            if "__pycache__" in path.parts:
+            relative = path.relative_to(root).as_posix()
+            if "__pycache__" in path.parts or relative.startswith(_NOT_TRAINING):
                 continue
             digest.update(str(path.relative_to(root)).encode())
             digest.update(path.read_bytes())
@@ -89,7 +103,8 @@ def _code_version() -> dict[str, str]:
     commit = _git(root, "rev-parse", "HEAD") if (root / ".git").exists() else None
     if commit:
         version["commit"] = commit
-        dirty = _git(root, "status", "--porcelain", "--", *_SOURCE_FOLDERS)
+        excluded = [f":(exclude){folder}" for folder in _NOT_TRAINING]
+        dirty = _git(root, "status", "--porcelain", "--", *_SOURCE_FOLDERS, *excluded)
         if dirty:
             # A commit plus uncommitted edits is not that commit: the edits are in the key.
             version["dirty"] = source_digest(root)

@@ -159,7 +159,8 @@ def test_a_degraded_production_model_alerts_and_retrains_through_the_worker(
     stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """The monitoring deployment on a drifted window: Completed/"Degraded", the event is in
-    Prefect, and retraining runs on the worker — staged, never promoted."""
+    Prefect, and retraining runs on the worker — never promoted (and, on the same training
+    data, reusing the version it would have trained again)."""
     import time
 
     import pandas as pd
@@ -221,9 +222,15 @@ def test_a_degraded_production_model_alerts_and_retrains_through_the_worker(
         assert time.monotonic() < deadline, states
         time.sleep(2)
     assert states == ["COMPLETED"], retrains
-    staged = str(client.get_model_version_by_alias("lead-scoring", "staging").version)
-    assert len(client.search_model_versions("name = 'lead-scoring'")) == versions_before + 1
-    assert int(staged) > int(production)
+    # The retraining read the same training data, parameters and code as production's version:
+    # it reuses that version (its training key) instead of registering a copy, and nothing
+    # moves — a retrain on breach makes a new version when the training data is new.
+    assert len(client.search_model_versions("name = 'lead-scoring'")) == versions_before
+    retrain_run = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string=f"tags.`prefect.flow_run_id` = '{retrains[0]['id']}'",
+    )
+    assert [r.data.tags.get("modelops.reused_version") for r in retrain_run] == [production]
     assert (
         str(client.get_model_version_by_alias("lead-scoring", "production").version) == production
     )
