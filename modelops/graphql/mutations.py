@@ -14,7 +14,7 @@ from strawberry.types import Info
 from modelops.errors import ConfigurationError, PromotionRefused
 from modelops.graphql.auth import CHANGE_ROLES, PRODUCTION_ROLES, Principal, Role
 from modelops.graphql.backends import prefect, read_flow_run, registry_client, require_prefect
-from modelops.graphql.errors import Code, fail, translate
+from modelops.graphql.errors import Code, checked_name, fail, translate
 from modelops.graphql.types import (
     DeployInput,
     DeploymentJob,
@@ -56,6 +56,8 @@ def _require(
     """The caller, if one of ``allowed``; else FORBIDDEN — logged, and recorded on the model."""
     who: Principal = info.context["principal"]
     if who.may(allowed):
+        if model is not None:
+            checked_name(model)  # an empty or malformed name: BAD_USER_INPUT, before any work
         return who
     reason = f"{who.describe()} may not {what}: needs one of {', '.join(sorted(allowed))}"
     _refuse(reason, who, model, version)

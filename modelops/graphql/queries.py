@@ -9,9 +9,10 @@ from datetime import datetime
 import strawberry
 
 from modelops.graphql.backends import read_flow_run, registry_client
-from modelops.graphql.errors import Code, fail, translate
+from modelops.graphql.errors import Code, checked_name, fail, translate
 from modelops.graphql.types import DeploymentJob, MlModelVersion, PromotionEvent, PromotionHistory
 from modelops.registry import listing as reads
+from modelops.registry.versions import resolve_version
 
 
 def _cursor(offset: int) -> str:
@@ -35,21 +36,23 @@ class Query:
     )
     def ml_model_versions(self, model_name: str, stage: str | None = None) -> list[MlModelVersion]:
         try:
-            rows = reads.versions(registry_client(), model_name, stage)
+            rows = reads.versions(registry_client(), checked_name(model_name), stage)
         except Exception as exc:
             raise translate(exc) from exc
         return [MlModelVersion.of(r) for r in rows]
 
-    @strawberry.field
+    @strawberry.field(
+        description="One version: a number, 'latest', an alias, or models:/name/N (as "
+        "promoteModelVersion accepts)."
+    )
     def ml_model_version(self, model_name: str, version: str) -> MlModelVersion:
         try:
-            rows = reads.versions(registry_client(), model_name)
+            client = registry_client()
+            number = str(resolve_version(client, checked_name(model_name), version).version)
+            rows = reads.versions(client, model_name)
         except Exception as exc:
             raise translate(exc) from exc
-        row = next((r for r in rows if r.version == str(version)), None)
-        if row is None:
-            raise fail(Code.NOT_FOUND, f"Model {model_name!r} has no version {version!r}")
-        return MlModelVersion.of(row)
+        return MlModelVersion.of(next(r for r in rows if r.version == number))
 
     @strawberry.field(description="Every audit event of the model, newest first, paginated.")
     def promotion_history(
@@ -58,7 +61,7 @@ class Query:
         if not 1 <= first <= 500:
             raise fail(Code.BAD_USER_INPUT, "first must be between 1 and 500")
         try:
-            events = reads.history(registry_client(), model_name)
+            events = reads.history(registry_client(), checked_name(model_name))
         except Exception as exc:
             raise translate(exc) from exc
         start = _offset(after)
@@ -87,7 +90,7 @@ class Query:
     @strawberry.field(description="The version that was production at that instant (ISO 8601).")
     def production_at(self, model_name: str, time: datetime) -> str | None:
         try:
-            return reads.production_at(registry_client(), model_name, time)
+            return reads.production_at(registry_client(), checked_name(model_name), time)
         except Exception as exc:
             raise translate(exc) from exc
 

@@ -412,3 +412,153 @@ def test_rs256_with_a_public_key_and_with_a_jwks_endpoint(
                 log.close()
     finally:
         idp.shutdown()
+
+
+def test_bad_names_are_bad_user_input_and_versions_resolve_as_promotion_does(
+    api: dict[str, Any],
+) -> None:
+    viewer = token("reader", "VIEWER")
+    one = """query($m: String!, $v: String!) { mlModelVersion(modelName: $m, version: $v) {
+      version } }"""
+    history = "query($m: String!) { promotionHistory(modelName: $m) { total } }"
+    at = 'query($m: String!) { productionAt(modelName: $m, time: "2026-01-01T00:00:00Z") }'
+    for query, variables in [
+        (VERSIONS, {"m": ""}),
+        (VERSIONS, {"m": "a/b"}),
+        (one, {"m": "", "v": "1"}),
+        (history, {"m": " "}),
+        (at, {"m": ""}),
+    ]:
+        response = gql(api, query, viewer, **variables)
+        assert _code(response) == "BAD_USER_INPUT", response.text
+        assert "Invalid model name" in response.text
+    rollback = gql(api, ROLLBACK, token("ops", "ADMIN"), m="")
+    assert _code(rollback) == "BAD_USER_INPUT", rollback.text
+    latest = gql(api, one, viewer, m=NAME, v="latest").json()["data"]["mlModelVersion"]
+    newest = max(
+        int(r["version"])
+        for r in gql(api, VERSIONS, viewer, m=NAME).json()["data"]["mlModelVersions"]
+    )
+    assert latest == {"version": str(newest)}
+    by_uri = gql(api, one, viewer, m=NAME, v=f"models:/{NAME}/1").json()["data"]
+    assert by_uri["mlModelVersion"] == {"version": "1"}
+    assert _code(gql(api, one, viewer, m=NAME, v="no-such-alias")) == "NOT_FOUND"
+    assert _code(gql(api, "{ nosuchfield }", viewer)) == "GRAPHQL_VALIDATION_FAILED"
+
+
+TYPE_REF = "kind name ofType { kind name ofType { kind name ofType { kind name } } }"
+INTROSPECT = (
+    "{ __schema { queryType { name } mutationType { name } types { kind name "
+    f"fields {{ name type {{ {TYPE_REF} }} args {{ name type {{ {TYPE_REF} }} }} }} "
+    f"inputFields {{ name type {{ {TYPE_REF} }} }} }} }} }}"
+)
+# Values a careless or hostile client sends: empty, blank, quotes, path characters, unicode,
+# very long, references in every form the registry knows, numbers out of range.
+STRINGS = [
+    "",
+    " ",
+    "x",
+    NAME,
+    "other",
+    'o\'brien "scorer"',
+    "a/b",
+    "名前",
+    "x" * 300,
+    "latest",
+    "staging",
+    "production",
+    "models:/other/1",
+    "99",
+    "-1",
+    "\u0000",
+    "Production",
+]
+SCALARS: dict[str, list[Any]] = {
+    "String": STRINGS,
+    "ID": STRINGS,
+    "Int": [0, -1, 1, 20, 501, 2**31 - 1],
+    "Float": [0.0, -1.5, 1e308],
+    "Boolean": [True, False],
+    "DateTime": ["2020-01-01T00:00:00+00:00", "2999-12-31T23:59:59Z", "not a date", ""],
+    "JSON": [{}, {"a": 1}, [], "x"],
+}
+
+
+def _type_text(ref: dict[str, Any]) -> str:
+    if ref["kind"] == "NON_NULL":
+        return _type_text(ref["ofType"]) + "!"
+    if ref["kind"] == "LIST":
+        return f"[{_type_text(ref['ofType'])}]"
+    return str(ref["name"])
+
+
+def _named(ref: dict[str, Any]) -> dict[str, Any]:
+    while ref.get("ofType"):
+        ref = ref["ofType"]
+    return ref
+
+
+def _value(ref: dict[str, Any], types: dict[str, Any], rng: Any) -> Any:
+    named = _named(ref)
+    if named["kind"] == "INPUT_OBJECT":
+        return {
+            f["name"]: _value(f["type"], types, rng)
+            for f in types[named["name"]]["inputFields"]
+            if f["type"]["kind"] == "NON_NULL" or rng.random() < 0.5
+        }
+    value = rng.choice(SCALARS.get(named["name"], STRINGS))
+    inner = ref.get("ofType") or {}
+    return [value] if "LIST" in (ref["kind"], inner.get("kind")) else value
+
+
+def test_fuzzing_every_field_as_admin_and_viewer_never_breaks_the_api_or_the_registry(
+    api: dict[str, Any],
+) -> None:
+    """Every query and mutation with generated arguments (about 600 requests), with an ADMIN
+    and a VIEWER token: no 5xx, every error answer carries extensions.code, the API's log has
+    no traceback for any of them, and the registry's aliases are consistent afterwards."""
+    import random
+
+    from mlflow import MlflowClient
+
+    rng = random.Random(20261202)
+    admin, viewer = token("fuzz-admin", "ADMIN"), token("fuzz-viewer", "VIEWER")
+    schema = gql(api, INTROSPECT, viewer).json()["data"]["__schema"]
+    types = {t["name"]: t for t in schema["types"]}
+    roots = [(schema["queryType"]["name"], "query"), (schema["mutationType"]["name"], "mutation")]
+    sent = 0
+    for root, kind in roots:
+        for field in types[root]["fields"]:
+            returns = _named(field["type"])
+            selection = " { __typename }" if returns["kind"] in ("OBJECT", "INTERFACE") else ""
+            for _ in range(25):
+                args = [
+                    a
+                    for a in field["args"]
+                    if a["type"]["kind"] == "NON_NULL" or rng.random() < 0.5
+                ]
+                params = ", ".join(f"${a['name']}: {_type_text(a['type'])}" for a in args)
+                call = ", ".join(f"{a['name']}: ${a['name']}" for a in args)
+                query = (
+                    f"{kind}{f'({params})' if params else ''} "
+                    f"{{ {field['name']}{f'({call})' if call else ''}{selection} }}"
+                )
+                values = {a["name"]: _value(a["type"], types, rng) for a in args}
+                for bearer in (admin, viewer):
+                    response = gql(api, query, bearer, **values)
+                    sent += 1
+                    assert response.status_code < 500, (query, values, response.text)
+                    for error in response.json().get("errors") or []:
+                        assert (error.get("extensions") or {}).get("code"), (query, values, error)
+    assert sent >= 400
+    log = (Path(api["env"]["MODELOPS_HOME"]) / "api.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
+    client = MlflowClient(api["env"]["MLFLOW_TRACKING_URI"])
+    for model in client.search_registered_models():
+        assert not model.name.startswith("modelops-lock."), "a lock was left behind"
+        versions = {str(v.version) for v in client.search_model_versions(f'name = "{model.name}"')}
+        aliases = {k: str(v) for k, v in (model.aliases or {}).items()}
+        assert set(aliases.values()) <= versions, (model.name, aliases)
+        if "production" in aliases:
+            assert aliases.get("previous-production") != aliases["production"]
+            assert aliases.get("staging") != aliases["production"], aliases
