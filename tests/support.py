@@ -98,7 +98,7 @@ def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 1
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=2).status_code == 200:
                 return
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 

@@ -14,7 +14,14 @@ import pytest
 from mlflow_server import MlflowServer
 from proxy import FaultProxy, http_response
 
-pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.faults,
+    pytest.mark.usefixtures("prefect_harness"),
+    # Timing-sensitive (a load to measure, servers killed on cue): one after another on one
+    # xdist worker (`--dist loadgroup`), never beside each other.
+    pytest.mark.xdist_group("timing"),
+]
 
 REGISTER = "/api/2.0/mlflow/model-versions/create"
 ALIAS = "/api/2.0/mlflow/registered-models/alias"

@@ -27,7 +27,13 @@ from modelops.errors import DeploymentFailed
 from modelops.serving.local import LocalServer, free_port, pending_dir, running_server
 from modelops.settings import get_settings
 
-pytestmark = [pytest.mark.slow, pytest.mark.faults]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.faults,
+    # Timing-sensitive (a load to measure, servers killed on cue): one after another on one
+    # xdist worker (`--dist loadgroup`), never beside each other.
+    pytest.mark.xdist_group("timing"),
+]
 
 MODEL = "lead-scoring"
 

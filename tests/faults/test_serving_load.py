@@ -23,7 +23,14 @@ import pytest
 
 from modelops.settings import get_settings
 
-pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.faults,
+    pytest.mark.usefixtures("prefect_harness"),
+    # Timing-sensitive (a load to measure, servers killed on cue): one after another on one
+    # xdist worker (`--dist loadgroup`), never beside each other.
+    pytest.mark.xdist_group("timing"),
+]
 
 LOADGEN = Path(__file__).resolve().parents[1] / "loadgen.py"
 CONNECTIONS = 32
