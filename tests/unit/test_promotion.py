@@ -56,6 +56,7 @@ def _champion_and_staged_challenger(make_version: Any, uri: str) -> None:
     make_version()
 
 
+@pytest.mark.slow  # a failure at each of ~15 writes, each checked against a full snapshot
 def test_a_failure_at_any_write_of_a_promotion_or_rollback_undoes_all_of_it(
     make_version: Any, mlflow_store: str, registry_snapshot: Any
 ) -> None:
@@ -103,6 +104,7 @@ def _events_since(client: MlflowClient, name: str, version: str, since: Any) -> 
     return [e for e in read_events(client.get_model_version(name, version)) if e.when >= since]
 
 
+@pytest.mark.slow  # a kill at each of ~15 writes, each followed by a recovery: ~5 s
 @pytest.mark.parametrize("archive", [True, False])
 def test_a_move_killed_after_any_write_is_finished_as_it_was_asked_for(
     make_version: Any, mlflow_store: str, archive: bool
