@@ -50,30 +50,32 @@ class Batch:
     scores without building a DataFrame (a DataFrame costs more than ONNX's answer), and what
     scikit-learn gets as a DataFrame without the general path's column-by-column conversion."""
 
-    __slots__ = ("columns", "rows")
+    __slots__ = ("columns", "matrix", "rows")
 
-    def __init__(self, columns: dict[str, Any], rows: int) -> None:
+    def __init__(self, columns: dict[str, Any], rows: int, matrix: Any = None) -> None:
         self.columns = columns
         self.rows = rows
+        self.matrix = matrix  # (columns, rows) float64; ``columns`` are views of its rows
 
     @classmethod
     def numeric(cls, values: dict[Any, Any], names: list[str]) -> Batch | None:
         """Exactly the columns ``names``, each a sequence of plain numbers (or nulls) of one
-        length; ``None`` for anything else (the general path converts it or says why not)."""
+        length; ``None`` for anything else (the general path converts it or says why not).
+
+        One array for the whole batch, built in one call: checking every value then costs a
+        couple of reductions instead of a few numpy calls per column (a one-row request's
+        whole server CPU is a fraction of a millisecond)."""
         import numpy as np
 
         if len(values) != len(names) or any(name not in values for name in names):
             return None
-        columns, rows = {}, None
-        for name in names:
-            try:
-                column = np.asarray(values[name], dtype=np.float64)
-            except (TypeError, ValueError):
-                return None
-            if column.ndim != 1 or (rows is not None and len(column) != rows) or not len(column):
-                return None
-            columns[name], rows = column, len(column)
-        return cls(columns, rows or 0)
+        try:
+            matrix = np.array([values[name] for name in names], dtype=np.float64)
+        except (TypeError, ValueError):  # text, nested or ragged columns
+            return None
+        if matrix.ndim != 2 or not matrix.shape[1]:
+            return None
+        return cls(dict(zip(names, matrix, strict=True)), matrix.shape[1], matrix)
 
     def __len__(self) -> int:
         return self.rows

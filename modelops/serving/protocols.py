@@ -234,6 +234,12 @@ def check_values(inputs: Any, model: ServedModel) -> Any:
     """
     import numpy as np
 
+    matrix = getattr(inputs, "matrix", None)
+    # A Batch (numbers only) whose magnitudes sum within range has every value in range: one
+    # reduction, ~1 us for a one-row request. NaN or infinity make the sum fail the test, and
+    # so does a sum of many large but fine values: those take the exact look below.
+    if matrix is not None and np.add.reduce(np.abs(matrix), axis=None) <= FLOAT32_MAX:
+        return inputs
     missing_ok = getattr(model, "missing_ok", None)
     for column in model.columns:  # both kinds of inputs hold every signature column
         values = inputs[column.name]
@@ -250,7 +256,7 @@ def check_values(inputs: Any, model: ServedModel) -> Any:
             if nan[row]:
                 raise BadRequest(_missing(column.name, row))
             raise BadRequest(
-                f"Column {column.name!r}, row {row + 1}: {array[row]!r} is not a number this "
+                f"Column {column.name!r}, row {row + 1}: {float(array[row])!r} is not a number this "
                 f"model can score; send a finite number within ±{FLOAT32_MAX:.1e}."
             )
         elif missing_ok is not None and column.name not in missing_ok:
