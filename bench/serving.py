@@ -6,7 +6,11 @@ Servers (each with N uvicorn workers, on loopback, the same logistic-regression 
 - bare: FastAPI + scikit-learn, the least a server can do (a pickled pipeline, predict_proba);
 - mlflow: ``mlflow models serve`` (MLflow's FastAPI scoring server);
 - modelops: ``modelops serve`` with telemetry on and off, on the verified ONNX fast path and
-  forced onto scikit-learn (``--no-fast-path``).
+  forced onto scikit-learn (``--no-fast-path``);
+- modelops unchecked: the same ONNX server with its value checks (infinity, out of range,
+  missing where the model cannot take it) switched off from outside (a ``sitecustomize`` in
+  the bench's own folder, never a server option): the baseline for what the checks cost,
+  reported as "value checks: +x % CPU per request" with the cost of one check timed alone.
 
 All servers are started first and stay up; the load phases are interleaved (round 1 in one
 order, round 2 in the reverse order, ...), so a slow moment of the machine does not land on one
@@ -62,6 +66,33 @@ BARE = textwrap.dedent('''
         frame = pd.DataFrame(split["data"], columns=split["columns"], dtype="float64")
         return {"predictions": model.predict_proba(frame)[:, 1].round().astype(int).tolist()}
 ''')
+
+
+# Loaded by every server process (PYTHONPATH is the bench's folder): with BENCH_UNCHECKED set,
+# the value checks become a no-op, so the run has a baseline of the same server without them.
+UNCHECKED = textwrap.dedent("""
+    import os
+
+    if os.environ.get("BENCH_UNCHECKED"):
+        import modelops.serving.protocols as protocols
+
+        protocols.check_values = lambda inputs, model: inputs
+""")
+
+
+def check_cost_us(folder: Path, payload: str) -> float:
+    """Microseconds one value check of the bench's request costs, timed in this process."""
+    import timeit
+
+    from modelops.serving import protocols
+    from modelops.serving.model import ServedModel
+
+    model = ServedModel(folder, "lead-scoring", "1")
+    body = payload.encode()
+    inputs, _ = protocols.parse_invocation(body, "application/json", model)
+    runs = 20_000
+    seconds = min(timeit.repeat(lambda: protocols.check_values(inputs, model), number=runs))
+    return seconds / runs * 1e6
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
@@ -246,6 +277,7 @@ def main() -> int:
         model, _ = load_sklearn(get_client(store), "lead-scoring", version)
         joblib.dump(model, tmp / "model.joblib")
         (tmp / "bare_server.py").write_text(BARE)
+        (tmp / "sitecustomize.py").write_text(UNCHECKED)
         row = make_leads(1, seed=5).drop(columns="won").astype("float64")
         payload = json.dumps(
             {"dataframe_split": json.loads(row.to_json(orient="split", index=False))}
@@ -289,6 +321,10 @@ def main() -> int:
             "modelops onnx, telemetry off": (
                 [python, "-m", "modelops", "serve", "lead-scoring", "--workers", workers],
                 {"MODELOPS_DISABLE_RUNTIME_LOGGING": "true"},
+            ),
+            "modelops onnx, off, unchecked": (
+                [python, "-m", "modelops", "serve", "lead-scoring", "--workers", workers],
+                {"MODELOPS_DISABLE_RUNTIME_LOGGING": "true", "BENCH_UNCHECKED": "1"},
             ),
             "modelops sklearn, telemetry on": (
                 [
@@ -334,6 +370,8 @@ def main() -> int:
                         flush=True,
                     )
         rows = [combine(name, phases[name], running[name][2]) for name in running]
+        served = Path(env["MODELOPS_HOME"]) / "serving" / "models" / "lead-scoring" / f"v{version}"
+        one_check = check_cost_us(served, payload) if served.is_dir() else float("nan")
     bare = next((r for r in rows if r["server"] == "bare"), None)
     mlflow = next((r for r in rows if r["server"] == "mlflow"), None)
     print(
@@ -354,6 +392,16 @@ def main() -> int:
             f"{r['server']:<32} {r['cpu_ms_per_request']:>10.2f} {cpu_ratio:>7.2f}x "
             f"{r['rps']:>8.1f} {rps_ratio:>7.2f}x {vs_mlflow:>8.2f}x {r['p50_ms']:>7.1f} "
             f"{r['p99_ms']:>7.1f} {r['idle_rss_mb']:>8.0f} {r['errors']:>6}"
+        )
+    by_name = {r["server"]: r for r in rows}
+    checked = by_name.get("modelops onnx, telemetry off")
+    unchecked = by_name.get("modelops onnx, off, unchecked")
+    if checked and unchecked:
+        extra = checked["cpu_ms_per_request"] / unchecked["cpu_ms_per_request"] - 1
+        print(
+            f"\nvalue checks: {extra:+.1%} server CPU per request (telemetry off, checked vs "
+            f"unchecked); one check alone {one_check:.1f} us = "
+            f"{one_check / 1000 / unchecked['cpu_ms_per_request']:.2%} of a request's CPU"
         )
     return 0
 
