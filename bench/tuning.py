@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._common import prefect_server, quiet_environment  # noqa: E402
-from tasks.tuning import WORKER_PRELOAD  # noqa: E402
+from modelops.orchestration.search import WORKER_PRELOAD  # noqa: E402
 
 quiet_environment()
 

@@ -6,19 +6,14 @@ from __future__ import annotations
 from prefect import flow
 
 from flows._tabular import train_tabular
+from modelops.orchestration.search import search_candidates, search_runner
 from modelops.params import TuningParams, keyword_parameters
 from modelops.training import EstimatorConfig
 from modelops.tuning import expand_search
 from modelops.types import LoadedData, Split, TrainedModel, TrainingResult
 from tasks.tracking import flow_run
 from tasks.training import fit_model
-from tasks.tuning import (
-    compute_tuning_key,
-    prepare_search,
-    record_search,
-    search_candidates,
-    search_runner,
-)
+from tasks.tuning import compute_tuning_key, prepare_search, record_search
 
 LOGGED_PARAMS = {
     "data_path",

@@ -11,8 +11,6 @@ from modelops.steps import monitoring as steps
 from modelops.tracking import TrackingContext
 from tasks.common import IO_TASK, artifact_key, markdown_artifact, table_artifact
 
-DEGRADED_EVENT = "modelops.model.degraded"
-
 
 @task(name="load_watched_version", **IO_TASK)
 def load_watched_version(ctx: TrackingContext, model_name: str, version: str) -> steps.Watched:
@@ -65,20 +63,7 @@ def raise_alert(
     from prefect.events import emit_event
 
     steps.mark_degraded(ctx.client(), ctx, watched, result, actor)
-    event = emit_event(
-        event=DEGRADED_EVENT,
-        resource={
-            "prefect.resource.id": f"modelops.model.{watched.name}.{watched.version}",
-            "prefect.resource.name": f"{watched.name} v{watched.version}",
-            "modelops.model": watched.name,
-            "modelops.version": watched.version,
-        },
-        payload={
-            k: v
-            for k, v in steps.check_summary(ctx, watched, result).items()
-            if k not in ("model_name", "version", "degraded")
-        },
-    )
+    event = emit_event(**steps.degraded_event(ctx, watched, result))
     get_run_logger().warning(
         "%s v%s degraded: %s", watched.name, watched.version, "; ".join(result.breaches)
     )

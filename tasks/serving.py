@@ -7,11 +7,8 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from modelops.k8s import cluster as k8s_cluster
 from modelops.k8s import manifests
-from modelops.naming import serving_name
-from modelops.serving import local
-from modelops.settings import get_settings
+from modelops.orchestration.cluster import connect
 from modelops.steps import serving as steps
 from modelops.tracking import TrackingContext
 from modelops.types import DeploymentRecord, ServingTarget
@@ -21,20 +18,6 @@ resolve_serving_version = task(name="resolve_serving_version", **IO_TASK)(
     steps.resolve_serving_version
 )
 score_file_locally = task(name="score_file_locally", **IO_TASK)(steps.score_file_locally)
-
-
-def connect(credentials_block: str | None = None) -> k8s_cluster.Cluster:
-    """The cluster: in-cluster config, a kubeconfig, or a prefect-kubernetes credentials block."""
-    kubeconfig = None
-    if credentials_block:
-        from prefect_kubernetes.credentials import KubernetesCredentials
-
-        creds = KubernetesCredentials.load(credentials_block)
-        if creds.cluster_config is not None:
-            kubeconfig = creds.cluster_config.config
-    cluster = k8s_cluster.connect(kubeconfig=kubeconfig)
-    get_run_logger().info("Kubernetes access: %s", cluster.source)
-    return cluster
 
 
 @task(name="deploy_to_kubernetes", **IO_TASK)
@@ -118,12 +101,6 @@ def run_scoring_job(
 @task(name="remove_serving", **IO_TASK)
 def remove_serving(model_name: str, target: str, namespace: str) -> dict[str, Any]:
     """Delete what serves the model; deleting what is already gone is not an error."""
-    if target == "local":
-        stopped = local.stop_local(get_settings().home_dir, model_name)
-        return {"target": "local", "stopped": stopped.url if stopped else None}
-    cluster = connect()
-    removed = manifests.removable_objects(model_name, namespace)
-    gone = [m["kind"] for m in removed if k8s_cluster.delete(cluster, m)]
-    name = serving_name(model_name)
-    get_run_logger().info("Removed %s from %s/%s", gone or "nothing", namespace, name)
-    return {"target": "kubernetes", "namespace": namespace, "name": name, "removed": gone}
+    removed = steps.remove_serving(model_name, target, namespace, connect)
+    get_run_logger().info("Removed from %s: %s", target, removed)
+    return removed

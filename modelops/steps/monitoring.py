@@ -524,3 +524,27 @@ def check_summary(
         "performance": result.performance,
         "mlflow_run_id": ctx.parent_run_id,
     }
+
+
+DEGRADED_EVENT = "modelops.model.degraded"
+
+
+def degraded_event(
+    ctx: tracking.TrackingContext, watched: Watched, result: monitoring.CheckResult
+) -> dict[str, Any]:
+    """The ``modelops.model.degraded`` event for a breach: the resource it concerns (the model
+    version) and the check's summary as payload — what automations match on."""
+    return {
+        "event": DEGRADED_EVENT,
+        "resource": {
+            "prefect.resource.id": f"modelops.model.{watched.name}.{watched.version}",
+            "prefect.resource.name": f"{watched.name} v{watched.version}",
+            "modelops.model": watched.name,
+            "modelops.version": watched.version,
+        },
+        "payload": {
+            k: v
+            for k, v in check_summary(ctx, watched, result).items()
+            if k not in ("model_name", "version", "degraded")
+        },
+    }

@@ -4,6 +4,7 @@ runs, batch-score files."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from modelops import tracking
 from modelops.k8s import cluster as k8s_cluster
 from modelops.k8s import manifests, rollout
+from modelops.naming import serving_name
 from modelops.registry.versions import resolve_version
 from modelops.serving import local, scoring
 from modelops.settings import get_settings
@@ -246,3 +248,18 @@ def score_file_locally(
         },
     )
     return result
+
+
+def remove_serving(
+    model_name: str, target: str, namespace: str, connect: Callable[[], k8s_cluster.Cluster]
+) -> dict[str, Any]:
+    """Delete what serves the model (the local server, or its Deployment and Service through
+    ``connect``'s cluster); what is already gone is not an error."""
+    if target == "local":
+        stopped = local.stop_local(get_settings().home_dir, model_name)
+        return {"target": "local", "stopped": stopped.url if stopped else None}
+    cluster = connect()
+    removed = manifests.removable_objects(model_name, namespace)
+    gone = [m["kind"] for m in removed if k8s_cluster.delete(cluster, m)]
+    name = serving_name(model_name)
+    return {"target": "kubernetes", "namespace": namespace, "name": name, "removed": gone}
