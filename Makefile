@@ -30,9 +30,15 @@ run: $(STAMP)
 	mkdir -p $(MODELOPS_HOME)
 	$(BIN)/modelops run $(ARGS)
 
-## The whole test suite (unit, flow and end-to-end tests).
+## The whole test suite (unit, flow and end-to-end tests): first in parallel, TEST_WORKERS
+## xdist workers (0: one process), each test file on one worker (its module's servers start
+## once); 4 suit 2 cores, since most of a test's time is spent waiting for servers (Prefect,
+## MLflow, the model server) to start and answer, not computing. Then the tests marked
+## `timing` (a load to measure, servers killed on cue, deadlines of seconds), alone.
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not timing" $(PYTEST_ARGS) || test $$? -eq 5
+	$(BIN)/python -m pytest -m timing $(PYTEST_ARGS) || test $$? -eq 5  # 5: none selected
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

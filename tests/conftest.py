@@ -93,13 +93,3 @@ def held_out_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def version_factory():
     """:func:`register_fixture_version`, for tests that point MLflow somewhere themselves."""
     return register_fixture_version
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist's ``--dist loadgroup`` (``make test``), each test file runs on one
-    worker, so its module-scoped servers start once; files marked with the same
-    ``xdist_group`` (the timing-sensitive ones) share a worker and so never run side by side."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

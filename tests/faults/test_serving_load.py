@@ -27,9 +27,9 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.faults,
     pytest.mark.usefixtures("prefect_harness"),
-    # Timing-sensitive (a load to measure, servers killed on cue): one after another on one
-    # xdist worker (`--dist loadgroup`), never beside each other.
-    pytest.mark.xdist_group("timing"),
+    # Timing-sensitive (a load to measure, servers killed on cue): `make test` runs these
+    # alone, after the parallel part, so no other test shares the machine with them.
+    pytest.mark.timing,
 ]
 
 LOADGEN = Path(__file__).resolve().parents[1] / "loadgen.py"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -193,12 +194,20 @@ def test_validation_failure_is_not_retried(baseline: dict[str, Any], tmp_path: P
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     state = training(data_path=_single_class(tmp_path), return_state=True)
-    with prefect_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+    # Task run states reach the API through Prefect's event pipeline, a moment after the flow
+    # returns (under load, seconds): wait for the final one instead of reading too early.
+    deadline = time.monotonic() + 60
+    while True:
+        with prefect_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+                )
             )
-        )
-    validate = [r for r in runs if r.name.startswith("validate_dataset")]
+        validate = [r for r in runs if r.name.startswith("validate_dataset")]
+        settled = validate and validate[0].state is not None and validate[0].state.is_final()
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert len(validate) == 1 and validate[0].run_count == 1
     assert validate[0].state.is_failed()

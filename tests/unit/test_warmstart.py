@@ -14,7 +14,12 @@ import pytest
 
 from modelops import warmstart
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="warm starts need fork")
+pytestmark = [
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="warm starts need fork"),
+    # Real processes with deadlines of seconds: `make test` runs these alone, after the
+    # parallel part (under four workers' load their start-ups overran the deadlines).
+    pytest.mark.timing,
+]
 
 PROBE = """
 import os, sys
