@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from modelops.serving.local import free_port
+from modelops.processes import free_port
 
 
 def _as_postgres(*cmd: str) -> list[str]:

@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from modelops.errors import DeploymentFailed
 from modelops.naming import local_server_key
+from modelops.processes import free_port, same_process, start_time, write_record
 from modelops.registry.versions import model_uri
 from modelops.serving.scoring import score_http
 from modelops.types import DeploymentRecord, ServingTarget
@@ -51,10 +51,7 @@ class LocalServer:
 
     def alive(self) -> bool:
         """Whether this server's process still runs (the same process, not a reused id)."""
-        started = _start_time(self.pid)
-        if started is None:
-            return False
-        return self.started is None or abs(started - self.started) < 1.0
+        return same_process(self.pid, self.started)
 
 
 def server_record(home: Path, model_name: str) -> Path:
@@ -62,36 +59,8 @@ def server_record(home: Path, model_name: str) -> Path:
     return home / "serving" / f"{local_server_key(model_name)}.json"
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_time(pid: int) -> float | None:
-    """When process ``pid`` started, or None if there is no such (live) process."""
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return float(process.create_time())
-    except psutil.Error:
-        return None
-
-
-def _alive(pid: int) -> bool:
-    return _start_time(pid) is not None
-
-
 def _write(path: Path, server: LocalServer) -> None:
-    """Write a record whole or not at all (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(asdict(server), indent=2))
-    os.replace(partial, path)
+    write_record(path, asdict(server))
 
 
 def _read(path: Path, model_name: str) -> LocalServer | None:
@@ -132,7 +101,7 @@ def sweep_pending(home: Path, model_name: str) -> list[LocalServer]:
         if (
             server.deployer is not None
             and server.deployer != os.getpid()
-            and _alive(server.deployer)
+            and start_time(server.deployer) is not None
         ):
             continue  # a deploy in progress in another process owns it
         if current is not None and server.pid == current.pid:
@@ -194,7 +163,7 @@ def start_local_server(
         port,
         f"http://127.0.0.1:{port}",
         str(log_path),
-        started=_start_time(proc.pid),
+        started=start_time(proc.pid),
     )
     pending = _mark_pending(home, started)
     try:
@@ -244,11 +213,11 @@ def stop_server(server: LocalServer, wait: float = 15) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(server.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
-    while _alive(server.pid) and time.monotonic() < deadline:
+    while start_time(server.pid) is not None and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(server.pid, os.WNOHANG)
         time.sleep(0.2)
-    if _alive(server.pid):
+    if start_time(server.pid) is not None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(server.pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):

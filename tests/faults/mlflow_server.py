@@ -13,7 +13,7 @@ from pathlib import Path
 
 from support import wait_http
 
-from modelops.serving.local import free_port
+from modelops.processes import free_port
 
 
 class MlflowServer:

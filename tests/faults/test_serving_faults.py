@@ -24,7 +24,8 @@ from proxy import FaultProxy
 from support import wait_http
 
 from modelops.errors import DeploymentFailed
-from modelops.serving.local import LocalServer, free_port, pending_dir, running_server
+from modelops.processes import free_port
+from modelops.serving.local import LocalServer, pending_dir, running_server
 from modelops.settings import get_settings
 
 pytestmark = [

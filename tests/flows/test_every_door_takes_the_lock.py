@@ -26,8 +26,8 @@ from support import wait_http
 from flows.promotion import promotion
 from flows.rollback import rollback
 from modelops import ModelStage, promote_model
+from modelops.processes import free_port
 from modelops.registry import AliasState, locks, read_events
-from modelops.serving.local import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
