@@ -80,9 +80,9 @@ _FORWARDED = (
 )
 
 
-def socket_path(owner: int, directory: str | None = None) -> str:
-    """The warm process's socket for a worker: one per worker and interpreter, in a directory
-    only this user can enter.
+def socket_path(scope: int | str, directory: str | None = None) -> str:
+    """The warm process's socket for ``scope`` (a worker's process id, or what the command
+    line names): one per scope and interpreter, in a directory only this user can enter.
 
     Raises:
         OSError: that directory exists but is not this user's alone (then start cold).
@@ -90,7 +90,7 @@ def socket_path(owner: int, directory: str | None = None) -> str:
     import stat
     import tempfile
 
-    key = hashlib.sha256(f"{sys.executable}\0{sys.version}\0{owner}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{sys.executable}\0{sys.version}\0{scope}".encode()).hexdigest()[:16]
     base = Path(directory or os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
     private = base / f"modelops-warm-{os.getuid()}"
     with contextlib.suppress(FileExistsError):
@@ -101,14 +101,18 @@ def socket_path(owner: int, directory: str | None = None) -> str:
     return str(private / f"{key}.sock")
 
 
+# Why every later request runs cold, once a file the warm process loaded has changed.
+RETIRED = "a project or installed-package file changed since the warm process started"
 _PER_RUN = ("PREFECT_", "MODELOPS_", "MLFLOW_", "ML_MODEL_")  # read when used, not at import
+# A shell's own bookkeeping, different in every terminal and directory, read by no library.
+_SHELL = frozenset({"PWD", "OLDPWD", "_", "SHLVL", "COLUMNS", "LINES"})
 
 
 def _env_differences(env: dict[str, str], own: dict[str, str]) -> list[str]:
     """The variables (outside the per-run settings) a child would see differently from what
     the warm process's libraries saw when it imported them."""
     keys = (env.keys() ^ own.keys()) | {k for k in env.keys() & own.keys() if env[k] != own[k]}
-    return sorted(k for k in keys if not k.startswith(_PER_RUN))
+    return sorted(k for k in keys if not k.startswith(_PER_RUN) and k not in _SHELL)
 
 
 def _same_user(conn: socket.socket) -> bool:
@@ -139,14 +143,28 @@ def launch(argv: list[str]) -> NoReturn:
         os.setsid()
     path = os.environ.get(SOCKET_ENV)
     if path:
-        status = _run_warm(path, argv)
+        try:
+            status = run_warm(path, argv)
+        except WarmProcessLost:
+            status = -int(signal.SIGKILL)  # as the worker would see a run killed outright
         if status is not None:
-            _exit_like(status)
+            exit_like(status)
     os.execv(sys.executable, [sys.executable, *argv])
 
 
-def _run_warm(path: str, argv: list[str]) -> int | None:
-    """The child's exit status (negative: killed by that signal), or None to run cold."""
+class WarmProcessLost(Exception):
+    """The warm process ended while it ran a command: the command was killed with it."""
+
+
+def run_warm(path: str, argv: list[str], env: dict[str, str] | None = None) -> int | None:
+    """Run ``python ARGV`` (``-m MODULE ARGS...``) as a fork of the warm process at ``path``,
+    with this process's standard streams, directory and ``env`` (default: its environment):
+    the child's exit status (negative: killed by that signal), or None to run cold (nothing
+    ran; why is printed when the warm process said).
+
+    Raises:
+        WarmProcessLost: the warm process ended during the run (the run is killed).
+    """
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         conn.connect(path)
@@ -155,7 +173,7 @@ def _run_warm(path: str, argv: list[str]) -> int | None:
         request = {
             "argv": argv,
             "cwd": os.getcwd(),
-            "env": dict(os.environ),
+            "env": dict(os.environ if env is None else env),
             "executable": sys.executable,
         }
         socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])
@@ -178,13 +196,13 @@ def _run_warm(path: str, argv: list[str]) -> int | None:
         if not message:  # the warm process died: nobody can report the child's end now
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            return -int(signal.SIGKILL)
+            raise WarmProcessLost(f"the warm process ended while it ran {argv[1:]}")
         status = json.loads(message)
         if "exit" in status:
             return int(status["exit"])
 
 
-def _exit_like(status: int) -> NoReturn:
+def exit_like(status: int) -> NoReturn:
     """End as the child ended: its exit code, or killed by its signal."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -197,12 +215,18 @@ def _exit_like(status: int) -> NoReturn:
     os._exit(status)
 
 
-def start_server(path: str, owner: int, preload: tuple[str, ...] | None = None) -> None:
+def start_server(
+    path: str,
+    owner: int,
+    preload: tuple[str, ...] | None = None,
+    env: dict[str, str] | None = None,
+) -> None:
     """Start a warm process for ``owner`` in the background (it quits if one is running),
-    with this process's environment: what later runs are compared with."""
+    with ``env`` (default: this process's environment): what later runs are compared with."""
     import subprocess
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT__")}
+    base = os.environ if env is None else env
+    env = {k: v for k, v in base.items() if not k.startswith("PREFECT__")}
     extra = ["--preload", ",".join(preload)] if preload else []
     subprocess.Popen(
         [
@@ -295,7 +319,7 @@ class _Server:
                     return request
                 self._started(conn, pid, request, selector)
             self._reap(selector)
-            if listener is not None and (self.unsafe == "retired" or not _alive(self.owner)):
+            if listener is not None and (self.unsafe == RETIRED or not _alive(self.owner)):
                 # Stop taking launchers (children already running are still answered on their
                 # own connections); after a file changed, a fresh warm process takes over.
                 selector.unregister(listener)
@@ -305,7 +329,7 @@ class _Server:
                     os.unlink(self.path)
                 lock.close()
                 if _alive(self.owner):
-                    start_server(self.path, self.owner, self.preload)
+                    start_server(self.path, self.owner, self.preload, self.env)
         return None
 
     def _accept(self, conn: socket.socket) -> dict[str, Any] | None:
@@ -335,7 +359,7 @@ class _Server:
                 _env_differences(request.get("env", {}), self.env)[:5]
             )
         elif _changed(self.files):
-            why = self.unsafe = "retired"  # a loaded file changed: a fresh warm process
+            why = self.unsafe = RETIRED  # a fresh warm process takes over
         if why is not None:
             for fd in fds:
                 os.close(fd)

@@ -18,6 +18,9 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# Commands the tests run leave no Prefect server behind (tests/e2e/test_local_server.py tests
+# the one a user's commands leave running, and stops it).
+os.environ.setdefault("MODELOPS_PREFECT", "temporary")
 for _var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME"):
     os.environ.pop(_var, None)  # a developer's own server must never receive test data
 

@@ -213,11 +213,15 @@ def run_flow(command: FlowCommand, flow: Any, values: dict[str, Any], api: Any =
     timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
     with flow_api(tuple(command.warm), timeout, api):
         state = flow(**params, return_state=True)
+        ui = _prefect_ui()
+    run_id = state.state_details.flow_run_id
+    where = f"{ui}/runs/flow-run/{run_id}" if ui else f"Prefect flow run {run_id}"
     if state.is_completed():
-        print(command.show(state.result()))
+        print(command.show(state.result()).rstrip("\n"))
+        if ui:
+            print(f"  Prefect run: {where}")
         return 0
     error = state.result(raise_on_failure=False)
-    where = f"Prefect flow run {state.state_details.flow_run_id}"
     if isinstance(error, ModelOpsError):
         print(f"error: {error.summary}", file=sys.stderr)
         print(
@@ -229,6 +233,14 @@ def run_flow(command: FlowCommand, flow: Any, values: dict[str, Any], api: Any =
     print(f"error: {type(error).__name__}: {first}", file=sys.stderr)
     print(f"  (details in the logs above and in {where})", file=sys.stderr)
     return _exit_code(error)
+
+
+def _prefect_ui() -> str | None:
+    """The Prefect UI of the API in use, when it has one that outlives this command."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().ui_url
+    return str(url).rstrip("/") if url else None
 
 
 def _exit_code(error: BaseException) -> int:
@@ -366,6 +378,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     exec_server(config, args.host, args.port, args.workers)
     return 0  # not reached: the process became the server
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from modelops.errors import ConfigurationError
+    from modelops.orchestration import local_server
+    from modelops.settings import get_settings
+
+    home = get_settings().home_dir
+    if args.action == "stop":
+        stopped = local_server.stop(home)
+        print(
+            f"stopped the Prefect server at {stopped.ui} (pid {stopped.pid}) and its warm process"
+            if stopped
+            else f"no local Prefect server is running for {home}"
+        )
+        return 0
+    if args.action == "start":
+        started = local_server.ensure(home)
+        if not started.ready(local_server.start_timeout()):
+            log = local_server.folder(home) / "server.log"
+            raise ConfigurationError(f"the Prefect server did not come up: see {log}")
+    server = local_server.status(home)
+    if server is None:
+        print(f"no local Prefect server is running for {home} (the next flow command starts one)")
+        return 0
+    print(f"Prefect server: {server.ui} (API {server.url}, pid {server.pid}, data in {home})")
+    return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -110,10 +111,20 @@ def _shown_default(default: Any) -> str:
     return repr(default)
 
 
-def add_flow_options(parser: argparse.ArgumentParser, command: FlowCommand, flow: Any) -> None:
+# Where the options of every flow command are kept, so that ``--help`` and refusals of bad
+# options need no flow imported (a flow imports Prefect, MLflow and more: 2 s or so). Written by
+# ``python -m modelops.cli.write_options`` from the flows themselves; a test fails when it is stale,
+# and a command that runs its flow parses again with the live options if they differ.
+STORED_OPTIONS = Path(__file__).with_name("flow_options.json")
+
+
+def option_specs(command: FlowCommand, flow: Any) -> list[dict[str, Any]]:
+    """The argparse arguments of a flow command, as JSON-able dicts (see :func:`add_options`):
+    one per flow parameter, positionals first, in their order."""
     params = _flow_parameters(flow)
     order = {name: i for i, name in enumerate(command.positionals)}
     params.sort(key=lambda p: order.get(p[0], len(order)))  # positionals first, in their order
+    specs = []
     for name, param, doc in params:
         base, _optional = _unwrap(param.annotation)
         required = param.default is inspect.Parameter.empty
@@ -123,32 +134,73 @@ def add_flow_options(parser: argparse.ArgumentParser, command: FlowCommand, flow
             if required or default in (None, "", {}, [])
             else (f" (default: {_shown_default(default)})")
         )
-        help_text = (doc or "").replace("%", "%%") + shown
-        kwargs: dict[str, Any] = {
-            "help": help_text,
-            "dest": name,
-            "default": command.defaults.get(name, argparse.SUPPRESS),
-        }
+        spec: dict[str, Any] = {"name": name, "help": (doc or "").replace("%", "%%") + shown}
         origin = typing.get_origin(base)
         if origin is typing.Literal:
-            choices = [("false" if c is False else str(c)) for c in typing.get_args(base)]
-            kwargs.update(choices=choices, metavar="{" + ",".join(choices) + "}")
+            spec["choices"] = [("false" if c is False else str(c)) for c in typing.get_args(base)]
         elif base is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
+            spec["kind"] = "bool"
         elif base in (int, float, str):
-            kwargs["type"] = base
+            spec["kind"] = base.__name__
         elif _is_str_dict(base):
+            spec["kind"] = "key=value"
+        else:
+            spec["kind"] = "json"
+        if name in command.positionals:
+            spec["positional"] = True
+            if not required:
+                spec["default"] = _jsonable(default)
+        else:
+            spec["flags"] = command.flags.get(name, ["--" + name.replace("_", "-")])
+            if name in command.defaults:
+                spec["default"] = _jsonable(command.defaults[name])
+        specs.append(spec)
+    return specs
+
+
+def _jsonable(value: Any) -> Any:
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str, "json": _parse_value}
+
+
+def add_options(parser: argparse.ArgumentParser, specs: list[dict[str, Any]]) -> None:
+    """Add the arguments :func:`option_specs` describes to ``parser``."""
+    for spec in specs:
+        kwargs: dict[str, Any] = {"help": spec["help"]}
+        kind = spec.get("kind")
+        if "choices" in spec:
+            kwargs.update(choices=spec["choices"], metavar="{" + ",".join(spec["choices"]) + "}")
+        elif kind == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif kind == "key=value":
             kwargs.update(action="append", metavar="KEY=VALUE")
         else:
-            kwargs.update(type=_parse_value, metavar="JSON")
-        if name in command.positionals:
-            kwargs.pop("dest")
-            if not required:
-                kwargs.update(nargs="?", default=default)
-            parser.add_argument(name, **kwargs)
-            continue
-        flags = command.flags.get(name, ["--" + name.replace("_", "-")])
-        parser.add_argument(*flags, **kwargs)
+            kwargs["type"] = _TYPES[str(kind)]
+            if kind == "json":
+                kwargs["metavar"] = "JSON"
+        if spec.get("positional"):
+            if "default" in spec:
+                kwargs.update(nargs="?", default=spec["default"])
+            parser.add_argument(spec["name"], **kwargs)
+        else:
+            kwargs.update(dest=spec["name"], default=spec.get("default", argparse.SUPPRESS))
+            parser.add_argument(*spec["flags"], **kwargs)
+
+
+def stored_options() -> dict[str, list[dict[str, Any]]]:
+    """Every flow command's arguments as last written by :func:`write_stored_options`."""
+    try:
+        return dict(json.loads(STORED_OPTIONS.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}  # not written yet: each command builds its options from its flow
+
+
+def write_stored_options(commands: Sequence[FlowCommand]) -> None:
+    """Write :data:`STORED_OPTIONS` from the flows (imports every flow)."""
+    specs = {command.name: option_specs(command, command.load()) for command in commands}
+    STORED_OPTIONS.write_text(json.dumps(specs, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def coerce(flow: Any, values: dict[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from modelops.cli import commands
-from modelops.cli.options import add_flow_options
+from modelops.cli.options import add_options, option_specs, stored_options
 
 DESCRIPTION = (
     "modelops: train, gate, register, promote, serve and watch models (Prefect flows on MLflow)."
@@ -95,6 +96,20 @@ def _add_other_commands(sub: Any) -> None:
     p.add_argument("--limit", type=int, help="most flow runs at once (default: no limit)")
     p.set_defaults(func=commands.cmd_worker)
 
+    p = sub.add_parser(
+        "server",
+        help="the local Prefect server (and warm process) commands leave running "
+        "when no PREFECT_API_URL is set",
+    )
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["status", "start", "stop"],
+        default="status",
+        help="status (default), start (and wait until it answers) or stop",
+    )
+    p.set_defaults(func=commands.cmd_server)
+
     p = sub.add_parser("stop", help="stop the local model server the deployment flow started")
     p.add_argument("model_name")
     p.set_defaults(func=commands.cmd_stop)
@@ -106,9 +121,9 @@ def _add_other_commands(sub: Any) -> None:
     p.set_defaults(func=commands.cmd_sample_data)
 
 
-def build_parser(command: str | None = None, api: Any = None) -> argparse.ArgumentParser:
-    """The argument parser. Only ``command``'s flow is imported (``--help`` of the top level
-    imports no flow at all), so a command pays only for what it runs."""
+def build_parser(command: str | None = None, flow: Any = None) -> argparse.ArgumentParser:
+    """The argument parser. ``command``'s options are the stored ones (no flow is imported, so
+    ``--help`` and refusals of bad options answer at once), or ``flow``'s own when given."""
     codes = "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
         prog="modelops",
@@ -116,18 +131,47 @@ def build_parser(command: str | None = None, api: Any = None) -> argparse.Argume
         epilog=f"exit codes:\n{codes}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--no-warm",
+        action="store_true",
+        help="start cold: do not fork from the warm process (also MODELOPS_WARM=false)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for spec in commands.FLOW_COMMANDS:
         p = sub.add_parser(spec.name, help=spec.help, description=spec.help)
         if spec.name == command:
-            flow = spec.load()
-            add_flow_options(p, spec, flow)
-            p.set_defaults(
-                func=lambda args, s=spec, f=flow: commands.run_flow(s, f, _values(args), api)
-            )
+            options = stored_options().get(spec.name) if flow is None else None
+            if options is None:
+                options = option_specs(spec, flow if flow is not None else spec.load())
+            add_options(p, options)
+            p.set_defaults(flow_command=spec, options=options)
     _add_other_commands(sub)
     return parser
 
 
+def dispatch(argv: list[str], start_api: Callable[[], Any] | None = None) -> int:
+    """Parse ``argv`` and run its command. For a flow command, ``start_api`` gives the Prefect
+    API server its run will use (None: the configured API); its options are checked against
+    the flow's own once the flow is imported (stored options may lag behind an edited flow)."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
+    spec = getattr(args, "flow_command", None)
+    if spec is None:
+        return int(args.func(args))
+    server = start_api() if start_api is not None else None
+    try:
+        flow = spec.load()
+        if option_specs(spec, flow) != args.options:
+            args = build_parser(command, flow).parse_args(argv)
+        return commands.run_flow(spec, flow, _values(args), server)
+    finally:
+        if server is not None:
+            server.close()
+
+
 def _values(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if k not in ("command", "func")}
+    return {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("command", "func", "flow_command", "options", "no_warm")
+    }

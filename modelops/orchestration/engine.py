@@ -16,6 +16,10 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+
+from modelops.orchestration import local_server
+from modelops.orchestration.local_server import LocalServer
 
 HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
 
@@ -70,17 +74,19 @@ class TemporaryApi:
     fails to come up, nothing is lost: Prefect starts its own as usual.
     """
 
-    def __init__(self) -> None:
-        import socket
+    def __init__(self, home: Path | None = None) -> None:
         import subprocess
         import sys
 
         import prefect
         from prefect.settings import get_current_settings
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        from modelops.processes import free_port
+        from modelops.settings import get_settings
+
+        place = local_server.folder(home or get_settings().home_dir)
+        place.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         # No block registration: it imports every installed Prefect collection (prefect-dask,
         # prefect-kubernetes: ~2.5 s of a 10-13 s start here) to register block types that no
@@ -92,6 +98,10 @@ class TemporaryApi:
             "PREFECT__SERVER_FINAL": "1",
             "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "0",
             "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "0",
+            # Its files under MODELOPS_HOME, not in the user's ~/.prefect (what the user set in
+            # a profile or the environment still wins, below).
+            "PREFECT_HOME": str(place / "home"),
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{place / 'temporary.db'}",
             **get_current_settings().to_environment_variables(exclude_unset=True),
         }
         self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
@@ -143,11 +153,12 @@ class TemporaryApi:
 
     @classmethod
     def wanted(cls) -> bool:
-        """Whether a flow run here would start a temporary server (no API configured)."""
+        """Whether no Prefect API is configured (``PREFECT_API_URL``, in the environment or a
+        profile), so that flow runs here need a server started for them. Whether Prefect's own
+        ephemeral mode is allowed does not matter: this project starts the server itself."""
         from prefect.settings import get_current_settings
 
-        settings = get_current_settings()
-        return not settings.api.url and bool(settings.server.ephemeral.enabled)
+        return not get_current_settings().api.url
 
     def ready(self, timeout: float) -> bool:
         """Wait until the server answers; False (and stopped) if it exits or times out."""
@@ -169,6 +180,10 @@ class TemporaryApi:
         with temporary_settings(updates={PREFECT_API_URL: self.url, PREFECT_UI_URL: ""}):
             yield
 
+    def close(self) -> None:
+        """This command is done with it: stopped (see :meth:`stop`)."""
+        self.stop()
+
     def stop(self) -> None:
         """Stop the server (as Prefect stops its own: terminate, then kill after 5 s)."""
         import subprocess
@@ -184,13 +199,13 @@ class TemporaryApi:
         self.proc = None
 
     @classmethod
-    def start_if_wanted(cls) -> TemporaryApi | None:
+    def start_if_wanted(cls, home: Path | None = None) -> TemporaryApi | None:
         """Start one now if a flow run here would need one."""
         import logging
 
         if not cls.wanted():
             return None
-        server = cls()
+        server = cls(home)
         logging.getLogger("prefect").info(
             "Starting temporary server on %s (set PREFECT_API_URL to use a Prefect server)",
             server.url.removesuffix("/api"),
@@ -198,15 +213,36 @@ class TemporaryApi:
         return server
 
 
+def prefect_api(home: Path) -> TemporaryApi | LocalServer | None:
+    """The Prefect API server this command's flow runs will use, started now (it comes up while
+    the flow is imported): None when an API is configured (``PREFECT_API_URL``, a profile);
+    else the local server of ``home``, left running (see :mod:`local_server`), or with
+    ``MODELOPS_PREFECT=temporary`` a temporary one for this command.
+
+    Raises:
+        ConfigurationError: ``MODELOPS_PREFECT`` is neither local nor temporary.
+    """
+    chosen = local_server.mode()
+    if not TemporaryApi.wanted():
+        return None
+    if chosen == "temporary":
+        return TemporaryApi.start_if_wanted(home)
+    return local_server.ensure(home)
+
+
 @contextlib.contextmanager
 def flow_api(
-    warm: tuple[str, ...] = (), timeout: float = 120, server: TemporaryApi | None = None
+    warm: tuple[str, ...] = (),
+    timeout: float = 120,
+    server: TemporaryApi | LocalServer | None = None,
 ) -> Iterator[None]:
-    """The Prefect API for flow runs in this block: the configured one, or a temporary server
-    (``server`` if one was started already, else one started now) that comes up while the
-    modules ``warm`` names ("module" or "module:function") are imported."""
+    """The Prefect API for flow runs in this block: the configured one, or ``server`` (if one
+    was started already, else a temporary one started now) once it answers, while the modules
+    ``warm`` names ("module" or "module:function") are imported. A server that does not come
+    up is no failure: Prefect then starts its own temporary one, as it would."""
     import importlib
 
+    own = server is None  # started here, so stopped here; else the caller's to close
     server = server or TemporaryApi.start_if_wanted()
     try:
         for name in warm:
@@ -221,8 +257,8 @@ def flow_api(
             yield
             _drain_prefect_workers()
     finally:
-        if server is not None:
-            server.stop()
+        if own and server is not None:
+            server.close()
 
 
 def _drain_prefect_workers() -> None:

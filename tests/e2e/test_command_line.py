@@ -31,7 +31,8 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("MLFLOW_", "MODELOPS_", "PREFECT_API_URL"))
     }
-    return {**keep, **STRAY, "HOME": str(home), **extra}
+    # A Prefect server per command, as before the local one (tests/e2e/test_local_server.py).
+    return {**keep, **STRAY, "HOME": str(home), "MODELOPS_PREFECT": "temporary", **extra}
 
 
 def _run(

@@ -88,3 +88,42 @@ def test_docstring_args_are_read_whole() -> None:
         """
     )
     assert docs == {"first": "one line.", "second": "spans two lines."}
+
+
+def test_stored_options_are_the_flows_own() -> None:
+    from modelops.cli.options import option_specs, stored_options
+
+    stored = stored_options()
+    live = {c.name: option_specs(c, c.load()) for c in cli.FLOW_COMMANDS}
+    assert stored == live, (
+        "modelops/cli/flow_options.json is stale: run python -m modelops.cli.write_options"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["train", "--help"], ["deploy", "--help"], ["train", "--no-such-option"]],
+    ids=" ".join,
+)
+def test_help_and_refusals_import_nothing_heavy(argv: list[str], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MODELOPS_")}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "modelops", *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**env, "MODELOPS_HOME": str(tmp_path / "home")},
+        timeout=60,
+    )
+    assert done.returncode == (0 if "--help" in argv else 2), done.stderr[-2000:]
+    imported = {
+        line.split("|")[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    heavy = {"prefect", "mlflow", "great_expectations", "flows", "tasks", "sklearn", "pandas"}
+    assert not heavy & imported, sorted(heavy & imported)
+    assert not (tmp_path / "home").exists()  # and nothing was written
