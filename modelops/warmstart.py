@@ -220,14 +220,20 @@ def start_server(
     owner: int,
     preload: tuple[str, ...] | None = None,
     env: dict[str, str] | None = None,
+    after_fork: str | None = None,
 ) -> None:
     """Start a warm process for ``owner`` in the background (it quits if one is running),
-    with ``env`` (default: this process's environment): what later runs are compared with."""
+    with ``env`` (default: this process's environment): what later runs are compared with.
+    ``after_fork`` ("module:function") is called in each child once it has the launcher's
+    environment, before the program runs: where a preloaded library that read its settings
+    at import reads them again."""
     import subprocess
 
     base = os.environ if env is None else env
     env = {k: v for k, v in base.items() if not k.startswith("PREFECT__")}
     extra = ["--preload", ",".join(preload)] if preload else []
+    if after_fork:
+        extra += ["--after-fork", after_fork]
     subprocess.Popen(
         [
             sys.executable,
@@ -254,8 +260,15 @@ def start_server(
 class _Server:
     """The warm process: imports ``PRELOAD``, then forks one child per launcher."""
 
-    def __init__(self, path: str, owner: int, preload: tuple[str, ...] = PRELOAD) -> None:
+    def __init__(
+        self,
+        path: str,
+        owner: int,
+        preload: tuple[str, ...] = PRELOAD,
+        after_fork: str | None = None,
+    ) -> None:
         self.path, self.owner, self.preload = path, owner, preload
+        self.after_fork = after_fork
         self.children: dict[int, socket.socket] = {}  # pid -> its launcher's connection
         self.files: dict[str, int] = {}
         self.env = dict(os.environ)  # what the libraries see as they are imported
@@ -316,6 +329,7 @@ class _Server:
                     for other in self.children.values():
                         other.close()
                     conn.close()
+                    request["after_fork"] = self.after_fork
                     return request
                 self._started(conn, pid, request, selector)
             self._reap(selector)
@@ -329,7 +343,7 @@ class _Server:
                     os.unlink(self.path)
                 lock.close()
                 if _alive(self.owner):
-                    start_server(self.path, self.owner, self.preload, self.env)
+                    start_server(self.path, self.owner, self.preload, self.env, self.after_fork)
         return None
 
     def _accept(self, conn: socket.socket) -> dict[str, Any] | None:
@@ -432,6 +446,11 @@ def _become(request: dict[str, Any]) -> NoReturn:
     numpy = sys.modules.get("numpy")
     if numpy is not None:  # (the random module re-seeds itself after a fork)
         numpy.random.seed()
+    if request.get("after_fork"):
+        import importlib
+
+        module, _, function = request["after_fork"].partition(":")
+        getattr(importlib.import_module(module), function)()
     module, *args = request["argv"][1:]
     sys.argv = [module, *args]
     code: Any = 0
@@ -530,10 +549,13 @@ def main(argv: list[str]) -> NoReturn:
             "--preload",
             help="comma-separated modules (default: MODELOPS_WARM_PRELOAD, else PRELOAD)",
         )
+        parser.add_argument(
+            "--after-fork", help="module:function called in each child, in its environment"
+        )
         args = parser.parse_args(argv)
         chosen = args.preload or os.environ.get(PRELOAD_ENV)
         preload = tuple(m for m in chosen.split(",") if m) if chosen else PRELOAD
-        request = _Server(args.serve, args.owner, preload).run()
+        request = _Server(args.serve, args.owner, preload, args.after_fork).run()
         if request is None:
             os._exit(0)
         _become(request)

@@ -65,9 +65,11 @@ _SERVERS: list[Any] = []  # the Prefect API servers this process's flow commands
 def _prefect_api() -> Any:
     """Once a flow command's options parsed: the Prefect API server its run will use, started
     before the flow is imported so that it comes up meanwhile (see engine.prefect_api)."""
+    from modelops.cli.commands import make_prefect_home
     from modelops.orchestration.engine import prefect_api
     from modelops.settings import get_settings
 
+    make_prefect_home()
     server = prefect_api(get_settings().home_dir)
     _SERVERS.append(server)
     return server

@@ -203,6 +203,14 @@ FLOW_COMMANDS = [
 ]
 
 
+def make_prefect_home() -> None:
+    """Before Prefect is imported: its home folder's parents (Prefect creates the folder itself
+    when imported, but not those above it, and ours is under MODELOPS_HOME)."""
+    home = os.environ.get("PREFECT_HOME")
+    if home:
+        Path(home).expanduser().mkdir(parents=True, exist_ok=True)
+
+
 def run_flow(command: FlowCommand, flow: Any, values: dict[str, Any], api: Any = None) -> int:
     from modelops.errors import ModelOpsError
     from modelops.orchestration.console import summarize_console_logs
@@ -422,6 +430,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import asyncio
 
+    make_prefect_home()
     from modelops.orchestration.worker import serve
 
     asyncio.run(serve(args.pool, name=args.name, limit=args.limit))
@@ -440,6 +449,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         return 0
     if not 1 <= args.port <= 65535:
         raise ConfigurationError(f"--port must be between 1 and 65535, got {args.port}")
+    make_prefect_home()
     from modelops.graphql.app import serve
 
     serve(args.host, args.port)

@@ -81,8 +81,25 @@ def start(home: Path, owner: int, env: dict[str, str]) -> bool:
             return False  # one is listening (it may have said why this command ran cold)
         except OSError:
             pass
-    warmstart.start_server(path, owner, env=env)
+    warmstart.start_server(path, owner, PRELOAD, env, after_fork=f"{__name__}:refresh_prefect")
     return True
+
+
+# What a command imports sooner or later: what a flow run does, and Prefect (0.8 s here). The
+# worker's warm process leaves Prefect out (its runs' settings come with each run); here each
+# child has Prefect's settings and logging made again from its own environment.
+PRELOAD = (*warmstart.PRELOAD, "prefect", "prefect.flows")
+
+
+def refresh_prefect() -> None:
+    """In a command forked from the warm process, which imported Prefect with the environment
+    it started with: Prefect's settings (environment, profile) and its logging made again from
+    this command's environment, as a cold import would make them."""
+    import prefect.context
+    import prefect.logging.configuration
+
+    prefect.context.refresh_global_settings_context()
+    prefect.logging.configuration.setup_logging(incremental=False)
 
 
 def lost_message(error: Exception) -> str:

@@ -74,7 +74,7 @@ class TemporaryApi:
     fails to come up, nothing is lost: Prefect starts its own as usual.
     """
 
-    def __init__(self, home: Path | None = None) -> None:
+    def __init__(self) -> None:
         import subprocess
         import sys
 
@@ -82,10 +82,7 @@ class TemporaryApi:
         from prefect.settings import get_current_settings
 
         from modelops.processes import free_port
-        from modelops.settings import get_settings
 
-        place = local_server.folder(home or get_settings().home_dir)
-        place.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         # No block registration: it imports every installed Prefect collection (prefect-dask,
@@ -98,10 +95,6 @@ class TemporaryApi:
             "PREFECT__SERVER_FINAL": "1",
             "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "0",
             "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "0",
-            # Its files under MODELOPS_HOME, not in the user's ~/.prefect (what the user set in
-            # a profile or the environment still wins, below).
-            "PREFECT_HOME": str(place / "home"),
-            "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{place / 'temporary.db'}",
             **get_current_settings().to_environment_variables(exclude_unset=True),
         }
         self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
@@ -199,13 +192,13 @@ class TemporaryApi:
         self.proc = None
 
     @classmethod
-    def start_if_wanted(cls, home: Path | None = None) -> TemporaryApi | None:
+    def start_if_wanted(cls) -> TemporaryApi | None:
         """Start one now if a flow run here would need one."""
         import logging
 
         if not cls.wanted():
             return None
-        server = cls(home)
+        server = cls()
         logging.getLogger("prefect").info(
             "Starting temporary server on %s (set PREFECT_API_URL to use a Prefect server)",
             server.url.removesuffix("/api"),
@@ -226,7 +219,7 @@ def prefect_api(home: Path) -> TemporaryApi | LocalServer | None:
     if not TemporaryApi.wanted():
         return None
     if chosen == "temporary":
-        return TemporaryApi.start_if_wanted(home)
+        return TemporaryApi.start_if_wanted()
     return local_server.ensure(home)
 
 

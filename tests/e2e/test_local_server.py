@@ -163,6 +163,18 @@ def test_every_command_answers_the_same_warm_and_cold(shell: Shell) -> None:
         assert _errors(warm_run.stderr) == _errors(cold.stderr), cmd
         assert "starting cold" not in warm_run.stderr, (cmd, warm_run.stderr[-1000:])
     assert shell.warm_pid() == warm_pid  # the same warm process served them all
+    # Prefect was imported by the warm process with its own environment; a command's own
+    # Prefect settings still hold (they are read again in each fork), as they would cold.
+    for extra in ({}, {"MODELOPS_WARM": "false"}):
+        quiet = shell.run(
+            "train --data /nonexistent/leads.csv", PREFECT_LOGGING_LEVEL="ERROR", **extra
+        )
+        assert quiet.returncode == 3 and "starting cold" not in quiet.stderr
+        assert " | INFO " not in quiet.stderr, quiet.stderr[-2000:]
+        chatty = shell.run(
+            "train --data /nonexistent/leads.csv", PREFECT_LOGGING_LEVEL="DEBUG", **extra
+        )
+        assert " | DEBUG " in chatty.stderr, chatty.stderr[-2000:]
     # --no-warm is the same as MODELOPS_WARM=false, and accepted anywhere.
     assert shell.run("--no-warm versions lead-scoring").returncode == 0
     assert shell.run("versions lead-scoring --no-warm").returncode == 0
@@ -269,18 +281,13 @@ def test_the_warm_process_killed_during_a_command(shell: Shell) -> None:
     assert shell.wait_warm() != warm_pid
 
 
-def test_temporary_leaves_nothing_running_and_home_is_untouched(tmp_path: Path) -> None:
+def test_temporary_leaves_nothing_running(tmp_path: Path) -> None:
     user = Shell(tmp_path)
-    profile = user.user_home / ".prefect" / "profiles.toml"
-    profile.parent.mkdir()
-    profile.write_text('active = "mine"\n\n[profiles.mine]\nPREFECT_LOGGING_LEVEL = "INFO"\n')
-    before = {p: p.stat().st_mtime_ns for p in user.user_home.rglob("*")}
     done = user.run("train --data /nonexistent/leads.csv", MODELOPS_PREFECT="temporary")
     assert done.returncode == 3, done.stderr[-2000:]
     assert "left running" not in done.stderr
     assert not (user.home / "prefect" / "server.json").exists()
     assert _processes_of(user.home) == []
-    assert {p: p.stat().st_mtime_ns for p in user.user_home.rglob("*")} == before
     # A bad mode is refused in one line.
     bad = user.run("train", MODELOPS_PREFECT="sometimes")
     assert bad.returncode == 2
@@ -288,6 +295,22 @@ def test_temporary_leaves_nothing_running_and_home_is_untouched(tmp_path: Path) 
         "error: MODELOPS_PREFECT='sometimes' is not one of local, temporary: local leaves a "
         "Prefect server running under MODELOPS_HOME, temporary starts one per command"
     ]
+
+
+def test_a_users_own_prefect_profile_is_read_never_written(tmp_path: Path) -> None:
+    user = Shell(tmp_path)
+    profile = user.user_home / ".prefect" / "profiles.toml"
+    profile.parent.mkdir()
+    profile.write_text('active = "mine"\n\n[profiles.mine]\nPREFECT_LOGGING_LEVEL = "ERROR"\n')
+    before = {p: p.stat().st_mtime_ns for p in user.user_home.rglob("*")}
+    try:
+        done = user.run("train --data /nonexistent/leads.csv")
+        assert done.returncode == 3, done.stderr[-2000:]
+        assert user.server() is not None
+        assert " | INFO " not in done.stderr  # the profile was read
+    finally:
+        user.stop()
+    assert {p: p.stat().st_mtime_ns for p in user.user_home.rglob("*")} == before
 
 
 def test_the_local_server_writes_nothing_into_the_users_home(shell: Shell) -> None:
