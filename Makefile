@@ -37,8 +37,8 @@ run: $(STAMP)
 ## `timing` (a load to measure, servers killed on cue, deadlines of seconds), alone.
 TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not timing" $(PYTEST_ARGS) || test $$? -eq 5
-	$(BIN)/python -m pytest -m timing $(PYTEST_ARGS) || test $$? -eq 5  # 5: none selected
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not timing" --durations=20 $(PYTEST_ARGS) || test $$? -eq 5
+	$(BIN)/python -m pytest -m timing --durations=10 $(PYTEST_ARGS) || test $$? -eq 5  # 5: none selected
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

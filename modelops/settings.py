@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelops.home import DEFAULT_HOME, HOME_ENV, resolve
+
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name)
@@ -26,8 +28,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", validate_by_name=False, env_ignore_empty=True)
 
     home: Path = Field(
-        default=Path(".modelops"),
-        validation_alias=_env("MODELOPS_HOME"),
+        default=Path(DEFAULT_HOME),
+        validation_alias=_env(HOME_ENV),
         description="Folder for the embedded defaults: the MLflow SQLite file, artifacts, "
         "local serving records. Relative paths are resolved against the working directory.",
     )
@@ -68,7 +70,7 @@ class Settings(BaseSettings):
     @property
     def home_dir(self) -> Path:
         """``home`` as an absolute path."""
-        return self.home.expanduser().resolve()
+        return resolve(self.home)
 
     @property
     def resolved_tracking_uri(self) -> str:

@@ -100,9 +100,9 @@ def run(argv: list[str] | None = None) -> NoReturn:
         os.environ.setdefault(key, value)
     home: Path | None = None
     if any(not a.startswith("-") for a in argv) and not {"-h", "--help"} & set(argv):
-        from modelops.settings import get_settings
+        from modelops.home import home_dir
 
-        home = get_settings().home_dir
+        home = home_dir()
         _own_folders(home)
     env = dict(os.environ)  # what a warm start is compared with, and the warm process gets
     warm_home = home if home is not None and warm.wanted(argv, env) else None

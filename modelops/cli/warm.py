@@ -19,6 +19,8 @@ import os
 from pathlib import Path
 
 from modelops import warmstart
+from modelops.errors import ConfigurationError
+from modelops.orchestration import local_server
 
 WARM_ENV = "MODELOPS_WARM"  # "false" turns warm starts of the command line off
 NO_WARM = "--no-warm"
@@ -30,12 +32,16 @@ COLD_COMMANDS = frozenset({"serve", "api", "worker", "server"})
 def wanted(argv: list[str], env: dict[str, str]) -> bool:
     """Whether this command may start warm (the user's choices, and what the command is)."""
     command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        leaves_running = local_server.mode(env) == "local"
+    except ConfigurationError:
+        leaves_running = False  # refused in one line when the command runs (cold)
     return (
         command is not None
         and command not in COLD_COMMANDS
         and NO_WARM not in argv
         and env.get(WARM_ENV, "").strip().lower() not in ("false", "0", "no", "off")
-        and env.get("MODELOPS_PREFECT", "").strip().lower() != "temporary"
+        and leaves_running
         and warmstart.WARM_ENV not in env  # already a warm start: never forked twice
         and not {"-h", "--help"} & set(argv)  # help answers at once either way
     )
@@ -88,7 +94,7 @@ def start(home: Path, owner: int, env: dict[str, str]) -> bool:
 # What a command imports sooner or later: what a flow run does, and Prefect (0.8 s here). The
 # worker's warm process leaves Prefect out (its runs' settings come with each run); here each
 # child has Prefect's settings and logging made again from its own environment.
-PRELOAD = (*warmstart.PRELOAD, "prefect", "prefect.flows")
+PRELOAD = (*warmstart.PRELOAD, "prefect.main", "prefect.flow_runs", "prefect.runtime")
 
 
 def refresh_prefect() -> None:

@@ -25,9 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,16 +48,18 @@ def start_timeout() -> float:
         return 120.0
 
 
-def mode() -> str:
-    """``MODELOPS_PREFECT``: how a command without ``PREFECT_API_URL`` gets a Prefect API.
+def mode(environ: Mapping[str, str] | None = None) -> str:
+    """``MODELOPS_PREFECT`` (in ``environ``, default this process's environment): how a command
+    without ``PREFECT_API_URL`` gets a Prefect API.
 
     Raises:
         ConfigurationError: it is set to something else.
     """
-    chosen = os.environ.get(MODE_ENV, "").strip().lower() or "local"
+    environ = os.environ if environ is None else environ
+    chosen = environ.get(MODE_ENV, "").strip().lower() or "local"
     if chosen not in MODES:
         raise ConfigurationError(
-            f"{MODE_ENV}={os.environ[MODE_ENV]!r} is not one of {', '.join(MODES)}: local "
+            f"{MODE_ENV}={environ[MODE_ENV]!r} is not one of {', '.join(MODES)}: local "
             "leaves a Prefect server running under MODELOPS_HOME, temporary starts one per "
             "command"
         )
@@ -97,6 +97,9 @@ class LocalServer:
 
     def answering(self, timeout: float = 2.0) -> bool:
         """Whether its API answers its health check now."""
+        import urllib.error
+        import urllib.request
+
         try:
             with urllib.request.urlopen(f"{self.url}/health", timeout=timeout) as answer:
                 return bool(answer.status == 200)

@@ -127,3 +127,17 @@ def test_help_and_refusals_import_nothing_heavy(argv: list[str], tmp_path: Path)
     heavy = {"prefect", "mlflow", "great_expectations", "flows", "tasks", "sklearn", "pandas"}
     assert not heavy & imported, sorted(heavy & imported)
     assert not (tmp_path / "home").exists()  # and nothing was written
+
+
+@pytest.mark.parametrize("value", [None, "", "relative/home", "~/somewhere", "/abs/home"])
+def test_the_command_lines_home_is_the_settings_home(
+    value: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelops.home import home_dir
+    from modelops.settings import get_settings
+
+    if value is None:
+        monkeypatch.delenv("MODELOPS_HOME", raising=False)
+    else:
+        monkeypatch.setenv("MODELOPS_HOME", value)
+    assert home_dir() == get_settings().home_dir
