@@ -213,13 +213,13 @@ def make_prefect_home() -> None:
 
 def run_flow(command: FlowCommand, flow: Any, values: dict[str, Any], api: Any = None) -> int:
     from modelops.errors import ModelOpsError
+    from modelops.orchestration import local_server
     from modelops.orchestration.console import summarize_console_logs
     from modelops.orchestration.engine import flow_api
 
     params = coerce(flow, values)
     summarize_console_logs()
-    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
-    with flow_api(tuple(command.warm), timeout, api):
+    with flow_api(tuple(command.warm), local_server.start_timeout(), api):
         state = flow(**params, return_state=True)
         ui = _prefect_ui()
     run_id = state.state_details.flow_run_id
