@@ -9,9 +9,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops.cli.options import FlowCommand, coerce
+
+if TYPE_CHECKING:
+    from modelops.serving.traffic import TrafficConfig
 
 # ----------------------------------------------------------------------------- flow commands
 
@@ -369,6 +372,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         fast_path=args.fast_path,
         sample_dir=args.sample_dir,
         sample_rate=args.sample_rate,
+        candidate=args.candidate,
+        traffic=_traffic(args),
     )
     from modelops.serving.model import FAST_PATH_REPORT
 
@@ -384,8 +389,53 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"http://{args.host}:{args.port} with {args.workers} worker(s)",
         flush=True,
     )
+    if config.candidate is not None and config.traffic is not None:
+        split = (
+            f"{config.traffic.weight:g} of the requests"
+            if config.traffic.mode == "canary"
+            else "every request in shadow (clients get the stable answer)"
+        )
+        sticky = (
+            f", sticky on {config.traffic.sticky_header}" if config.traffic.sticky_header else ""
+        )
+        print(
+            f"candidate version {config.candidate.version} answers {split}{sticky}; "
+            f"evidence kept in {config.evidence_path}",
+            flush=True,
+        )
     exec_server(config, args.host, args.port, args.workers)
     return 0  # not reached: the process became the server
+
+
+def _traffic(args: argparse.Namespace) -> TrafficConfig | None:
+    """The traffic split the serve options ask for (``None`` without a candidate).
+
+    Raises:
+        ConfigurationError: a split option without --candidate, or a canary option in shadow.
+    """
+    from modelops.errors import ConfigurationError
+    from modelops.serving.traffic import TrafficConfig
+
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("mode", "weight", "sticky_header")
+        if getattr(args, name) is not None
+    ]
+    if args.candidate is None:
+        if given:
+            raise ConfigurationError(
+                f"{', '.join(given)} split traffic with a candidate: add --candidate "
+                f"(e.g. --candidate staging)."
+            )
+        return None
+    mode = args.mode or "shadow"
+    if mode == "shadow" and (args.weight is not None or args.sticky_header is not None):
+        raise ConfigurationError(
+            "--weight and --sticky-header are for --mode canary: in shadow the candidate "
+            "scores every request and answers none."
+        )
+    weight = 0.1 if args.weight is None else args.weight
+    return TrafficConfig(mode, weight, args.sticky_header).check()
 
 
 def cmd_server(args: argparse.Namespace) -> int:

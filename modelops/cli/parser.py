@@ -69,6 +69,27 @@ def _add_other_commands(sub: Any) -> None:
         default=1.0,
         help="fraction of requests sampled (default: %(default)s)",
     )
+    p.add_argument(
+        "--candidate",
+        help="also serve this version or alias (e.g. staging) beside the stable one, "
+        "for a rollout: see --mode",
+    )
+    p.add_argument(
+        "--mode",
+        choices=["shadow", "canary"],
+        help="with --candidate: shadow (the candidate scores every request, clients always "
+        "get the stable answer; the default) or canary (the candidate answers --weight of "
+        "the requests)",
+    )
+    p.add_argument(
+        "--weight",
+        type=float,
+        help="canary: the share of requests the candidate answers, in (0, 1) (default: 0.1)",
+    )
+    p.add_argument(
+        "--sticky-header",
+        help="canary: a header (e.g. X-User-Id) whose value always meets the same version",
+    )
     p.set_defaults(func=commands.cmd_serve)
 
     p = sub.add_parser("api", help="the operator API: GraphQL with JWT roles (see README)")

@@ -1,4 +1,5 @@
-"""The model server's ASGI app: a thin HTTP layer over a loaded version.
+"""The model server's ASGI app: a thin HTTP layer over a loaded version (or two: a stable
+version and a rollout's candidate, see :mod:`modelops.serving.traffic`).
 
 Routes: ``POST /invocations`` (MLflow's scoring protocol, so no client changes), the Open
 Inference Protocol v2 (``/v2``, ``/v2/health/live``, ``/v2/health/ready``, and
@@ -9,6 +10,10 @@ when, with which engine) and ``/metrics`` (Prometheus). Every answer carries
 ``model_version`` and ``mlflow_run_id`` in its body and as ``X-Model-Version`` /
 ``X-MLflow-Run-Id`` headers, and a request id (``X-Request-Id``, honoured or generated).
 Bad input is always a 4xx with a one-line message; the server keeps serving.
+
+With a candidate, ``POST /feedback`` takes the labels of answered requests and
+``GET /rollout/evidence`` gives every answer of either version with its label (the live
+analysis's input); ``/version`` describes both versions and the split.
 """
 
 from __future__ import annotations
@@ -26,22 +31,38 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from modelops.errors import ConfigurationError
 from modelops.serving import protocols
+from modelops.serving.evidence import Evidence, FeedbackConflict
 from modelops.serving.model import ServedModel
 from modelops.serving.protocols import BadRequest
-from modelops.serving.telemetry import Telemetry, TelemetryConfig
+from modelops.serving.telemetry import Prometheus, Telemetry, TelemetryConfig
+from modelops.serving.traffic import TrafficConfig, candidate_answers, parse_feedback
 
 log = logging.getLogger("modelops.serving")
 CONFIG_ENV = "MODELOPS_SERVE_CONFIG"
 
 
+@dataclass(frozen=True)
+class VersionConfig:
+    """A second version a server holds beside the first (the rollout's candidate)."""
+
+    model_dir: str
+    version: str
+    alias: str | None = None
+    run_id: str | None = None
+
+
 @dataclass
 class ServeConfig:
-    """Everything a worker needs to serve one version (written by ``modelops serve``)."""
+    """Everything a worker needs to serve one version, or a stable version and a candidate
+    (written by ``modelops serve``)."""
 
     model_dir: str
     name: str
@@ -51,6 +72,10 @@ class ServeConfig:
     fast_path: bool = True
     max_body_bytes: int = 16 * 1024 * 1024
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    candidate: VersionConfig | None = None
+    traffic: TrafficConfig | None = None  # how the candidate takes traffic (with a candidate)
+    evidence_path: str | None = None  # where the answers and labels are kept (with a candidate)
+    evidence_limit: int = 200_000
 
     def write(self, path: Path) -> Path:
         """Save as JSON (the workers read it back)."""
@@ -61,12 +86,21 @@ class ServeConfig:
     def read(cls, path: str | Path) -> ServeConfig:
         """Load a saved config."""
         data = json.loads(Path(path).read_text())
-        return cls(**{**data, "telemetry": TelemetryConfig(**data.get("telemetry", {}))})
+        candidate, traffic = data.get("candidate"), data.get("traffic")
+        return cls(
+            **{
+                **data,
+                "telemetry": TelemetryConfig(**data.get("telemetry", {})),
+                "candidate": VersionConfig(**candidate) if candidate else None,
+                "traffic": TrafficConfig(**traffic) if traffic else None,
+            }
+        )
 
 
 def create_app(config: ServeConfig | None = None) -> Starlette:
-    """The app for one version; with no ``config``, the one ``MODELOPS_SERVE_CONFIG`` names
-    (how uvicorn's workers build it: ``create_app`` is the factory)."""
+    """The app for one version (or two, with a candidate); with no ``config``, the one
+    ``MODELOPS_SERVE_CONFIG`` names (how uvicorn's workers build it: ``create_app`` is the
+    factory)."""
     if config is None:
         config = ServeConfig.read(os.environ[CONFIG_ENV])
     model = ServedModel(
@@ -77,13 +111,43 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         run_id=config.run_id,
         fast_path=config.fast_path,
     )
-    telemetry = Telemetry(model, config.telemetry)
-    lineage = {"X-Model-Version": model.version, "X-MLflow-Run-Id": model.run_id or ""}
+    candidate, evidence, traffic = None, None, config.traffic or TrafficConfig()
+    if config.candidate is not None:
+        candidate = ServedModel(
+            Path(config.candidate.model_dir),
+            config.name,
+            config.candidate.version,
+            alias=config.candidate.alias,
+            run_id=config.candidate.run_id,
+            fast_path=config.fast_path,
+        )
+        evidence = Evidence(
+            config.evidence_path or Path(config.model_dir).parent / "evidence.db",
+            limit=config.evidence_limit,
+        )
+    served = [model] if candidate is None else [model, candidate]
+    families = Prometheus(config.name, [m.version for m in served])
+    recorders = {m.version: Telemetry(m, config.telemetry, families) for m in served}
+    telemetry = recorders[model.version]
+    lineages = {
+        m.version: {"X-Model-Version": m.version, "X-MLflow-Run-Id": m.run_id or ""} for m in served
+    }
+    lineage = lineages[model.version]
+    by_version = {m.version: m for m in served}
+    sticky = (traffic.sticky_header or "").lower()
+
+    def pick(request: Request) -> ServedModel:
+        """The version that answers this request (the stable one unless canary says not)."""
+        if candidate is None:
+            return model
+        key = request.headers.get(sticky) if sticky else None
+        return candidate if candidate_answers(traffic, key) else model
 
     def reply(
         body: bytes,
         status: int,
         request_id: str,
+        served: ServedModel = model,
         media: str = protocols.JSON,
         headers: dict[str, str] | None = None,
     ) -> Response:
@@ -91,7 +155,7 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
             body,
             status,
             media_type=media,
-            headers={**lineage, "X-Request-Id": request_id, **(headers or {})},
+            headers={**lineages[served.version], "X-Request-Id": request_id, **(headers or {})},
         )
 
     async def read_body(request: Request) -> bytes:
@@ -116,52 +180,139 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def score(request: Request, parse: Any, render: Any, v2: bool = False) -> Response:
+    def model_failed(exc: Exception, request_id: str) -> BadRequest:
+        """The model itself failed on inputs that fit its signature."""
+        log.exception("prediction failed (request %s)", request_id)
+        # What scikit-learn raises for an input it refuses is the input's fault (MLflow's
+        # own server answers 400 too); anything else is the server's.
+        refused = isinstance(exc, ValueError | TypeError)
+        return BadRequest(
+            f"The model could not score this input: {type(exc).__name__}: "
+            f"{(str(exc).splitlines() or [''])[0][:300]}",
+            400 if refused else 500,
+            "BAD_REQUEST" if refused else "INTERNAL_ERROR",
+        )
+
+    def shadow(body: bytes, request: Request, parse: Any, request_id: str) -> None:
+        """Score a request with the candidate after the stable answer went (a thread of the
+        server's pool): kept for the analysis, never sent."""
+        assert candidate is not None and evidence is not None
+        started = time.perf_counter()
+        inputs, answer, rows, status = None, None, 0, 200
+        try:
+            inputs, _, _ = parse(body, request, request_id, candidate)
+            rows = len(inputs)
+            answer = candidate.predict(inputs)
+        except BadRequest as exc:
+            status = exc.status
+        except Exception as exc:
+            status = model_failed(exc, request_id).status
+        seconds = time.perf_counter() - started
+        evidence.add(request_id, candidate.version, False, status, seconds, rows, answer)
+        recorders[candidate.version].record(seconds, rows, status, answer, inputs, request_id)
+
+    async def score(
+        request: Request,
+        parse: Any,
+        render: Any,
+        v2: bool = False,
+        pinned: ServedModel | None = None,
+    ) -> Response:
         started = time.perf_counter()
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        inputs, answer, rows = None, None, 0
+        served = pinned or pick(request)
+        inputs, answer, rows, body, scored = None, None, 0, b"", 0.0
         try:
             body = await read_body(request)
-            inputs, params, request_id = parse(body, request, request_id)
+            inputs, params, request_id = parse(body, request, request_id, served)
             rows = len(inputs)
-            if model.engine in ("transformers", "pyfunc"):  # slow: keep the loop responsive
-                from starlette.concurrency import run_in_threadpool
-
-                answer = await run_in_threadpool(model.predict, inputs)
+            if served.engine in ("transformers", "pyfunc"):  # slow: keep the loop responsive
+                answer = await run_in_threadpool(served.predict, inputs)
             else:
-                answer = model.predict(inputs)
-            content, extra = render(answer, params, request_id)
-            response = reply(content, 200, request_id, **extra)
+                answer = served.predict(inputs)
+            scored = time.perf_counter() - started
+            content, extra = render(answer, params, request_id, served)
+            response = reply(content, 200, request_id, served, **extra)
         except BadRequest as exc:
-            response = reply(exc.v2_body() if v2 else exc.body(), exc.status, request_id)
-        except Exception as exc:  # the model itself failed on inputs that fit its signature
-            log.exception("prediction failed (request %s)", request_id)
-            # What scikit-learn raises for an input it refuses is the input's fault (MLflow's
-            # own server answers 400 too); anything else is the server's.
-            refused = isinstance(exc, ValueError | TypeError)
-            error = BadRequest(
-                f"The model could not score this input: {type(exc).__name__}: "
-                f"{(str(exc).splitlines() or [''])[0][:300]}",
-                400 if refused else 500,
-                "BAD_REQUEST" if refused else "INTERNAL_ERROR",
+            response = reply(exc.v2_body() if v2 else exc.body(), exc.status, request_id, served)
+        except Exception as exc:
+            error = model_failed(exc, request_id)
+            response = reply(
+                error.v2_body() if v2 else error.body(), error.status, request_id, served
             )
-            response = reply(error.v2_body() if v2 else error.body(), error.status, request_id)
-        telemetry.record(
-            time.perf_counter() - started, rows, response.status_code, answer, inputs, request_id
+        seconds = time.perf_counter() - started
+        recorders[served.version].record(
+            seconds, rows, response.status_code, answer, inputs, request_id
         )
+        if evidence is not None and pinned is None:
+            status = response.status_code
+            evidence.add(request_id, served.version, True, status, scored or seconds, rows, answer)
+            if traffic.mode == "shadow" and status < 400:
+                response.background = BackgroundTask(shadow, body, request, parse, request_id)
         return response
 
     async def invocations(request: Request) -> Response:
-        def parse(body: bytes, req: Request, rid: str) -> tuple[Any, dict, str]:
+        def parse(
+            body: bytes, req: Request, rid: str, served: ServedModel
+        ) -> tuple[Any, dict, str]:
             inputs, params = protocols.parse_invocation(
-                body, req.headers.get("content-type"), model
+                body, req.headers.get("content-type"), served
             )
             return inputs, params, rid
 
-        def render(answer: Any, params: dict, rid: str) -> tuple[bytes, dict]:
-            return protocols.invocation_body(answer, model, params), {}
+        def render(answer: Any, params: dict, rid: str, served: ServedModel) -> tuple[bytes, dict]:
+            return protocols.invocation_body(answer, served, params), {}
 
         return await score(request, parse, render)
+
+    async def feedback(request: Request) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        if evidence is None:
+            error = BadRequest(
+                "This server holds one version: feedback is taken during a rollout (modelops "
+                "serve --candidate, or modelops rollout).",
+                404,
+                "NOT_FOUND",
+            )
+            return reply(error.body(), error.status, request_id)
+        try:
+            body = orjson.loads(await read_body(request))
+        except orjson.JSONDecodeError as exc:
+            error = BadRequest(f"The body is not valid JSON: {exc}")
+            return reply(error.body(), error.status, request_id)
+        classes = model.classes if model.is_classifier else None
+        try:
+            counts = evidence.label(parse_feedback(body, classes))
+        except FeedbackConflict as exc:
+            error = BadRequest(str(exc), 409, "RESOURCE_ALREADY_EXISTS")
+            return reply(error.body(), error.status, request_id)
+        except ConfigurationError as exc:
+            error = BadRequest(str(exc))
+            return reply(error.body(), error.status, request_id)
+        return reply(orjson.dumps(counts), 200, request_id)
+
+    async def evidence_route(request: Request) -> Response:
+        if evidence is None:
+            return reply(
+                BadRequest("This server holds one version: no rollout evidence.", 404).body(),
+                404,
+                uuid.uuid4().hex,
+            )
+        try:
+            since = float(request.query_params.get("since", 0))
+        except ValueError:
+            return reply(BadRequest("since must be a Unix time in seconds.").body(), 400, "")
+        kept = await run_in_threadpool(evidence.read, since)
+        about = {
+            "model_name": model.name,
+            "stable": model.version,
+            "candidate": candidate.version if candidate else None,
+            "mode": traffic.mode,
+            "weight": traffic.weight,
+            "classes": model.classes,
+            **kept,
+        }
+        return Response(orjson.dumps(about), 200, media_type=protocols.JSON, headers=lineage)
 
     def v2_error(message: str, status: int = 404) -> Response:
         return Response(
@@ -172,23 +323,28 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         """A 404 for a name or version this server does not serve (``None``: it does)."""
         name = request.path_params["name"]
         wanted = request.path_params.get("version", model.version)
-        if name == model.name and wanted == model.version:
+        if name == model.name and wanted in by_version:
             return None
+        held = " and ".join(by_version)
         return v2_error(
-            f"This server serves {model.name!r} version {model.version}, "
-            f"not {name!r} version {wanted}."
+            f"This server serves {model.name!r} version {held}, not {name!r} version {wanted}."
         )
+
+    def named(request: Request) -> ServedModel | None:
+        """The version a path names (``None``: the path names none, traffic decides)."""
+        wanted = request.path_params.get("version")
+        return by_version[wanted] if wanted is not None else None
 
     async def infer(request: Request) -> Response:
         if (missing := unknown(request)) is not None:
             return missing
 
-        def parse(body: bytes, req: Request, rid: str) -> tuple[Any, Any, str]:
-            parsed = protocols.parse_v2(body, model, req.headers.get(protocols.HEADER_LENGTH))
+        def parse(body: bytes, req: Request, rid: str, served: ServedModel) -> tuple[Any, Any, str]:
+            parsed = protocols.parse_v2(body, served, req.headers.get(protocols.HEADER_LENGTH))
             return parsed.inputs, parsed, str(parsed.id or rid)
 
-        def render(answer: Any, parsed: Any, rid: str) -> tuple[bytes, dict]:
-            content, header_length = protocols.v2_body(answer, model, parsed)
+        def render(answer: Any, parsed: Any, rid: str, served: ServedModel) -> tuple[bytes, dict]:
+            content, header_length = protocols.v2_body(answer, served, parsed)
             if header_length is None:
                 return content, {}
             return content, {
@@ -196,13 +352,22 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
                 "headers": {protocols.HEADER_LENGTH: str(header_length)},
             }
 
-        return await score(request, parse, render, v2=True)
+        return await score(request, parse, render, v2=True, pinned=named(request))
 
     async def ping(request: Request) -> Response:
         return Response("\n", 200, media_type=protocols.JSON, headers=lineage)
 
     async def version(request: Request) -> Response:
         about = {**model.describe(), "telemetry": telemetry.describe(), "pid": os.getpid()}
+        if candidate is not None and evidence is not None:
+            about["rollout"] = {
+                **asdict(traffic),
+                "candidate": {
+                    **candidate.describe(),
+                    "telemetry": recorders[candidate.version].describe(),
+                },
+                "evidence": await run_in_threadpool(evidence.describe),
+            }
         return Response(orjson.dumps(about), 200, media_type=protocols.JSON, headers=lineage)
 
     server_metadata = orjson.dumps(
@@ -215,8 +380,11 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
     async def v2_model(request: Request) -> Response:
         if (missing := unknown(request)) is not None:
             return missing
+        about = protocols.v2_metadata(named(request) or model)
+        if request.path_params.get("version") is None:
+            about["versions"] = list(by_version)
         return Response(
-            orjson.dumps(protocols.v2_metadata(model)),
+            orjson.dumps(about),
             200,
             media_type=protocols.JSON,
             headers=lineage,
@@ -259,6 +427,8 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         Route("/health", ping, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/feedback", feedback, methods=["POST"]),
+        Route("/rollout/evidence", evidence_route, methods=["GET"]),
         Route("/v2", v2_server, methods=["GET"]),
         Route("/v2/health/ready", v2_ready, methods=["GET"]),
         Route("/v2/health/live", v2_live, methods=["GET"]),
@@ -270,7 +440,10 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        telemetry.close()  # log what is left, end the inference run
+        for recorder in recorders.values():
+            recorder.close()  # log what is left, end the inference run
+        if evidence is not None:
+            evidence.close()
 
     app = Starlette(
         routes=routes,

@@ -15,13 +15,19 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelops.errors import ConfigurationError
 from modelops.naming import model_stem
-from modelops.serving.app import CONFIG_ENV, ServeConfig
+from modelops.serving.app import CONFIG_ENV, ServeConfig, VersionConfig
 from modelops.serving.telemetry import TelemetryConfig
+from modelops.serving.traffic import TrafficConfig
 from modelops.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 DISABLE_TELEMETRY_ENV = "MODELOPS_DISABLE_RUNTIME_LOGGING"
 
@@ -35,12 +41,72 @@ def prepare(
     sample_dir: str | None = None,
     sample_rate: float = 1.0,
     max_body_bytes: int | None = None,
+    candidate: str | None = None,
+    traffic: TrafficConfig | None = None,
+    evidence_path: str | None = None,
 ) -> ServeConfig:
-    """Resolve, fetch and verify a version; returns the config the workers start from.
+    """Resolve, fetch and verify a version (and a candidate beside it); returns the config the
+    workers start from.
 
     Raises:
         ModelNotFound: no such model, version or alias.
+        ConfigurationError: the candidate is the version that already answers, or the traffic
+            split is not one a server can run.
     """
+    from modelops.tracking import get_client
+
+    settings = settings or get_settings()
+    client = get_client(settings.resolved_tracking_uri, settings.resolved_registry_uri)
+    stable = _fetch(client, settings, model_name, ref, fast_path)
+    second = None
+    if candidate is not None:
+        traffic = (traffic or TrafficConfig()).check()
+        second = _fetch(client, settings, model_name, candidate, fast_path)
+        if second.version == stable.version:
+            raise ConfigurationError(
+                f"The candidate {candidate!r} is version {stable.version} of {model_name!r}, "
+                f"the version that already answers ({ref}): a candidate must be another "
+                f"version (e.g. --candidate staging)."
+            )
+        if evidence_path is None:
+            folder = settings.home_dir / "serving" / "rollouts" / model_stem(model_name)
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            name = f"v{stable.version}-v{second.version}-{stamp}-{os.getpid()}.db"
+            evidence_path = str(folder / name)
+    env_limit = os.environ.get("MODELOPS_SERVE_MAX_BODY_BYTES")
+    env = os.environ.get
+    telemetry = TelemetryConfig(
+        enabled=env(DISABLE_TELEMETRY_ENV, "").lower() not in ("1", "true", "yes"),
+        tracking_uri=settings.resolved_tracking_uri,
+        experiment_name=settings.experiment_name,
+        artifact_location=settings.default_artifact_location,
+        sample_dir=sample_dir or env("MODELOPS_SERVE_SAMPLE_DIR") or None,
+        sample_rate=sample_rate,
+        flush_seconds=float(env("MODELOPS_SERVE_FLUSH_SECONDS", 5)),
+        flush_every=int(env("MODELOPS_SERVE_FLUSH_EVERY", 1000)),
+        max_buffered=int(env("MODELOPS_SERVE_MAX_BUFFERED", 50_000)),
+    )
+    return ServeConfig(
+        model_dir=stable.model_dir,
+        name=model_name,
+        version=stable.version,
+        alias=stable.alias,
+        run_id=stable.run_id,
+        fast_path=fast_path,
+        telemetry=telemetry,
+        max_body_bytes=max_body_bytes or int(env_limit or 16 * 1024 * 1024),
+        candidate=second,
+        traffic=traffic if second is not None else None,
+        evidence_path=evidence_path if second is not None else None,
+        evidence_limit=int(env("MODELOPS_SERVE_MAX_EVIDENCE", 200_000)),
+    )
+
+
+def _fetch(
+    client: MlflowClient, settings: Settings, model_name: str, ref: str, fast_path: bool
+) -> VersionConfig:
+    """Resolve ``ref``, download the version once into the serving folder, and verify its
+    fast path and missing-value checks there."""
     from modelops.model_io import download_version
     from modelops.registry.versions import resolve_version
     from modelops.serving import fast_path as onnx
@@ -51,10 +117,7 @@ def prepare(
         read_mlmodel,
         signature_columns,
     )
-    from modelops.tracking import get_client
 
-    settings = settings or get_settings()
-    client = get_client(settings.resolved_tracking_uri, settings.resolved_registry_uri)
     version = resolve_version(client, model_name, ref)
     number = str(version.version)
     folder = settings.home_dir / "serving" / "models" / model_stem(model_name) / f"v{number}"
@@ -73,29 +136,7 @@ def prepare(
     if not (folder / MISSING_REPORT).is_file():  # whatever the engine: both check the same
         missing.prepare(folder, columns)
     alias = None if str(ref).isdigit() or str(ref).lower() == "latest" else str(ref)
-    env_limit = os.environ.get("MODELOPS_SERVE_MAX_BODY_BYTES")
-    env = os.environ.get
-    telemetry = TelemetryConfig(
-        enabled=env(DISABLE_TELEMETRY_ENV, "").lower() not in ("1", "true", "yes"),
-        tracking_uri=settings.resolved_tracking_uri,
-        experiment_name=settings.experiment_name,
-        artifact_location=settings.default_artifact_location,
-        sample_dir=sample_dir or env("MODELOPS_SERVE_SAMPLE_DIR") or None,
-        sample_rate=sample_rate,
-        flush_seconds=float(env("MODELOPS_SERVE_FLUSH_SECONDS", 5)),
-        flush_every=int(env("MODELOPS_SERVE_FLUSH_EVERY", 1000)),
-        max_buffered=int(env("MODELOPS_SERVE_MAX_BUFFERED", 50_000)),
-    )
-    return ServeConfig(
-        model_dir=str(folder),
-        name=model_name,
-        version=number,
-        alias=alias,
-        run_id=version.run_id,
-        fast_path=fast_path,
-        telemetry=telemetry,
-        max_body_bytes=max_body_bytes or int(env_limit or 16 * 1024 * 1024),
-    )
+    return VersionConfig(str(folder), number, alias, version.run_id)
 
 
 def exec_server(config: ServeConfig, host: str, port: int, workers: int) -> None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from modelops.serving.model import ServedModel
+from typing import Any
 
 
 class Prometheus:
-    """The ``/metrics`` families, labelled with model name and version (multi-process aware)."""
+    """The ``/metrics`` families, labelled with model name and version (multi-process aware):
+    one set for the server, a series per version it serves (two during a rollout)."""
 
-    def __init__(self, model: ServedModel) -> None:
+    def __init__(self, name: str, versions: list[str]) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = (
@@ -32,21 +30,21 @@ class Prometheus:
         self.dropped = Counter(
             "modelops_telemetry_dropped", "Requests whose telemetry was lost", labels, **kw
         )
-        self.model_labels = (model.name, model.version)
         # Every family has its samples from the start, at 0: a scraper sees "no drops" rather
         # than no series (which alerts cannot tell from a missing target), and with several
         # workers each writes its file now, so /metrics is never empty before a request.
-        self.requests.labels(*self.model_labels, "200")
-        self.rows.labels(*self.model_labels)
-        self.latency.labels(*self.model_labels)
-        self.dropped.labels(*self.model_labels)
+        for version in versions:
+            self.requests.labels(name, version, "200")
+            self.rows.labels(name, version)
+            self.latency.labels(name, version)
+            self.dropped.labels(name, version)
 
-    def observe(self, seconds: float, rows: int, status: int) -> None:
-        """Count one request."""
-        self.requests.labels(*self.model_labels, str(status)).inc()
+    def observe(self, labels: tuple[str, str], seconds: float, rows: int, status: int) -> None:
+        """Count one request answered by the version ``labels`` (model name, version)."""
+        self.requests.labels(*labels, str(status)).inc()
         if status < 400:
-            self.rows.labels(*self.model_labels).inc(rows)
-            self.latency.labels(*self.model_labels).observe(seconds)
+            self.rows.labels(*labels).inc(rows)
+            self.latency.labels(*labels).observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format, for ``GET /metrics``."""

@@ -31,10 +31,14 @@ log = logging.getLogger("modelops.serving")
 class Telemetry:
     """A bounded buffer of request records and the thread that ships them."""
 
-    def __init__(self, model: ServedModel, config: TelemetryConfig) -> None:
+    def __init__(
+        self, model: ServedModel, config: TelemetryConfig, metrics: Prometheus | None = None
+    ) -> None:
         self.model = model
         self.config = config
-        self.metrics = Prometheus(model)
+        # One set of /metrics families per server: a second version's recorder shares it.
+        self.metrics = metrics or Prometheus(model.name, [model.version])
+        self.labels = (model.name, model.version)
         self._buffer: deque[Record] = deque(maxlen=config.max_buffered)
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -58,7 +62,7 @@ class Telemetry:
         request_id: str | None = None,
     ) -> None:
         """Count a request (called on the request path: only appends)."""
-        self.metrics.observe(seconds, rows, status)
+        self.metrics.observe(self.labels, seconds, rows, status)
         if not self.config.enabled:
             return
         entry = Record(seconds, rows, status)
@@ -69,7 +73,7 @@ class Telemetry:
         with self._lock:
             if len(self._buffer) == self._buffer.maxlen:
                 self.dropped += 1  # the oldest record falls out of the full buffer
-                self.metrics.dropped.labels(*self.metrics.model_labels).inc()
+                self.metrics.dropped.labels(*self.labels).inc()
             self._buffer.append(entry)
             full = len(self._buffer) >= self.config.flush_every
         if full:
@@ -106,7 +110,7 @@ class Telemetry:
                 lost = len(records) - len(kept)
                 self.dropped += lost
             if lost:
-                self.metrics.dropped.labels(*self.metrics.model_labels).inc(lost)
+                self.metrics.dropped.labels(*self.labels).inc(lost)
             log.warning(
                 "telemetry not logged to MLflow (%s): %s request(s) buffered, %s lost so far",
                 type(exc).__name__,

@@ -1,0 +1,1 @@
+"""Rollouts judged on live traffic: the analysis of a step (no Prefect here)."""
