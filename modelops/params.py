@@ -52,6 +52,21 @@ StageAlias = Annotated[
     BeforeValidator(lambda v: None if v in ("", "none", "None") else v),  # "" means no alias
     AfterValidator(_as_value_error(lambda v: None if v is None else check_alias(v))),
 ]
+
+
+def _comma_separated(value: Any) -> Any:
+    """``10,50`` (the command line's spelling) or one number, as a list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [value]
+    return value
+
+
+# A rollout's steps: the candidate's share of requests at each, in percent (10,50 or [10, 50]).
+RolloutSteps = Annotated[list[float], BeforeValidator(_comma_separated)]
+
+
 BinaryThresholds = Annotated[
     dict[str, float], AfterValidator(_as_value_error(lambda v: check_thresholds(v, "binary")))
 ]

@@ -232,6 +232,23 @@ class RollbackResult(BaseModel):
     rolled_back: str | None
 
 
+class RolloutResult(BaseModel):
+    """How a live rollout ended: ``promoted`` (the candidate is production and serves alone),
+    ``aborted`` (a step failed: the candidate was taken out of traffic and tagged), or
+    ``inconclusive`` (not enough evidence in time: nothing changed)."""
+
+    name: str
+    stable: str
+    candidate: str
+    mode: str
+    outcome: str
+    reason: str
+    production: str | None
+    previous_production: str | None = None
+    url: str | None = None
+    steps: list[dict[str, Any]] = Field(default_factory=list)  # each step's analysis
+
+
 class ServingTarget(BaseModel):
     """A resolved model version and the request that smoke-tests it."""
 

@@ -84,7 +84,9 @@ def table_artifact(rows: list[dict[str, Any]], key: str, description: str) -> No
 
 
 @contextlib.contextmanager
-def model_lock(kind: str, model_name: str) -> Iterator[None]:
+def model_lock(
+    kind: str, model_name: str, wait_seconds: float = locks.WAIT_SECONDS
+) -> Iterator[None]:
     """Hold ``kind``'s lock of ``model_name`` (:func:`modelops.registry.locks.model_lock`) for a
     flow body, so runs that change one model's aliases or what serves it never overlap — with
     each other or with the operator API, the command line or the Python API, which take the
@@ -94,5 +96,5 @@ def model_lock(kind: str, model_name: str) -> Iterator[None]:
     settings = get_settings()
     client = get_client(settings.resolved_tracking_uri, settings.resolved_registry_uri)
     owner = f"flow run {flow_run.name or flow_run.id or '?'}"
-    with locks.model_lock(client, model_name, kind, owner=owner):
+    with locks.model_lock(client, model_name, kind, owner=owner, wait_seconds=wait_seconds):
         yield

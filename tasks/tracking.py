@@ -10,6 +10,7 @@ from prefect import get_run_logger, task
 
 from modelops import tracking
 from modelops.errors import ModelOpsError, is_transient, unreachable
+from modelops.registry import locks
 from modelops.settings import get_settings
 from tasks.common import IO_TASK, artifact_key, flow_run_info, markdown_artifact, model_lock
 
@@ -82,15 +83,20 @@ def end_mlflow_run(ctx: tracking.TrackingContext, status: str, error: str | None
 
 @contextlib.contextmanager
 def flow_run(
-    flow: str, model_name: str, params: dict[str, Any], lock: str | None = None
+    flow: str,
+    model_name: str,
+    params: dict[str, Any],
+    lock: str | None = None,
+    wait_seconds: float = locks.WAIT_SECONDS,
 ) -> Iterator[tracking.TrackingContext]:
     """What every flow body runs in: its parent MLflow run ``<flow>-<model>`` (tagged with the
     flow), and, for flows that change what serves or what is in production, the model's lock
-    (``lock`` names it: runs holding the same lock for one model never overlap)."""
+    (``lock`` names it: runs holding the same lock for one model never overlap; a run waits
+    ``wait_seconds`` for another holder)."""
     try:
         with contextlib.ExitStack() as stack:
             if lock:
-                stack.enter_context(model_lock(lock, model_name))
+                stack.enter_context(model_lock(lock, model_name, wait_seconds))
             yield stack.enter_context(
                 mlflow_parent_run(
                     f"{flow}-{model_name}", params=params, tags={"modelops.flow": flow}

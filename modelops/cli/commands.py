@@ -68,6 +68,12 @@ def _show_rollback(r: Any) -> str:
     return f"{r.name}@production rolled back: version {r.rolled_back} -> {r.version}"
 
 
+def _show_rollout(r: Any) -> str:
+    from modelops.steps.rollout import result_text
+
+    return result_text(r).replace("**", "").rstrip()
+
+
 def _show_deployment(r: Any) -> str:
     where = f"{r.url}/invocations" if r.target == "local" else r.url
     return f"serving version {r.version} ({r.target}) at {where}"
@@ -172,6 +178,15 @@ FLOW_COMMANDS = [
         "put production back on the previous production version (rollback flow)",
         positionals=("model_name",),
         show=_show_rollback,
+    ),
+    FlowCommand(
+        "rollout",
+        "flows.rollout:rollout",
+        "roll a staged candidate out on live traffic beside production: canary or shadow, "
+        "judged step by step, promoted or taken out (rollout flow)",
+        positionals=("model_name",),
+        show=_show_rollout,
+        warm=_WARM_REGISTRY,
     ),
     FlowCommand(
         "deploy",
@@ -356,6 +371,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from modelops.errors import ConfigurationError
     from modelops.serving.server import exec_server, prepare
+    from modelops.serving.traffic import ROLLOUT_EVIDENCE_ENV, ROLLOUT_LEASE_ENV, ROLLOUT_TOKEN_ENV
 
     if args.workers < 1:
         raise ConfigurationError("--workers must be at least 1")
@@ -374,6 +390,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         candidate=args.candidate,
         traffic=_traffic(args),
+        # A rollout's hold on the split (modelops.serving.local.Rollout): never an option.
+        evidence_path=os.environ.get(ROLLOUT_EVIDENCE_ENV) or None,
+        control_token=os.environ.get(ROLLOUT_TOKEN_ENV) or None,
+        lease_seconds=float(os.environ.get(ROLLOUT_LEASE_ENV) or 0) or None,
     )
     from modelops.serving.model import FAST_PATH_REPORT
 

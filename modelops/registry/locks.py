@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 PROMOTION = "promotion"  # moves of a model's aliases
 DEPLOYMENT = "deployment"  # changes of what serves a model
+ROLLOUT = "rollout"  # a live rollout, held from its start to its end: one per model at a time
 LEASE_SECONDS = 60.0
 WAIT_SECONDS = 900.0
 CLOCK_SKEW_SECONDS = 5.0  # holders on other machines: their clock may run a little behind

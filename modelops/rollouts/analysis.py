@@ -6,10 +6,11 @@ labels the live metric with its confidence interval. Between them: the shift of 
 predictions from the stable version's (PSI over the stable version's deciles, or over the
 labels for a model without scores) and, in shadow, how often both said the same.
 
-The verdict is ``fail`` as soon as one rule is broken (the candidate errs more, is slower, its
-predictions moved too far, or its live metric is worse than the stable one's by more than the
-margin with the interval's whole width), ``inconclusive`` while the evidence is too thin to
-decide (too few requests or labels), and ``pass`` otherwise. The live metric's comparison is a
+The verdict is ``inconclusive`` until both versions answered ``min_requests`` (before, every
+figure is noise), then ``fail`` as soon as one rule is broken (the candidate errs more, is
+slower, its predictions moved too far, or its live metric is worse than the stable one's by
+more than the margin with the interval's whole width), ``inconclusive`` while the labels are
+too few to decide, and ``pass`` otherwise. The live metric's comparison is a
 non-inferiority test: pass when the interval of (candidate - stable) lies above ``-margin``.
 
 Intervals: ``roc_auc`` by DeLong's method (paired on the same rows in shadow), ``accuracy`` by
@@ -42,7 +43,8 @@ class Criteria:
     min_requests: int = 200  # per version
     min_labels: int = 200  # per version, when a metric is judged
     max_error_rate_increase: float = 0.01
-    max_p99_ratio: float = 1.5  # candidate p99 over stable p99 (plus 2 ms of slack)
+    max_p99_ratio: float = 1.5  # candidate p99 over stable p99 ...
+    p99_slack_ms: float = 10.0  # ... or this much over it: a pause of the machine is no regression
     max_prediction_psi: float = 0.25
     min_agreement: float | None = None  # shadow: share of requests both answered alike
     confidence: float = 0.95
@@ -63,6 +65,8 @@ class Criteria:
             raise ConfigurationError("margin and the maximum increases cannot be negative.")
         if self.min_requests < 1 or self.min_labels < 0:
             raise ConfigurationError("min_requests must be at least 1, min_labels at least 0.")
+        if self.p99_slack_ms < 0:
+            raise ConfigurationError(f"p99_slack_ms cannot be negative, not {self.p99_slack_ms}.")
         if self.max_p99_ratio < 1:
             raise ConfigurationError(f"max_p99_ratio must be at least 1, not {self.max_p99_ratio}.")
         if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
@@ -451,7 +455,7 @@ def _judge(result: Analysis, criteria: Criteria) -> None:
             f"{s.error_rate:.2%} + {criteria.max_error_rate_increase:.2%}"
         )
     if c.p99_ms is not None and s.p99_ms is not None:
-        bound = s.p99_ms * criteria.max_p99_ratio + 2.0
+        bound = max(s.p99_ms * criteria.max_p99_ratio, s.p99_ms + criteria.p99_slack_ms)
         if c.p99_ms > bound:
             fails.append(f"the candidate's p99 {c.p99_ms:.1f} ms is over {bound:.1f} ms")
     if c.prediction_psi is not None and c.prediction_psi > criteria.max_prediction_psi:
@@ -484,5 +488,9 @@ def _judge(result: Analysis, criteria: Criteria) -> None:
                     f"{result.difference_interval[1]:+.4f} does not yet exclude a loss over "
                     f"{criteria.margin}"
                 )
+    # Too few requests make every figure noise (a PSI over 14 answers can be anything): no
+    # verdict but "not yet" until both versions answered enough.
+    if any(f.requests < criteria.min_requests for f in (s, c)):
+        fails = []
     result.verdict = FAIL if fails else INCONCLUSIVE if thin else PASS
     result.reasons = fails or thin or ["every criterion is met"]

@@ -19,8 +19,10 @@ analysis's input); ``/version`` describes both versions and the split.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import logging
+import math
 import os
 import time
 import uuid
@@ -39,7 +41,7 @@ from starlette.routing import Route
 
 from modelops.errors import ConfigurationError
 from modelops.serving import protocols
-from modelops.serving.evidence import Evidence, FeedbackConflict
+from modelops.serving.evidence import Evidence, FeedbackConflict, Split
 from modelops.serving.model import ServedModel
 from modelops.serving.protocols import BadRequest
 from modelops.serving.telemetry import Prometheus, Telemetry, TelemetryConfig
@@ -76,6 +78,10 @@ class ServeConfig:
     traffic: TrafficConfig | None = None  # how the candidate takes traffic (with a candidate)
     evidence_path: str | None = None  # where the answers and labels are kept (with a candidate)
     evidence_limit: int = 200_000
+    # A rollout's hold on the split: the token its PUT /rollout/traffic must show, and how long
+    # the candidate keeps traffic unless the rollout renews it (None: for as long as it runs).
+    control_token: str | None = None
+    lease_seconds: float | None = None
 
     def write(self, path: Path) -> Path:
         """Save as JSON (the workers read it back)."""
@@ -121,9 +127,11 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
             run_id=config.candidate.run_id,
             fast_path=config.fast_path,
         )
+        lease = config.lease_seconds
         evidence = Evidence(
             config.evidence_path or Path(config.model_dir).parent / "evidence.db",
             limit=config.evidence_limit,
+            split=Split(True, traffic.weight, time.time() + lease if lease else math.inf),
         )
     served = [model] if candidate is None else [model, candidate]
     families = Prometheus(config.name, [m.version for m in served])
@@ -136,12 +144,17 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
     by_version = {m.version: m for m in served}
     sticky = (traffic.sticky_header or "").lower()
 
+    def in_traffic() -> bool:
+        """Whether the candidate takes part now (not after an abort or a lapsed lease)."""
+        return evidence is not None and evidence.split.on(time.time())
+
     def pick(request: Request) -> ServedModel:
         """The version that answers this request (the stable one unless canary says not)."""
-        if candidate is None:
+        if candidate is None or traffic.mode != "canary" or not in_traffic():
             return model
+        assert evidence is not None
         key = request.headers.get(sticky) if sticky else None
-        return candidate if candidate_answers(traffic, key) else model
+        return candidate if candidate_answers(evidence.split.weight, key) else model
 
     def reply(
         body: bytes,
@@ -193,21 +206,31 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
             "BAD_REQUEST" if refused else "INTERNAL_ERROR",
         )
 
-    def shadow(body: bytes, request: Request, parse: Any, request_id: str) -> None:
-        """Score a request with the candidate after the stable answer went (a thread of the
-        server's pool): kept for the analysis, never sent."""
+    # A candidate with the stable version's signature takes the stable version's parsed input
+    # as it is (parsing a request is most of its CPU); another one parses the body itself.
+    same_inputs = candidate is not None and candidate.columns == model.columns
+
+    async def shadow(
+        body: bytes, request: Request, parse: Any, request_id: str, parsed: Any
+    ) -> None:
+        """Score a request with the candidate after the stable answer went: kept for the
+        analysis, never sent. On the event loop (a thread per request costs more than an
+        ONNX answer), as the stable version is; slow engines in a thread, as there."""
         assert candidate is not None and evidence is not None
-        started = time.perf_counter()
-        inputs, answer, rows, status = None, None, 0, 200
+        inputs, answer, rows, status, seconds = None, None, 0, 200, 0.0
         try:
-            inputs, _, _ = parse(body, request, request_id, candidate)
+            inputs = parsed if same_inputs else parse(body, request, request_id, candidate)[0]
             rows = len(inputs)
-            answer = candidate.predict(inputs)
+            started = time.perf_counter()
+            if candidate.engine in ("transformers", "pyfunc"):
+                answer = await run_in_threadpool(candidate.predict, inputs)
+            else:
+                answer = candidate.predict(inputs)
+            seconds = time.perf_counter() - started
         except BadRequest as exc:
             status = exc.status
         except Exception as exc:
             status = model_failed(exc, request_id).status
-        seconds = time.perf_counter() - started
         evidence.add(request_id, candidate.version, False, status, seconds, rows, answer)
         recorders[candidate.version].record(seconds, rows, status, answer, inputs, request_id)
 
@@ -226,11 +249,12 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
             body = await read_body(request)
             inputs, params, request_id = parse(body, request, request_id, served)
             rows = len(inputs)
+            predicting = time.perf_counter()
             if served.engine in ("transformers", "pyfunc"):  # slow: keep the loop responsive
                 answer = await run_in_threadpool(served.predict, inputs)
             else:
                 answer = served.predict(inputs)
-            scored = time.perf_counter() - started
+            scored = time.perf_counter() - predicting  # the model's time: what versions compare
             content, extra = render(answer, params, request_id, served)
             response = reply(content, 200, request_id, served, **extra)
         except BadRequest as exc:
@@ -246,9 +270,11 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         )
         if evidence is not None and pinned is None:
             status = response.status_code
-            evidence.add(request_id, served.version, True, status, scored or seconds, rows, answer)
-            if traffic.mode == "shadow" and status < 400:
-                response.background = BackgroundTask(shadow, body, request, parse, request_id)
+            evidence.add(request_id, served.version, True, status, scored, rows, answer)
+            if traffic.mode == "shadow" and status < 400 and in_traffic():
+                response.background = BackgroundTask(
+                    shadow, body, request, parse, request_id, inputs
+                )
         return response
 
     async def invocations(request: Request) -> Response:
@@ -313,6 +339,36 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
             **kept,
         }
         return Response(orjson.dumps(about), 200, media_type=protocols.JSON, headers=lineage)
+
+    async def split_route(request: Request) -> Response:
+        """``GET``: the split now; ``PUT`` (a rollout, with its token): change it — a weight,
+        a renewed lease, or ``{"active": false}`` to take the candidate out at once."""
+        if evidence is None:
+            return reply(BadRequest("This server holds one version.", 404).body(), 404, "")
+        if request.method == "PUT":
+            if not config.control_token:
+                error = BadRequest(
+                    "This server's split is fixed: only a rollout's server can be changed.", 403
+                )
+                return reply(error.body(), error.status, "")
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given, f"Bearer {config.control_token}"):
+                return reply(BadRequest("Wrong or missing rollout token.", 401).body(), 401, "")
+            try:
+                evidence.set_split(
+                    _changed_split(evidence.split, orjson.loads(await read_body(request)))
+                )
+            except (orjson.JSONDecodeError, ConfigurationError) as exc:
+                return reply(BadRequest(str(exc).splitlines()[0]).body(), 400, "")
+        now = evidence.split
+        body = {
+            "mode": traffic.mode,
+            "active": now.active,
+            "weight": now.weight,
+            "until": None if math.isinf(now.until) else now.until,
+            "in_traffic": in_traffic(),
+        }
+        return Response(orjson.dumps(body), 200, media_type=protocols.JSON, headers=lineage)
 
     def v2_error(message: str, status: int = 404) -> Response:
         return Response(
@@ -429,6 +485,7 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/feedback", feedback, methods=["POST"]),
         Route("/rollout/evidence", evidence_route, methods=["GET"]),
+        Route("/rollout/traffic", split_route, methods=["GET", "PUT"]),
         Route("/v2", v2_server, methods=["GET"]),
         Route("/v2/health/ready", v2_ready, methods=["GET"]),
         Route("/v2/health/live", v2_live, methods=["GET"]),
@@ -452,6 +509,31 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
     )
     app.state.model, app.state.telemetry = model, telemetry
     return app
+
+
+def _changed_split(split: Split, change: Any) -> Split:
+    """``split`` with what a ``PUT /rollout/traffic`` body changes (weight, lease_seconds,
+    active).
+
+    Raises:
+        ConfigurationError: another key, or a value out of range.
+    """
+    if not isinstance(change, dict) or not set(change) <= {"weight", "lease_seconds", "active"}:
+        raise ConfigurationError("Send an object with weight, lease_seconds and/or active.")
+    weight = change.get("weight", split.weight)
+    if not isinstance(weight, int | float) or isinstance(weight, bool) or not 0 < weight < 1:
+        raise ConfigurationError(f"weight must be in (0, 1), not {weight!r}.")
+    until = split.until
+    if "lease_seconds" in change:
+        lease = change["lease_seconds"]
+        if not isinstance(lease, int | float) or isinstance(lease, bool) or lease <= 0:
+            raise ConfigurationError(f"lease_seconds must be a positive number, not {lease!r}.")
+        until = time.time() + lease
+    active = change.get("active", split.active)
+    if not isinstance(active, bool):
+        raise ConfigurationError(f"active must be true or false, not {active!r}.")
+    # Once out, a candidate stays out: an abort is never undone by a late renewal.
+    return Split(active and split.active, float(weight), until)
 
 
 def _version() -> str:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sqlite3
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +38,7 @@ CREATE TABLE IF NOT EXISTS answers (
     version TEXT NOT NULL,
     answered INTEGER NOT NULL,   -- 1: this answer went to the client; 0: scored in shadow
     status INTEGER NOT NULL,
-    seconds REAL NOT NULL,       -- reading the input and scoring it, for this version
+    seconds REAL NOT NULL,       -- this version's time to score the request (the model's)
     at REAL NOT NULL,
     rows INTEGER NOT NULL,
     predictions BLOB,            -- JSON list, one per row
@@ -49,7 +51,27 @@ CREATE TABLE IF NOT EXISTS feedback (
     at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS traffic (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    active INTEGER NOT NULL,     -- 0: the candidate is out of traffic (an abort)
+    weight REAL NOT NULL,
+    until REAL NOT NULL          -- the candidate takes traffic until then (the rollout's lease)
+);
 """
+
+
+@dataclass(frozen=True)
+class Split:
+    """Whether, how much and until when the candidate takes traffic: what every worker reads
+    (the shared file) and a rollout changes (``PUT /rollout/traffic``)."""
+
+    active: bool = True
+    weight: float = 0.1
+    until: float = math.inf  # a rollout's lease: a rollout that stops renewing it loses traffic
+
+    def on(self, now: float) -> bool:
+        """Whether the candidate takes traffic at ``now``."""
+        return self.active and now < self.until
 
 
 class FeedbackConflict(ConfigurationError):
@@ -59,19 +81,31 @@ class FeedbackConflict(ConfigurationError):
 class Evidence:
     """The answers and labels of one two-version server (one per worker, one shared file)."""
 
-    def __init__(self, path: str | Path, limit: int = 200_000, flush_seconds: float = 0.2) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        limit: int = 200_000,
+        flush_seconds: float = 0.2,
+        split: Split | None = None,
+    ) -> None:
         self.path = Path(path)
         self.limit = limit
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        # One connection per worker, used by its threads in turn: the writer, /feedback, readers.
+        self._lock = threading.RLock()
         with self._db:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            if split is not None:  # the first worker sets the split; the others read it
+                self._db.execute(
+                    "INSERT OR IGNORE INTO traffic VALUES (1, ?, ?, ?)",
+                    (int(split.active), split.weight, _finite(split.until)),
+                )
+        self.split = self._read_split() or split or Split()
         # Appends (request path) and pops (the writer) are atomic on a deque: no lock needed.
         self._pending: deque[tuple[Any, ...]] = deque()
-        # One connection per worker, used by its threads in turn: the writer, /feedback, readers.
-        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="evidence", daemon=True)
         self._flush_seconds = flush_seconds
@@ -96,6 +130,7 @@ class Evidence:
         while not self._stop.wait(self._flush_seconds):
             try:
                 self.flush()
+                self.split = self._read_split() or self.split
             except sqlite3.OperationalError:  # a locked file: the next flush takes it
                 continue
             except Exception:  # never let the writer die: answers would pile up unwritten
@@ -138,6 +173,23 @@ class Evidence:
             "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
             (name, value),
         )
+
+    def _read_split(self) -> Split | None:
+        with self._lock:
+            row = self._db.execute("SELECT active, weight, until FROM traffic").fetchone()
+        if row is None:
+            return None
+        return Split(bool(row[0]), float(row[1]), math.inf if row[2] < 0 else float(row[2]))
+
+    def set_split(self, split: Split) -> Split:
+        """Change the split for every worker (each reads it within ``flush_seconds``)."""
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO traffic VALUES (1, ?, ?, ?)",
+                (int(split.active), split.weight, _finite(split.until)),
+            )
+        self.split = split
+        return split
 
     def label(self, labels: list[Label]) -> dict[str, int]:
         """Store labels, all or none: each must name an answered request, with one value per
@@ -252,6 +304,11 @@ class Evidence:
         with contextlib.suppress(sqlite3.Error):
             self.flush()
         self._db.close()
+
+
+def _finite(until: float) -> float:
+    """``until`` as stored: SQLite has no infinity that survives every driver, so -1."""
+    return -1.0 if math.isinf(until) else until
 
 
 def _encode(answer: Answer | None) -> tuple[bytes | None, bytes | None]:

@@ -29,7 +29,40 @@ from modelops.naming import local_server_key
 from modelops.processes import free_port, same_process, start_time, write_record
 from modelops.registry.versions import model_uri
 from modelops.serving.scoring import score_http
+from modelops.serving.traffic import ROLLOUT_EVIDENCE_ENV, ROLLOUT_LEASE_ENV, ROLLOUT_TOKEN_ENV
 from modelops.types import DeploymentRecord, ServingTarget
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A candidate to serve beside the stable version, as a rollout starts it: the split, and
+    the rollout's hold on it (the token of ``PUT /rollout/traffic`` and its lease)."""
+
+    candidate: str
+    mode: str
+    weight: float
+    token: str
+    lease_seconds: float
+    evidence_path: str
+    sticky_header: str | None = None
+
+    def serve_options(self) -> list[str]:
+        """The ``modelops serve`` options for it."""
+        options = ["--candidate", self.candidate, "--mode", self.mode]
+        if self.mode == "canary":
+            options += ["--weight", repr(self.weight)]
+            if self.sticky_header:
+                options += ["--sticky-header", self.sticky_header]
+        return options
+
+    def environment(self) -> dict[str, str]:
+        """What the server reads from its environment (a token never goes on a command line,
+        where every user of the machine can read it)."""
+        return {
+            ROLLOUT_TOKEN_ENV: self.token,
+            ROLLOUT_LEASE_ENV: repr(self.lease_seconds),
+            ROLLOUT_EVIDENCE_ENV: self.evidence_path,
+        }
 
 
 @dataclass
@@ -44,6 +77,7 @@ class LocalServer:
     log: str
     started: float | None = None  # the process's start time: tells it from a reused pid
     deployer: int | None = None  # the process that started it (pending records)
+    candidate: str | None = None  # a rollout's candidate served beside ``version``
 
     def record_path(self, home: Path) -> Path:
         """Where this server is recorded."""
@@ -123,6 +157,7 @@ def start_local_server(
     timeout: float = 120,
     env_manager: str = "local",
     server: str = "modelops",
+    rollout: Rollout | None = None,
 ) -> LocalServer:
     """Start a server for a version on a free loopback port and wait for /ping: ``modelops
     serve`` (the default), or ``mlflow models serve``.
@@ -148,6 +183,9 @@ def start_local_server(
     listen = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     if server == "modelops":
         serve = ["modelops", "serve", model_name, "--version", str(version), *listen]
+        if rollout is not None:
+            serve += rollout.serve_options()
+            env.update(rollout.environment())
     else:
         model = model_uri(model_name, version)
         serve = ["mlflow", "models", "serve", "-m", model, *listen, "--env-manager", env_manager]
@@ -164,6 +202,7 @@ def start_local_server(
         f"http://127.0.0.1:{port}",
         str(log_path),
         started=start_time(proc.pid),
+        candidate=rollout.candidate if rollout is not None else None,
     )
     pending = _mark_pending(home, started)
     try:
@@ -242,9 +281,11 @@ def serve_locally(
     workers: int,
     timeout: float,
     server: str = "modelops",
+    rollout: Rollout | None = None,
 ) -> tuple[DeploymentRecord, dict[str, float]]:
-    """Serve a version on 127.0.0.1, blue/green: the old local server of the model stops only
-    after the new one answered the smoke test.
+    """Serve a version on 127.0.0.1 (with a rollout's candidate beside it, if given),
+    blue/green: the old local server of the model stops only after the new one answered the
+    smoke test.
 
     Returns:
         The deployment record, and timings (``rollout_seconds``, ``smoke_seconds``).
@@ -266,6 +307,7 @@ def serve_locally(
             workers=workers,
             timeout=timeout,
             server=server,
+            rollout=rollout,
         )
     except DeploymentFailed as exc:
         first, _, rest = str(exc).partition("\n")

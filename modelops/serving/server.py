@@ -44,6 +44,8 @@ def prepare(
     candidate: str | None = None,
     traffic: TrafficConfig | None = None,
     evidence_path: str | None = None,
+    control_token: str | None = None,
+    lease_seconds: float | None = None,
 ) -> ServeConfig:
     """Resolve, fetch and verify a version (and a candidate beside it); returns the config the
     workers start from.
@@ -99,6 +101,8 @@ def prepare(
         traffic=traffic if second is not None else None,
         evidence_path=evidence_path if second is not None else None,
         evidence_limit=int(env("MODELOPS_SERVE_MAX_EVIDENCE", 200_000)),
+        control_token=control_token if second is not None else None,
+        lease_seconds=lease_seconds if second is not None else None,
     )
 
 

@@ -24,6 +24,10 @@ from modelops.errors import ConfigurationError
 MODES = ("shadow", "canary")
 STABLE, CANDIDATE = "stable", "candidate"
 MAX_FEEDBACK_ITEMS = 10_000  # per request: a bigger batch is split by the client
+# What a rollout's server reads from its environment (modelops.serving.local.Rollout sets it).
+ROLLOUT_TOKEN_ENV = "MODELOPS_ROLLOUT_TOKEN"
+ROLLOUT_LEASE_ENV = "MODELOPS_ROLLOUT_LEASE_SECONDS"
+ROLLOUT_EVIDENCE_ENV = "MODELOPS_ROLLOUT_EVIDENCE"
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,10 @@ def sticky_share(key: str) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-def candidate_answers(config: TrafficConfig, sticky_key: str | None) -> bool:
-    """Whether the candidate answers this request (always False in shadow mode)."""
-    if config.mode != "canary":
-        return False
+def candidate_answers(weight: float, sticky_key: str | None) -> bool:
+    """Whether the candidate answers this canary request, at ``weight``."""
     share = sticky_share(sticky_key) if sticky_key else random.random()
-    return share < config.weight
+    return share < weight
 
 
 @dataclass(frozen=True)

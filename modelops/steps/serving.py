@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops import tracking
 from modelops.k8s import cluster as k8s_cluster
@@ -18,19 +18,28 @@ from modelops.serving import local, scoring
 from modelops.settings import get_settings
 from modelops.types import DeploymentRecord, ServingTarget
 
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
 
 def resolve_serving_version(
     ctx: tracking.TrackingContext, model_name: str, version: str
 ) -> ServingTarget:
-    """Resolve an alias or number to a version, with its input example as the smoke request."""
-    client = ctx.client()
-    mv = resolve_version(client, model_name, version)
-    payload, rows, flavors = scoring.example_and_flavors(client, model_name, str(mv.version))
+    """Resolve an alias or number to a version, with its input example as the smoke request
+    (logged on the run as the version it resolved to)."""
+    target = serving_target(ctx.client(), model_name, version)
     tracking.log_params(
         ctx,
         ctx.parent_run_id,
-        {"resolved_version": str(mv.version), "model_run_id": mv.run_id or ""},
+        {"resolved_version": target.version, "model_run_id": target.run_id or ""},
     )
+    return target
+
+
+def serving_target(client: MlflowClient, model_name: str, version: str) -> ServingTarget:
+    """A version (number or alias) and the smoke request built from its input example."""
+    mv = resolve_version(client, model_name, version)
+    payload, rows, flavors = scoring.example_and_flavors(client, model_name, str(mv.version))
     return ServingTarget(
         name=model_name,
         version=str(mv.version),
@@ -137,8 +146,8 @@ def already_serving(home: Path, target: ServingTarget) -> DeploymentRecord | Non
     from modelops.errors import DeploymentFailed
 
     server = local.running_server(home, target.name)
-    if server is None or server.version != target.version:
-        return None
+    if server is None or server.version != target.version or server.candidate is not None:
+        return None  # not that version, or a rollout's server (the candidate beside it)
     try:
         scoring.score_http(server.url, target.payload, target.rows)
     except DeploymentFailed:

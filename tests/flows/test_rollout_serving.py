@@ -221,3 +221,44 @@ def test_bad_split_options_are_refused_before_anything_starts(store: dict[str, A
         lines = run.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], (args, run.stderr)
     assert sorted((folder / "serving").rglob("*.db")) == before  # no evidence file begun
+
+
+def test_a_rollout_holds_the_split_with_its_token_and_loses_it_when_it_stops_renewing(
+    store: dict[str, Any],
+) -> None:
+    import time
+
+    env = {
+        **store["env"],
+        "MODELOPS_ROLLOUT_TOKEN": "s3cret-token",
+        "MODELOPS_ROLLOUT_LEASE_SECONDS": "3",
+    }
+    args = ["--candidate", "2", "--mode", "canary", "--weight", "0.5"]
+    payloads = _one_row_payloads(1) * 60
+    with serving("rollout model", *args, env=env) as url:
+        split = f"{url}/rollout/traffic"
+        assert httpx.put(split, json={"weight": 0.9}).status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert httpx.put(split, json={"weight": 0.9}, headers=wrong).status_code == 401
+        token = {"Authorization": "Bearer s3cret-token"}
+        bad = httpx.put(split, json={"weight": 2}, headers=token)
+        assert bad.status_code == 400 and "weight must be in (0, 1)" in bad.json()["message"]
+        moved = httpx.put(split, json={"weight": 0.9, "lease_seconds": 3}, headers=token)
+        assert moved.json()["weight"] == 0.9 and moved.json()["in_traffic"] is True
+        time.sleep(0.5)  # every worker reads the split within a fraction of a second
+        held = Counter(v for _, v, _ in _answers(url, payloads))
+        assert held["2"] > held["1"]  # 0.9 of them
+        time.sleep(3.5)  # the lease runs out: nobody renewed it
+        assert httpx.get(split).json()["in_traffic"] is False
+        assert {v for _, v, _ in _answers(url, payloads)} == {"1"}
+        renewed = httpx.put(split, json={"lease_seconds": 30}, headers=token).json()
+        assert renewed["in_traffic"] is True
+        out = httpx.put(split, json={"active": False}, headers=token).json()
+        assert out["in_traffic"] is False
+        again = httpx.put(split, json={"active": True, "lease_seconds": 30}, headers=token).json()
+        assert again["in_traffic"] is False  # an abort is never undone by a late renewal
+        time.sleep(0.5)
+        assert {v for _, v, _ in _answers(url, payloads)} == {"1"}
+    with serving("rollout model", *args, env=store["env"]) as url:  # no rollout holds it
+        fixed = httpx.put(f"{url}/rollout/traffic", json={"weight": 0.2})
+        assert fixed.status_code == 403 and "split is fixed" in fixed.json()["message"]
