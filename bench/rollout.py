@@ -146,6 +146,8 @@ def main() -> int:
                     phases[name].append(measure(pid, url, payload, args))
             import httpx
 
+            about = httpx.get(f"{running['canary 0.1'][1]}/version", timeout=30).json()
+            engines = f"{about['engine']} and {about['rollout']['candidate']['engine']}"
             _, shadow_url = running["shadow"]
             evidence = httpx.get(f"{shadow_url}/rollout/evidence", timeout=120).json()
             answered = [
@@ -158,6 +160,7 @@ def main() -> int:
             rates[1] = feedback_rate(shadow_url, answered[: args.labels], 1)
             rates[100] = feedback_rate(shadow_url, answered[args.labels : 2 * args.labels], 100)
     rows = {name: combine(name, p, 0.0) for name, p in phases.items()}
+    print(f"engines (stable and candidate): {engines}")
     single = rows["single"]
     print(f"{'server':<12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11} ratios")
     for name, r in rows.items():
