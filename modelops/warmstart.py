@@ -321,8 +321,15 @@ class _Server:
                 request = self._accept(conn)
                 if request is None:
                     continue
+                # The child leads its own process group before the launcher learns its pid:
+                # a signal the launcher forwards to the group, or its SIGKILL when this process
+                # dies, must not find the group missing while the child is still starting.
+                grouped, led = os.pipe()
                 pid = os.fork()
                 if pid == 0:  # the child: drop everything of the server's
+                    os.setsid()
+                    os.close(grouped)
+                    os.close(led)
                     selector.close()
                     ready.close()
                     lock.close()
@@ -331,6 +338,9 @@ class _Server:
                     conn.close()
                     request["after_fork"] = self.after_fork
                     return request
+                os.close(led)
+                os.read(grouped, 1)  # end of file: the child has called setsid (or died)
+                os.close(grouped)
                 self._started(conn, pid, request, selector)
             self._reap(selector)
             if listener is not None and (self.unsafe == RETIRED or not _alive(self.owner)):
@@ -424,7 +434,6 @@ def _become(request: dict[str, Any]) -> NoReturn:
     directory and standard streams, then exit as that program would."""
     import runpy
 
-    os.setsid()  # its own process group: the launcher signals the run and what it started
     for signum in (*_FORWARDED, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -274,7 +274,9 @@ def test_the_warm_process_killed_during_a_command(shell: Shell) -> None:
         f"command was stopped with it. Run it again: it starts cold (or set "
         f"{warm.WARM_ENV}=false)"
     ]
-    assert not psutil.pid_exists(child.pid) or child.status() == psutil.STATUS_ZOMBIE
+    # SIGKILL is sent before the launcher exits but lands when the kernel next runs the fork.
+    gone, _alive = psutil.wait_procs([child], timeout=10)
+    assert gone or child.status() == psutil.STATUS_ZOMBIE
     # The next command starts cold, and leaves a new warm process for those after it.
     after = shell.run("versions lead-scoring")
     assert after.returncode == 0, after.stderr
