@@ -174,7 +174,7 @@ def analyse(evidence: dict[str, Any], criteria: Criteria, since: float = 0.0) ->
     result = Analysis(mode, criteria.metric, stable, candidate)
     pairs = _pairs(sides[stable_v], sides[candidate_v]) if mode == "shadow" else None
     candidate.prediction_psi = _prediction_psi(sides[stable_v], sides[candidate_v])
-    if pairs is not None and len(pairs[0]):
+    if pairs is not None and pairs[0]["predictions"]:
         a, b = pairs
         same = [x == y for x, y in zip(a["predictions"], b["predictions"], strict=True)]
         candidate.agreement = float(np.mean(same))
@@ -329,7 +329,8 @@ def _live_metric(
         for side in (stable, candidate):
             idx, labels, predicted = _labelled(side)
             sides.append((labels, predicted, None if side.scores is None else side.scores[idx]))
-    if metric != "accuracy" and any(s is None for _, _, s in sides):
+    # (A side with no labelled rows yet has no scores either: that is thin evidence, not this.)
+    if metric != "accuracy" and any(s is None and len(y) for y, _, s in sides):
         raise ConfigurationError(
             f"The live metric {metric!r} needs class probabilities, which this model's answers "
             f"do not carry: judge it on accuracy."

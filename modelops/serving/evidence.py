@@ -61,6 +61,20 @@ CREATE TABLE IF NOT EXISTS traffic (
 """
 
 
+# What ``read`` returns for every answer kept, column by column (the analysis's input).
+COLUMNS = (
+    "request_id",
+    "version",
+    "answered",
+    "status",
+    "seconds",
+    "at",
+    "predictions",
+    "scores",
+    "labels",
+)
+
+
 @dataclass(frozen=True)
 class Split:
     """Whether, how much and until when the candidate takes traffic: what every worker reads
@@ -252,20 +266,7 @@ class Evidence:
 
     def _read(self, since: float) -> dict[str, Any]:
         self.flush()
-        columns: dict[str, list[Any]] = {
-            name: []
-            for name in (
-                "request_id",
-                "version",
-                "answered",
-                "status",
-                "seconds",
-                "at",
-                "predictions",
-                "scores",
-                "labels",
-            )
-        }
+        columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
         query = (
             "SELECT a.request_id, a.version, a.answered, a.status, a.seconds, a.at, "
             "a.predictions, a.scores, f.labels FROM answers a "

@@ -11,6 +11,7 @@ import pytest
 
 from modelops.errors import ConfigurationError
 from modelops.rollouts.analysis import FAIL, INCONCLUSIVE, PASS, Criteria, analyse
+from modelops.serving.evidence import COLUMNS
 
 
 def evidence(
@@ -35,20 +36,7 @@ def evidence(
     seen = rng.normal(size=n) if useless else signal + candidate_noise * rng.normal(size=n)
     seen = seen + shift
     candidate = 1 / (1 + np.exp(-3 * seen))
-    out: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "request_id",
-            "version",
-            "answered",
-            "status",
-            "seconds",
-            "at",
-            "predictions",
-            "scores",
-            "labels",
-        )
-    }
+    out: dict[str, list[Any]] = {k: [] for k in COLUMNS}
     for i in range(n):
         rid = f"r{i}"
         label = [int(truth[i])] if rng.random() < labelled else None
@@ -156,3 +144,16 @@ def test_bad_criteria_are_refused(criteria: Criteria, words: str) -> None:
 def test_one_version_evidence_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="not a two-version server"):
         analyse({**evidence(10), "candidate": None}, Criteria())
+
+
+def test_a_shadow_step_before_the_candidate_scored_anything_is_inconclusive() -> None:
+    # The first poll of a short step: the stable version answered, the candidate (scoring after
+    # the answer went) has nothing kept yet — no pairs, so no agreement, and no verdict.
+    kept = evidence(300, "shadow")
+    stable_only = [i for i, v in enumerate(kept["version"]) if v == "1"]
+    for key in COLUMNS:
+        kept[key] = [kept[key][i] for i in stable_only]
+    result = analyse(kept, Criteria(min_requests=100))
+    assert result.verdict == INCONCLUSIVE
+    assert result.candidate.requests == 0 and result.candidate.agreement is None
+    assert result.reasons[0] == "v2 has 0 request(s), 100 needed"
