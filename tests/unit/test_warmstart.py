@@ -4,9 +4,11 @@ it their streams, and children that must behave exactly as ``python -m`` would."
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,7 +54,9 @@ def warm(tmp_path: Path):
     (project / "probe.py").write_text(PROBE)
     (project / "helper.py").write_text("VALUE = 1\n")
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    sock = warmstart.socket_path(owner.pid, str(tmp_path))
+    # A short folder: a socket path has ~107 bytes at most, and pytest-xdist's tmp_path is long.
+    short = tempfile.mkdtemp(prefix="mw-")
+    sock = warmstart.socket_path(owner.pid, short)
     env = {
         **os.environ,
         "PYTHONPATH": str(project),
@@ -81,6 +85,7 @@ def warm(tmp_path: Path):
     owner.kill()
     owner.wait()
     server.wait(timeout=10)  # it ends with its owner
+    shutil.rmtree(short, ignore_errors=True)
 
 
 def _wait_for(condition, timeout: float = 30) -> None:
