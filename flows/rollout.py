@@ -10,6 +10,7 @@ from pydantic import Field
 
 from modelops.params import ModelName, RolloutSteps
 from modelops.rollouts.analysis import PASS, Criteria
+from modelops.rollouts.control import RolloutAborted
 from modelops.types import RolloutResult
 from tasks.rollout import end_rollout, finish_rollout, judge_step, plan_rollout, start_candidate
 from tasks.tracking import flow_run
@@ -80,6 +81,7 @@ def rollout(
     )
     # One rollout of a model at a time: a second one is refused at once, not queued.
     with flow_run("rollout", model_name, params, lock="rollout", wait_seconds=0) as ctx:
+        serving = (workers, timeout_seconds)
         plan = plan_rollout(
             ctx,
             model_name,
@@ -92,22 +94,22 @@ def rollout(
             max_step_seconds=max_step_seconds,
             poll_seconds=poll_seconds,
         )
-        server, analyses = None, []
+        # A candidate that does not come up leaves the old server serving: nothing to end.
+        rollout = start_candidate(ctx, plan, workers, timeout_seconds)
+        analyses = []
         try:
-            server = start_candidate(ctx, plan, workers, timeout_seconds)
             for index in range(len(plan.steps)):
-                analyses.append(judge_step(ctx, plan, server, index))
+                analyses.append(judge_step(ctx, rollout, index))
                 if analyses[-1].verdict != PASS:
                     why = "; ".join(analyses[-1].reasons)
-                    return end_rollout(
-                        ctx, plan, server, analyses[-1], why, actor, workers, timeout_seconds
-                    )
-            return finish_rollout(ctx, plan, analyses, reason, actor, workers, timeout_seconds)
-        except Exception as exc:
-            if server is not None:  # whatever broke: production alone again, then say what
-                first = (str(exc).splitlines() or [""])[0]
-                why = f"the rollout stopped: {type(exc).__name__}: {first}"
-                end_rollout(ctx, plan, server, None, why, actor, workers, timeout_seconds)
+                    return end_rollout(ctx, rollout, analyses, why, True, actor, *serving)
+            return finish_rollout(ctx, rollout, analyses, reason, actor, *serving)
+        except RolloutAborted as exc:  # an operator took the candidate out: a normal end
+            return end_rollout(ctx, rollout, analyses, str(exc), False, exc.abort.actor, *serving)
+        except Exception as exc:  # whatever broke: production alone again, then say what
+            first = (str(exc).splitlines() or [""])[0]
+            why = f"the rollout stopped: {type(exc).__name__}: {first}"
+            end_rollout(ctx, rollout, analyses, why, False, actor, *serving)
             raise
 
 

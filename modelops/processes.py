@@ -54,9 +54,13 @@ def same_process(pid: int, started: float | None) -> bool:
     return started is None or abs(now - started) < 1.0
 
 
-def write_record(path: Path, record: dict[str, Any]) -> None:
-    """Write a JSON record whole or not at all (a reader never sees half a file)."""
+def write_record(path: Path, record: dict[str, Any], private: bool = False) -> None:
+    """Write a JSON record whole or not at all (a reader never sees half a file); ``private``:
+    readable by this user only (it holds a secret)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(record, indent=2))
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(record, indent=2))
     os.replace(partial, path)

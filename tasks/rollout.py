@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from modelops.rollouts.analysis import Analysis
-from modelops.rollouts.plan import RolloutPlan
+from modelops.rollouts.control import RolloutRecord
 from modelops.steps import rollout as steps
 from modelops.tracking import TrackingContext
 from modelops.types import RolloutResult
@@ -16,65 +16,70 @@ plan_rollout = task(name="plan_rollout", **IO_TASK)(steps.plan_rollout)
 start_candidate = task(name="start_candidate", **IO_TASK)(steps.start_candidate)
 
 
+def _result_artifact(result: RolloutResult) -> None:
+    markdown_artifact(
+        steps.result_text(result),
+        key=artifact_key(result.name, "rollout"),
+        description=f"{result.name} rollout: {result.outcome}",
+    )
+
+
 @task(name="judge_step", **IO_TASK)
-def judge_step(
-    ctx: TrackingContext, plan: RolloutPlan, server: steps.RolloutServer, index: int
-) -> Analysis:
+def judge_step(ctx: TrackingContext, rollout: RolloutRecord, index: int) -> Analysis:
     """Move traffic to step ``index``, wait for its evidence, and judge it (a table artifact)."""
-    analysis = steps.judge_step(ctx, plan, server, index)
+    analysis = steps.judge_step(ctx, rollout, index)
+    text = steps.rollout_table(rollout.plan, index, analysis)
     table_artifact(
         analysis.table(),
-        key=artifact_key(plan.name, "rollout-step", str(index + 1)),
-        description=steps.rollout_table(plan, index, analysis).splitlines()[0].strip("*"),
+        key=artifact_key(rollout.plan.name, "rollout-step", str(index + 1)),
+        description=text.splitlines()[0].strip("*"),
     )
-    get_run_logger().info(steps.rollout_table(plan, index, analysis).replace("**", ""))
+    get_run_logger().info(text.replace("**", ""))
     return analysis
 
 
 @task(name="end_rollout", **IO_TASK)
 def end_rollout(
     ctx: TrackingContext,
-    plan: RolloutPlan,
-    server: steps.RolloutServer | None,
-    analysis: Analysis | None,
+    rollout: RolloutRecord,
+    analyses: list[Analysis],
     reason: str,
+    judged: bool = True,
     actor: str | None = None,
     workers: int = 1,
     timeout_seconds: float = 600,
 ) -> RolloutResult:
-    """Candidate out of traffic, stable alone; after a failed step, emit
+    """Candidate out of traffic, stable alone; after a failed step or an abort, emit
     ``modelops.model.rollout_aborted``."""
     from prefect.events import emit_event
 
     result = steps.end_rollout(
         ctx,
-        plan,
-        server,
-        analysis,
+        rollout,
+        analyses,
         reason,
+        judged=judged,
         actor=actor,
         workers=workers,
         timeout_seconds=timeout_seconds,
     )
     if result.outcome == "aborted":
         emit_event(**steps.aborted_event(result))
-        get_run_logger().warning("Rollout of %s v%s aborted: %s", plan.name, plan.candidate, reason)
+        get_run_logger().warning(
+            "Rollout of %s v%s aborted: %s", result.name, result.candidate, reason
+        )
     else:
         get_run_logger().info(
-            "Rollout of %s v%s ended, %s: %s", plan.name, plan.candidate, result.outcome, reason
+            "Rollout of %s v%s ended, %s: %s", result.name, result.candidate, result.outcome, reason
         )
-    markdown_artifact(
-        steps.result_text(result),
-        key=artifact_key(plan.name, "rollout"),
-        description=f"{plan.name} rollout: {result.outcome}",
-    )
+    _result_artifact(result)
     return result
 
 
 @task(name="finish_rollout", **IO_TASK)
 def finish_rollout(
     ctx: TrackingContext,
-    plan: RolloutPlan,
+    rollout: RolloutRecord,
     analyses: list[Analysis],
     reason: str,
     actor: str | None = None,
@@ -84,17 +89,13 @@ def finish_rollout(
     """Every step passed: promote the candidate (with the live evidence) and serve it alone."""
     result = steps.finish_rollout(
         ctx,
-        plan,
+        rollout,
         analyses,
         reason=reason,
         actor=actor,
         workers=workers,
         timeout_seconds=timeout_seconds,
     )
-    markdown_artifact(
-        steps.result_text(result),
-        key=artifact_key(plan.name, "rollout"),
-        description=f"{plan.name} rollout: {result.outcome}",
-    )
+    _result_artifact(result)
     get_run_logger().info(steps.result_text(result).replace("**", ""))
     return result

@@ -21,6 +21,8 @@ from modelops.graphql.types import (
     MlModelVersion,
     PromoteInput,
     PromotionRequest,
+    RolloutInput,
+    RolloutStatus,
 )
 from modelops.registry import listing as reads
 from modelops.registry.approval import check_approver
@@ -28,6 +30,8 @@ from modelops.registry.locks import model_lock
 from modelops.registry.promotion import record_refusal, recover, rollback_production
 from modelops.registry.stages import ModelStage, promote_model
 from modelops.registry.versions import resolve_version
+from modelops.rollouts import control
+from modelops.rollouts.plan import check_steps
 from modelops.settings import get_settings
 
 logger = logging.getLogger("modelops.api")
@@ -229,3 +233,53 @@ class Mutation:
             return MlModelVersion.of(next(r for r in rows if r.version == str(change.version)))
 
         return await _off_the_loop(move)
+
+    @strawberry.mutation(
+        description="Roll a staged candidate out on live traffic (ADMIN or OPERATOR: it ends "
+        "in a production promotion): starts the `rollout/local` deployment."
+    )
+    def start_rollout(self, info: Info, input: RolloutInput) -> DeploymentJob:
+        who = _require(info, PRODUCTION_ROLES, "start a rollout", input.model_name, input.candidate)
+        try:
+            check_steps(input.mode, input.steps)
+        except ConfigurationError as exc:
+            raise fail(Code.BAD_USER_INPUT, str(exc)) from exc
+        require_prefect()
+        try:
+            resolve_version(registry_client(), input.model_name, input.candidate)
+        except Exception as exc:
+            raise translate(exc) from exc
+        parameters = {**vars(input), "actor": who.actor}  # metric null: judged without labels
+        run = prefect().start_deployment(
+            "rollout/local", parameters, ["modelops-api", f"actor:{who.subject}"]
+        )
+        logger.info(
+            "%s started a %s rollout of %s %s: flow run %s",
+            who.describe(),
+            input.mode,
+            input.model_name,
+            input.candidate,
+            run.id,
+        )
+        return DeploymentJob.of(run, namespace="")
+
+    @strawberry.mutation(
+        description="Take a rollout's candidate out of traffic now (ADMIN or OPERATOR); the "
+        "rollout then ends with the stable version serving alone, the candidate tagged and "
+        "audited with the reason."
+    )
+    async def abort_rollout(self, info: Info, model_name: str, reason: str) -> RolloutStatus:
+        who = _require(info, PRODUCTION_ROLES, "abort a rollout", model_name)
+        home = get_settings().home_dir
+        if control.load(home, model_name) is None:
+            raise fail(Code.NOT_FOUND, f"No rollout of {model_name!r} is running here.")
+
+        def abort() -> control.RolloutStatus:
+            return control.request_abort(registry_client(), home, model_name, who.actor, reason)
+
+        try:
+            found = await asyncio.to_thread(abort)
+        except Exception as exc:
+            raise translate(exc) from exc
+        logger.warning("%s aborted the rollout of %s: %s", who.describe(), model_name, reason)
+        return RolloutStatus.of(found)

@@ -3,6 +3,7 @@ and a deployment run's state."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import datetime
 
@@ -10,9 +11,17 @@ import strawberry
 
 from modelops.graphql.backends import read_flow_run, registry_client
 from modelops.graphql.errors import Code, checked_name, fail, translate
-from modelops.graphql.types import DeploymentJob, MlModelVersion, PromotionEvent, PromotionHistory
+from modelops.graphql.types import (
+    DeploymentJob,
+    MlModelVersion,
+    PromotionEvent,
+    PromotionHistory,
+    RolloutStatus,
+)
 from modelops.registry import listing as reads
 from modelops.registry.versions import resolve_version
+from modelops.rollouts import control
+from modelops.settings import get_settings
 
 
 def _cursor(offset: int) -> str:
@@ -97,3 +106,16 @@ class Query:
     @strawberry.field(description="The state of a deployModelVersion run, read from Prefect now.")
     def deployment_status(self, flow_run_id: str) -> DeploymentJob:
         return DeploymentJob.of(read_flow_run(flow_run_id), namespace="")
+
+    @strawberry.field(
+        description="The model's live rollout on this machine's local target, read now from "
+        "its server (mode, weight, step, each version's figures, the verdict so far); null "
+        "when none runs."
+    )
+    async def rollout_status(self, model_name: str) -> RolloutStatus | None:
+        name = checked_name(model_name)
+        try:  # the step's analysis reads every answer since it began: off the event loop
+            found = await asyncio.to_thread(control.status, get_settings().home_dir, name)
+        except Exception as exc:
+            raise translate(exc) from exc
+        return RolloutStatus.of(found) if found is not None else None

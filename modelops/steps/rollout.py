@@ -9,38 +9,29 @@ server, leaves the stable version answering every request within one lease.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from modelops import tracking
 from modelops.errors import ConfigurationError, DeploymentFailed, ModelNotFound, TransientError
-from modelops.naming import model_stem
 from modelops.registry import locks
 from modelops.registry import promotion as policy
 from modelops.registry.aliases import AliasState
-from modelops.registry.audit import write_event
 from modelops.registry.versions import resolve_version
+from modelops.rollouts import control
 from modelops.rollouts.analysis import FAIL, PASS, Analysis, Criteria, analyse
+from modelops.rollouts.control import ABORTED_TAG, RolloutAborted, RolloutRecord, RolloutServer
 from modelops.rollouts.plan import RolloutPlan, check_steps, check_timing
 from modelops.serving import local
 from modelops.settings import get_settings
 from modelops.steps.serving import serving_target
-from modelops.types import AuditEvent, RolloutResult
+from modelops.types import DeploymentRecord, RolloutResult
 
-ABORTED_TAG = "modelops.rollout.aborted"
 ABORTED_EVENT = "modelops.model.rollout_aborted"
-
-
-@dataclass(frozen=True)
-class RolloutServer:
-    """The two-version server of a rollout, and the rollout's hold on its split."""
-
-    url: str
-    token: str
-    lease_seconds: float
-    evidence_path: str
 
 
 def plan_rollout(
@@ -110,16 +101,17 @@ def plan_rollout(
 
 def start_candidate(
     ctx: tracking.TrackingContext, plan: RolloutPlan, workers: int, timeout_seconds: float
-) -> RolloutServer:
+) -> RolloutRecord:
     """Serve the candidate beside the stable version on the local target, at the first step's
-    share, blue/green (the old server stops once the new one answered its smoke test).
+    share, blue/green (the old server stops once the new one answered its smoke test); record
+    the rollout for the other doors (status, abort).
 
     Raises:
         DeploymentFailed: the two-version server did not come up; the old one keeps serving.
     """
     settings = get_settings()
     lease = max(3 * plan.poll_seconds, 30.0)
-    folder = settings.home_dir / "serving" / "rollouts" / model_stem(plan.name)
+    folder = control.record_path(settings.home_dir, plan.name).parent
     stamp = time.strftime("%Y%m%dT%H%M%S")
     rollout = local.Rollout(
         plan.candidate,
@@ -142,68 +134,41 @@ def start_candidate(
             rollout=rollout,
         )
     tracking.log_metrics(ctx, ctx.parent_run_id, {f"start.{k}": v for k, v in timings.items()})
-    return RolloutServer(str(record.url), rollout.token, lease, rollout.evidence_path)
+    server = RolloutServer(str(record.url), rollout.token, lease, rollout.evidence_path)
+    return control.save(
+        settings.home_dir,
+        RolloutRecord(plan, server, ctx.flow_run_id, ctx.parent_run_id, time.time()),
+    )
 
 
-def _control(server: RolloutServer, **change: Any) -> dict[str, Any]:
-    """``PUT /rollout/traffic``: change the split (a weight, the lease, ``active``).
-
-    Raises:
-        TransientError: the server did not answer (the task retries).
-        DeploymentFailed: it refused.
-    """
-    import httpx
-
-    try:
-        r = httpx.put(
-            f"{server.url}/rollout/traffic",
-            json=change,
-            headers={"Authorization": f"Bearer {server.token}"},
-            timeout=30,
-        )
-    except httpx.HTTPError as exc:
-        raise TransientError(f"The rollout's server at {server.url} did not answer: {exc}") from exc
-    if r.status_code != 200:
-        raise DeploymentFailed(f"The rollout's server refused {change}: {r.text[:300]}")
-    return dict(r.json())
-
-
-def _evidence(server: RolloutServer, since: float) -> dict[str, Any]:
-    import httpx
-
-    try:
-        r = httpx.get(f"{server.url}/rollout/evidence", params={"since": since}, timeout=120)
-        r.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise TransientError(f"The rollout's server at {server.url} did not answer: {exc}") from exc
-    return dict(r.json())
-
-
-def judge_step(
-    ctx: tracking.TrackingContext, plan: RolloutPlan, server: RolloutServer, index: int
-) -> Analysis:
+def judge_step(ctx: tracking.TrackingContext, rollout: RolloutRecord, index: int) -> Analysis:
     """Move the split to step ``index``, then wait (sleeping, renewing the lease) until the
     evidence of this step decides — a fail at once, a pass once ``min_step_seconds`` passed —
     or ``max_step_seconds`` ran out (inconclusive); log the figures to MLflow.
 
     Raises:
+        RolloutAborted: an operator took the candidate out of traffic.
         TransientError: the server stopped answering (the task retries the step).
     """
+    plan, server = rollout.plan, rollout.server
+    home = get_settings().home_dir
     weight = plan.weights[index]
     change: dict[str, Any] = {"lease_seconds": server.lease_seconds}
     if plan.mode == "canary":
         change["weight"] = weight
-    _control(server, **change)
     started = time.time()
+    _renewed(home, rollout, control.control(server, **change))
+    rollout = control.save(home, replace(rollout, step=index + 1, step_started=started))
     while True:
         time.sleep(min(plan.poll_seconds, max(0.0, started + plan.max_step_seconds - time.time())))
-        _control(server, lease_seconds=server.lease_seconds)
-        result = analyse(_evidence(server, started), plan.criteria)
+        _renewed(home, rollout, control.control(server, lease_seconds=server.lease_seconds))
+        result = analyse(control.evidence(server, started), plan.criteria)
         waited = time.time() - started
         if result.verdict == FAIL or waited >= plan.max_step_seconds:
             break
         if result.verdict == PASS and waited >= plan.min_step_seconds:
             break
+    control.save(home, replace(rollout, last=result.as_dict()))
     prefix = f"step{index + 1}"
     figures: dict[str, float] = {f"{prefix}.weight": weight if plan.mode == "canary" else 0.0}
     for side in (result.stable, result.candidate):
@@ -220,60 +185,61 @@ def judge_step(
     return result
 
 
+def _renewed(home: Path, rollout: RolloutRecord, split: dict[str, Any]) -> None:
+    """Raises RolloutAborted when the split says the candidate was taken out (by an operator:
+    this rollout only ever takes it out as it ends)."""
+    if split.get("active", True):
+        return
+    found = control.load(home, rollout.plan.name)
+    abort = found.abort if found is not None else None
+    raise RolloutAborted(abort or control.Abort("someone", "the candidate was taken out", 0.0))
+
+
+def _serve_alone(
+    ctx: tracking.TrackingContext, name: str, version: str, workers: int, timeout_seconds: float
+) -> DeploymentRecord:
+    """Serve ``version`` alone on the local target, blue/green: the rollout's two-version
+    server stops once the new one answered its smoke test."""
+    settings = get_settings()
+    client = ctx.client()
+    target = serving_target(client, name, version)
+    with locks.model_lock(client, name, locks.DEPLOYMENT):
+        server, _ = local.serve_locally(
+            settings.home_dir, settings.resolved_tracking_uri, target, workers, timeout_seconds
+        )
+    return server
+
+
 def end_rollout(
     ctx: tracking.TrackingContext,
-    plan: RolloutPlan,
-    server: RolloutServer | None,
-    analysis: Analysis | None,
+    rollout: RolloutRecord,
+    analyses: list[Analysis],
     reason: str,
     *,
+    judged: bool = True,
     actor: str | None = None,
     workers: int = 1,
     timeout_seconds: float = 600,
 ) -> RolloutResult:
-    """Take the candidate out of traffic at once, then serve the stable version alone; after
-    a failed step, tag and audit the candidate with the reason. Production does not move.
+    """Take the candidate out of traffic at once, then serve the stable version alone.
+    ``judged``: the last of ``analyses`` (the steps judged) ended the rollout — failed, or
+    inconclusive; else it was aborted (by an operator, or an error). A fail or an abort tags
+    the candidate and audits it with the reason and the evidence. Production does not move.
 
     Raises:
         DeploymentFailed: the stable-only server did not come up (the two-version server,
             its candidate out of traffic, keeps answering with the stable version).
     """
-    import contextlib
-
-    if server is not None:
-        with contextlib.suppress(DeploymentFailed, TransientError):  # a dead server is out
-            _control(server, active=False)
-    settings = get_settings()
-    client = ctx.client()
-    target = serving_target(client, plan.name, plan.stable)
-    with locks.model_lock(client, plan.name, locks.DEPLOYMENT):
-        record, _ = local.serve_locally(
-            settings.home_dir, settings.resolved_tracking_uri, target, workers, timeout_seconds
-        )
-    failed = analysis is not None and analysis.verdict == FAIL
-    outcome = "aborted" if failed or analysis is None else "inconclusive"
-    steps = [analysis.as_dict()] if analysis is not None else []
+    plan = rollout.plan
+    with contextlib.suppress(DeploymentFailed, TransientError):  # a dead server is out anyway
+        control.control(rollout.server, active=False)
+    server = _serve_alone(ctx, plan.name, plan.stable, workers, timeout_seconds)
+    inconclusive = judged and analyses[-1].verdict != FAIL
+    outcome = "inconclusive" if inconclusive else "aborted"
+    steps = [a.as_dict() for a in analyses]
     if outcome == "aborted":
-        client.set_model_version_tag(plan.name, plan.candidate, ABORTED_TAG, reason[:4000])
-        write_event(
-            client,
-            plan.name,
-            plan.candidate,
-            AuditEvent.model_validate(
-                {
-                    "action": "rollout-aborted",
-                    "actor": ctx.actor(actor),
-                    "reason": reason,
-                    "alias": "production",
-                    "from_version": plan.stable,
-                    "to_version": plan.candidate,
-                    "flow_run_id": ctx.flow_run_id,
-                    "mlflow_run_id": ctx.parent_run_id,
-                    "basis": f"live {plan.mode} rollout",
-                    "rollout": steps,  # the live evidence (extra fields are kept)
-                }
-            ),
-        )
+        control.mark_aborted(ctx.client(), rollout, ctx.actor(actor), reason, steps)
+    control.forget(get_settings().home_dir, rollout)
     tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.rollout": outcome})
     return RolloutResult(
         name=plan.name,
@@ -283,14 +249,14 @@ def end_rollout(
         outcome=outcome,
         reason=reason,
         production=plan.stable,
-        url=record.url,
+        url=server.url,
         steps=steps,
     )
 
 
 def finish_rollout(
     ctx: tracking.TrackingContext,
-    plan: RolloutPlan,
+    rollout: RolloutRecord,
     analyses: list[Analysis],
     *,
     reason: str,
@@ -303,9 +269,11 @@ def finish_rollout(
     then serve it alone.
 
     Raises:
+        RolloutAborted: an operator took the candidate out after the last step.
         PromotionRefused: the candidate no longer holds staging.
         RegistryError: production moved during the rollout; nothing was changed.
     """
+    plan = rollout.plan
     client = ctx.client()
     steps = [a.as_dict() for a in analyses]
     last = analyses[-1]
@@ -316,6 +284,9 @@ def finish_rollout(
         if getattr(side, key) is not None
     }
     with locks.model_lock(client, plan.name):
+        # An operator's abort that came after the last step passed still wins.
+        renewal = control.control(rollout.server, lease_seconds=rollout.server.lease_seconds)
+        _renewed(get_settings().home_dir, rollout, renewal)
         try:
             version = resolve_version(client, plan.name, plan.candidate)
         except ModelNotFound as exc:
@@ -334,12 +305,8 @@ def finish_rollout(
             mlflow_run_id=ctx.parent_run_id,
             rollout=steps,
         )
-    settings = get_settings()
-    target = serving_target(client, plan.name, plan.candidate)
-    with locks.model_lock(client, plan.name, locks.DEPLOYMENT):
-        record, _ = local.serve_locally(
-            settings.home_dir, settings.resolved_tracking_uri, target, workers, timeout_seconds
-        )
+    server = _serve_alone(ctx, plan.name, plan.candidate, workers, timeout_seconds)
+    control.forget(get_settings().home_dir, rollout)
     tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.rollout": "promoted"})
     return RolloutResult(
         name=plan.name,
@@ -350,7 +317,7 @@ def finish_rollout(
         reason=reason,
         production=change.version,
         previous_production=change.previous_production,
-        url=record.url,
+        url=server.url,
         steps=steps,
     )
 

@@ -150,7 +150,12 @@ ALLOWED = {  # mutation -> roles that may run it
     "promote-production": {"ADMIN", "OPERATOR"},
     "rollback": {"ADMIN", "OPERATOR", "ML_ENGINEER"},
     "deploy": {"ADMIN", "OPERATOR", "ML_ENGINEER"},
+    "start-rollout": {"ADMIN", "OPERATOR"},  # it ends in a production promotion
+    "abort-rollout": {"ADMIN", "OPERATOR"},
 }
+START_ROLLOUT = """mutation($m: String!) { startRollout(input: {modelName: $m}) { flowRunId } }"""
+ABORT_ROLLOUT = """mutation($m: String!) { abortRollout(modelName: $m, reason: "test") {
+  state } }"""
 
 
 @pytest.mark.parametrize("role", ["VIEWER", "ML_ENGINEER", "OPERATOR", "ADMIN", None])
@@ -164,6 +169,8 @@ def test_every_role_against_every_mutation(
         "promote-production": (PROMOTE, {"m": "other", "v": "1", "s": "Production"}),
         "rollback": (ROLLBACK, {"m": "other"}),
         "deploy": (DEPLOY, {"m": "other"}),
+        "start-rollout": (START_ROLLOUT, {"m": "other"}),
+        "abort-rollout": (ABORT_ROLLOUT, {"m": "other"}),
     }[mutation]
     response = gql(api, query, bearer, **variables)
     code = _code(response)
@@ -172,8 +179,10 @@ def test_every_role_against_every_mutation(
         assert f"user-{role}" in response.text
         return
     assert code != "FORBIDDEN", response.text
-    if mutation == "deploy":  # no Prefect server configured: refused, saying how to start one
+    if mutation in ("deploy", "start-rollout"):  # no Prefect server: refused, saying how
         assert code == "BAD_USER_INPUT" and "PREFECT_API_URL" in response.text
+    elif mutation == "abort-rollout":  # none runs
+        assert code == "NOT_FOUND" and "No rollout of 'other'" in response.text
     elif mutation == "rollback":  # "other" never had two production versions: refused
         assert code == "BAD_USER_INPUT" and "previous" in response.text, response.text
         assert "errors" in response.json() and not (response.json().get("data") or {}).get(

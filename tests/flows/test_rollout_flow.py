@@ -41,6 +41,7 @@ class Traffic(threading.Thread):
             for row in split["data"]
         ]
         self.answers: Counter[tuple[int, str]] = Counter()
+        self.sent: list[tuple[float, str]] = []  # (when the request went, who answered)
         self.failures: list[str] = []
         self.stop = threading.Event()
 
@@ -55,6 +56,7 @@ class Traffic(threading.Thread):
                     continue
                 row = i % len(self.payloads)
                 i += 1
+                sent = time.time()
                 try:
                     r = client.post(f"{server.url}/invocations", json=self.payloads[row])
                 except httpx.TransportError as exc:
@@ -63,6 +65,7 @@ class Traffic(threading.Thread):
                         self.failures.append(f"{server.url}: {exc}")
                     continue
                 self.answers[(r.status_code, r.headers.get("X-Model-Version", "?"))] += 1
+                self.sent.append((sent, r.headers.get("X-Model-Version", "?")))
                 body = r.json()
                 if r.status_code != 200 or body.get("model_version") != r.headers.get(
                     "X-Model-Version"
@@ -108,7 +111,7 @@ FAST = {
 def test_a_worse_candidate_is_aborted_at_the_first_step(make_version: Any) -> None:
     from modelops.api import promote_model
     from modelops.registry.audit import read_events
-    from modelops.steps.rollout import ABORTED_TAG
+    from modelops.rollouts.control import ABORTED_TAG
 
     make_version(NAME)
     promote_model(NAME, 1, "Production")
@@ -205,3 +208,245 @@ def test_bad_rollout_parameters_change_nothing(
         rollout(NAME, **kwargs)
     assert registry_snapshot() == before
     assert running_server(get_settings().home_dir, NAME) is None
+
+
+# ------------------------------------------------------------------ the other doors: API, kill
+
+SECRET = "rollout-test-secret-0123456789abcdef"
+STATUS = """query($m: String!) { rolloutStatus(modelName: $m) { modelName stable candidate mode
+  state step steps weight inTraffic serverUrl flowRunId verdict reasons abortedBy abortReason
+  notes versions { version role requests errors errorRate p99Ms predictionPsi labels metric
+  metricLow metricHigh } } }"""
+ABORT = """mutation($m: String!, $r: String!) { abortRollout(modelName: $m, reason: $r) {
+  state inTraffic abortedBy abortReason } }"""
+START = """mutation($m: String!, $s: [Float!]) { startRollout(input: {modelName: $m, steps: $s}) {
+  flowRunId } }"""
+
+
+class OperatorApi:
+    """The operator API as a process of its own, on this test's MODELOPS_HOME and store."""
+
+    def __init__(self, folder: Any) -> None:
+        import os
+        import socket
+        import subprocess
+        import sys
+
+        from support import wait_http
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, "MODELOPS_API_JWT_SECRET": SECRET, "PREFECT_API_URL": ""}
+        self.log = (folder / "api.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modelops", "api", "--port", str(port)],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(f"{self.url}/healthz", self.proc)
+        except BaseException:
+            self.close()
+            raise
+
+    def __call__(self, query: str, who: str, *roles: str, **variables: Any) -> dict[str, Any]:
+        import jwt
+
+        claims = {"sub": who, "roles": list(roles), "exp": int(time.time()) + 600}
+        bearer = jwt.encode(claims, SECRET, algorithm="HS256")
+        r = httpx.post(
+            f"{self.url}/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {bearer}"},
+            timeout=60,
+        )
+        return dict(r.json())
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture
+def operator_api(tmp_path: Any, mlflow_store: str) -> Any:
+    api = OperatorApi(tmp_path)
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def _code(answer: dict[str, Any]) -> str | None:
+    errors = answer.get("errors") or []
+    return errors[0]["extensions"]["code"] if errors else None
+
+
+def _live_status(api: OperatorApi, deadline_seconds: float = 120) -> dict[str, Any]:
+    """The rollout's status once its first step has evidence from both versions."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        status = api(STATUS, "vera", "viewer", m=NAME)["data"]["rolloutStatus"]
+        if status and status["step"] == 1 and all(v["requests"] >= 50 for v in status["versions"]):
+            return dict(status)
+        time.sleep(0.5)
+    raise AssertionError(f"no live rollout status within {deadline_seconds} s")
+
+
+def test_an_operator_watches_a_rollout_live_and_aborts_it(
+    make_version: Any, operator_api: OperatorApi
+) -> None:
+    from modelops.api import promote_model
+    from modelops.registry.audit import read_events
+    from modelops.rollouts.control import ABORTED_TAG, record_path
+
+    make_version(NAME)
+    promote_model(NAME, 1, "Production")
+    make_version(NAME)  # v2, staged
+    assert operator_api(STATUS, "vera", "viewer", m=NAME) == {"data": {"rolloutStatus": None}}
+    nothing = operator_api(ABORT, "olivia", "operator", m=NAME, r="why not")
+    assert _code(nothing) == "NOT_FOUND"
+    bad = operator_api(START, "olivia", "operator", m=NAME, s=[50, 10])
+    assert _code(bad) == "BAD_USER_INPUT" and "Steps must increase" in bad["errors"][0]["message"]
+    ended: list[Any] = []
+    # Long steps: the rollout would wait ten minutes for its first verdict; the operator ends it.
+    slow = {**FAST, "min_step_seconds": 600, "max_step_seconds": 900}
+    flow = threading.Thread(
+        target=lambda: ended.append(rollout(NAME, steps=[20, 50], min_labels=50, **slow)),
+        daemon=True,
+    )
+    try:
+        with Traffic() as traffic:
+            flow.start()
+            status = _live_status(operator_api)
+            assert status["mode"] == "canary" and status["steps"] == [20.0, 50.0]
+            assert (status["stable"], status["candidate"], status["weight"]) == ("1", "2", 0.2)
+            assert status["state"] == "running" and status["inTraffic"] is True
+            assert [(v["version"], v["role"]) for v in status["versions"]] == [
+                ("1", "stable"),
+                ("2", "candidate"),
+            ]
+            assert status["verdict"] in ("pass", "inconclusive") and status["reasons"]
+            assert status["flowRunId"] and status["serverUrl"].startswith("http://127.0.0.1:")
+            for who, role in (("vera", "viewer"), ("mel", "ml_engineer")):
+                refused = operator_api(ABORT, who, role, m=NAME, r="not mine to stop")
+                assert _code(refused) == "FORBIDDEN"
+            still = operator_api(STATUS, "vera", "viewer", m=NAME)["data"]["rolloutStatus"]
+            assert still["inTraffic"] is True
+            blank = operator_api(ABORT, "olivia", "operator", m=NAME, r=" ")
+            assert _code(blank) == "BAD_USER_INPUT"
+            aborted_at = time.time()
+            answer = operator_api(ABORT, "olivia", "operator", m=NAME, r="p99 pages at 3 am")
+            assert answer["data"]["abortRollout"] == {
+                "state": "aborted",
+                "inTraffic": False,
+                "abortedBy": "api:olivia",
+                "abortReason": "p99 pages at 3 am",
+            }
+            flow.join(timeout=180)
+            time.sleep(1)  # the stable-only server answers the client too
+        assert ended and ended[0].outcome == "aborted", ended
+        assert ended[0].reason == "aborted by api:olivia: p99 pages at 3 am"
+        assert traffic.failures == [] and {s for (s, _) in traffic.answers} == {200}
+        # Out at once: nothing sent after the abort's answer came from the candidate.
+        answered = time.time()
+        late = [v for (at, v) in traffic.sent if at > aborted_at + 0.5 and at < answered]
+        assert late and set(late) == {"1"}, Counter(late)
+        state = _registry()
+        assert state["aliases"].production == "1" and state["aliases"].staging == "2"
+        mv = state["client"].get_model_version(NAME, "2")
+        assert mv.tags[ABORTED_TAG] == ended[0].reason
+        events = [e for e in read_events(mv) if e.action == "rollout-aborted"]
+        assert len(events) == 1 and events[0].actor == "api:olivia"
+        assert operator_api(STATUS, "vera", "viewer", m=NAME) == {"data": {"rolloutStatus": None}}
+        assert not record_path(get_settings().home_dir, NAME).exists()
+        server = running_server(get_settings().home_dir, NAME)
+        assert server is not None and server.candidate is None and server.version == "1"
+    finally:
+        _stop_serving()
+
+
+def test_a_killed_rollout_leaves_production_alone_and_the_next_one_can_start(
+    make_version: Any, operator_api: OperatorApi, tmp_path: Any
+) -> None:
+    from modelops.api import promote_model
+
+    make_version(NAME)
+    promote_model(NAME, 1, "Production")
+    make_version(NAME)  # v2, staged
+    home = get_settings().home_dir
+    try:
+        _killed_then_next(home, operator_api, tmp_path)
+    finally:
+        _stop_serving()
+
+
+def _killed_then_next(home: Any, operator_api: OperatorApi, tmp_path: Any) -> None:
+    """`modelops rollout` killed mid-step; what production, the API and the next rollout see."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from modelops.registry.audit import read_events
+    from modelops.rollouts import control
+
+    options = ["--steps", "20,50", "--poll-seconds", "0.5", "--min-step-seconds", "600"]
+    with (tmp_path / "rollout.log").open("w") as log, Traffic() as traffic:
+        command = subprocess.Popen(
+            [sys.executable, "-m", "modelops", "--no-warm", "rollout", NAME, *options],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the command and its temporary Prefect server: one group
+        )
+        try:
+            _live_status(operator_api, deadline_seconds=240)
+        finally:
+            os.killpg(command.pid, signal.SIGKILL)  # the flow dies mid-step, nothing ends it
+            command.wait(timeout=30)
+        killed = time.time()
+        # Within one lease nobody renews, the candidate is out, production answers alone.
+        deadline = time.monotonic() + 90
+        while (found := control.status(home, NAME)) is not None and found.state != "stopped":
+            assert time.monotonic() < deadline, found
+            time.sleep(0.5)
+        assert found is not None and not found.in_traffic and "stopped renewing" in found.notes[0]
+        stopped = time.time()
+        time.sleep(2)
+    assert traffic.failures == [] and {s for (s, _) in traffic.answers} == {200}
+    assert {v for (at, v) in traffic.sent if at > stopped} == {"1"}
+    assert stopped - killed <= 35  # the lease: three polls, at least 30 s
+    shown = operator_api(STATUS, "vera", "viewer", m=NAME)["data"]["rolloutStatus"]
+    assert shown["state"] == "stopped" and shown["inTraffic"] is False
+    # No flow will end it: the operator's abort tags, audits and forgets it itself.
+    answer = operator_api(ABORT, "olivia", "operator", m=NAME, r="the rollout run was killed")
+    assert answer["data"]["abortRollout"]["state"] == "aborted", answer
+    assert control.load(home, NAME) is None
+    state = _registry()
+    assert state["aliases"].production == "1" and state["aliases"].staging == "2"
+    events = [
+        e
+        for e in read_events(state["client"].get_model_version(NAME, "2"))
+        if e.action == "rollout-aborted"
+    ]
+    assert [e.actor for e in events] == ["api:olivia"]
+    # The dead run's rollout lock runs out with its lease; then the next rollout starts, replaces
+    # the stopped server, and (too little evidence in 2 s) ends inconclusive, production alone.
+    refusals = 0
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            result = rollout(NAME, candidate="2", mode="shadow", **{**FAST, "max_step_seconds": 2})
+            break
+        except LockTimeout:
+            refusals += 1
+            assert time.monotonic() < deadline
+            time.sleep(3)
+    assert result.outcome == "inconclusive", result
+    assert refusals >= 1  # the first try came while the dead run's lease still held
+    assert _registry()["aliases"].production == "1"
+    server = running_server(home, NAME)
+    assert server is not None and server.candidate is None and server.version == "1"

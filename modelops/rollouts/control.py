@@ -1,0 +1,315 @@
+"""A running rollout, as every door sees it: its server and the hold on that server's split,
+the record the rollout keeps under ``MODELOPS_HOME`` while it runs, its status read live, and
+the operator's abort.
+
+The record (``serving/rollouts/<model>/rollout.json``, readable by this user only: it holds the
+split's token) is written when the candidate starts taking traffic, updated at every step, and
+removed when the rollout ends. A record whose server no longer holds the split (the lease ran
+out) belongs to a rollout that stopped without ending: it is shown as such, and the next
+rollout of the model replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelops.errors import ConfigurationError, DeploymentFailed, ModelOpsError, TransientError
+from modelops.naming import local_server_key
+from modelops.processes import write_record
+from modelops.registry.audit import write_event
+from modelops.rollouts.analysis import Analysis, Criteria, analyse
+from modelops.rollouts.plan import RolloutPlan
+from modelops.types import AuditEvent
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+ABORTED_TAG = "modelops.rollout.aborted"
+
+
+@dataclass(frozen=True)
+class RolloutServer:
+    """The two-version server of a rollout, and the rollout's hold on its split."""
+
+    url: str
+    token: str
+    lease_seconds: float
+    evidence_path: str
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Who took the candidate out, why, and when (Unix time)."""
+
+    actor: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True)
+class RolloutRecord:
+    """What a running rollout keeps on disk for the other doors (status, abort)."""
+
+    plan: RolloutPlan
+    server: RolloutServer
+    flow_run_id: str | None
+    mlflow_run_id: str | None
+    started: float
+    step: int = 0  # 1-based: the step being judged (0: starting)
+    step_started: float | None = None
+    last: dict[str, Any] | None = None  # the last finished step's analysis
+    abort: Abort | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> RolloutRecord:
+        plan = dict(data["plan"])
+        plan["steps"] = tuple(plan["steps"])
+        plan["criteria"] = Criteria(**plan["criteria"])
+        abort = data.get("abort")
+        return cls(
+            **{
+                **data,
+                "plan": RolloutPlan(**plan),
+                "server": RolloutServer(**data["server"]),
+                "abort": Abort(**abort) if abort else None,
+            }
+        )
+
+
+def record_path(home: Path, model_name: str) -> Path:
+    """Where the running rollout of ``model_name`` is recorded."""
+    return home / "serving" / "rollouts" / local_server_key(model_name) / "rollout.json"
+
+
+def save(home: Path, record: RolloutRecord) -> RolloutRecord:
+    """Write the record whole (this user only: it holds the split's token)."""
+    write_record(record_path(home, record.plan.name), record.as_dict(), private=True)
+    return record
+
+
+def load(home: Path, model_name: str) -> RolloutRecord | None:
+    """The recorded rollout of ``model_name``, or None (none, or a record of another model)."""
+    try:
+        record = RolloutRecord.of(json.loads(record_path(home, model_name).read_text()))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return record if record.plan.name == model_name else None
+
+
+def forget(home: Path, record: RolloutRecord) -> None:
+    """Remove the record, if it still is this rollout's (not a later one's)."""
+    now = load(home, record.plan.name)
+    if now is not None and now.server.token == record.server.token:
+        record_path(home, record.plan.name).unlink(missing_ok=True)
+
+
+class RolloutAborted(ModelOpsError):
+    """An operator took the candidate out of traffic while the rollout ran."""
+
+    def __init__(self, abort: Abort) -> None:
+        super().__init__(f"aborted by {abort.actor}: {abort.reason}")
+        self.abort = abort
+
+
+def mark_aborted(
+    client: MlflowClient,
+    record: RolloutRecord,
+    actor: str,
+    reason: str,
+    steps: list[dict[str, Any]],
+) -> None:
+    """Tag the candidate with why its rollout was aborted and add the ``rollout-aborted``
+    audit entry holding the live evidence (``steps``); production does not move."""
+    plan = record.plan
+    client.set_model_version_tag(plan.name, plan.candidate, ABORTED_TAG, reason[:4000])
+    write_event(
+        client,
+        plan.name,
+        plan.candidate,
+        AuditEvent.model_validate(
+            {
+                "action": "rollout-aborted",
+                "actor": actor,
+                "reason": reason,
+                "alias": "production",
+                "from_version": plan.stable,
+                "to_version": plan.candidate,
+                "flow_run_id": record.flow_run_id,
+                "mlflow_run_id": record.mlflow_run_id,
+                "basis": f"live {plan.mode} rollout",
+                "rollout": steps,  # the live evidence (extra fields are kept)
+            }
+        ),
+    )
+
+
+# ------------------------------------------------------------------------ the server's split
+
+
+def control(server: RolloutServer, **change: Any) -> dict[str, Any]:
+    """``PUT /rollout/traffic``: change the split (a weight, the lease, ``active``); the split
+    after the change.
+
+    Raises:
+        TransientError: the server did not answer (the task retries).
+        DeploymentFailed: it refused.
+    """
+    import httpx
+
+    try:
+        r = httpx.put(
+            f"{server.url}/rollout/traffic",
+            json=change,
+            headers={"Authorization": f"Bearer {server.token}"},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        raise TransientError(f"The rollout's server at {server.url} did not answer: {exc}") from exc
+    if r.status_code != 200:
+        raise DeploymentFailed(f"The rollout's server refused {change}: {r.text[:300]}")
+    return dict(r.json())
+
+
+def evidence(server: RolloutServer, since: float) -> dict[str, Any]:
+    """``GET /rollout/evidence``: every answer kept since ``since`` (Unix time), with labels.
+
+    Raises:
+        TransientError: the server did not answer.
+    """
+    import httpx
+
+    try:
+        r = httpx.get(f"{server.url}/rollout/evidence", params={"since": since}, timeout=120)
+        r.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise TransientError(f"The rollout's server at {server.url} did not answer: {exc}") from exc
+    return dict(r.json())
+
+
+def _split(server: RolloutServer) -> dict[str, Any] | None:
+    import httpx
+
+    try:
+        r = httpx.get(f"{server.url}/rollout/traffic", timeout=10)
+        r.raise_for_status()
+    except httpx.HTTPError:
+        return None
+    return dict(r.json())
+
+
+# ------------------------------------------------------------------------ status and abort
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    """A running rollout, read now: its plan and step, the split as the server holds it, and
+    the analysis of the step's evidence so far."""
+
+    record: RolloutRecord
+    answering: bool  # the server answered
+    active: bool  # the candidate has not been taken out
+    in_traffic: bool  # ... and the rollout still holds its lease
+    weight: float | None
+    lease_until: float | None
+    analysis: Analysis | None  # of the current step's evidence (None before the first step)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        """running; aborted (taken out: the stable version answers alone, the flow ends the
+        rollout at its next poll); stopped (no longer renewed: the flow was killed or lost the
+        server; the stable version answers alone)."""
+        if self.record.abort is not None or not self.active:
+            return "aborted"
+        return "running" if self.in_traffic else "stopped"
+
+
+def status(home: Path, model_name: str) -> RolloutStatus | None:
+    """The running rollout of ``model_name``, read live from its server; None if none runs."""
+    record = load(home, model_name)
+    if record is None:
+        return None
+    split = _split(record.server)
+    notes = []
+    analysis = None
+    if split is None:
+        notes.append(f"the rollout's server at {record.server.url} does not answer")
+    elif record.step_started is not None:
+        try:
+            analysis = analyse(evidence(record.server, record.step_started), record.plan.criteria)
+        except TransientError as exc:
+            notes.append(str(exc).splitlines()[0])
+    if split is not None and split["active"] and not split["in_traffic"]:
+        notes.append(
+            "the rollout stopped renewing its lease (killed, or cut off): the stable version "
+            "answers alone; the next rollout of the model replaces this server"
+        )
+    until = (split or {}).get("until")
+    return RolloutStatus(
+        record,
+        answering=split is not None,
+        active=bool(split and split["active"]),
+        in_traffic=bool(split and split["in_traffic"]),
+        weight=(split or {}).get("weight") if record.plan.mode == "canary" else None,
+        lease_until=None if until is None or math.isinf(until) else float(until),
+        analysis=analysis,
+        notes=notes,
+    )
+
+
+def request_abort(
+    client: MlflowClient, home: Path, model_name: str, actor: str, reason: str
+) -> RolloutStatus:
+    """Take the running rollout's candidate out of traffic now, and record who did and why.
+    A rollout flow that still runs ends the rollout at its next poll (the stable version
+    alone, the candidate tagged and audited, the event); for one that stopped without ending
+    (its lease ran out), the abort tags and audits the candidate itself and forgets it.
+
+    Raises:
+        ConfigurationError: no rollout of ``model_name`` is recorded here, or no reason.
+        TransientError: its server did not answer (nothing was changed).
+    """
+    if not reason.strip():
+        raise ConfigurationError("Say why the rollout is aborted (a reason for the audit trail).")
+    record = load(home, model_name)
+    if record is None:
+        raise ConfigurationError(f"No rollout of {model_name!r} is running on this machine.")
+    before = _split(record.server)
+    if before is None:
+        raise TransientError(
+            f"The rollout's server at {record.server.url} did not answer: nothing was changed."
+        )
+    control(record.server, active=False)  # first: out of traffic, then the paperwork
+    if record.abort is None:
+        record = save(home, replace(record, abort=Abort(actor, reason, time.time())))
+    if not before["in_traffic"] and before["active"]:  # nobody renews it: no flow will end it
+        mark_aborted(client, record, actor, f"aborted by {actor}: {reason}", _steps(record))
+        forget(home, record)
+    found = status(home, model_name)
+    return found if found is not None else _ended(record)
+
+
+def _steps(record: RolloutRecord) -> list[dict[str, Any]]:
+    return [record.last] if record.last else []
+
+
+def _ended(record: RolloutRecord) -> RolloutStatus:
+    """The status of a rollout this call ended (its record is gone)."""
+    return RolloutStatus(
+        record,
+        answering=True,
+        active=False,
+        in_traffic=False,
+        weight=None,
+        lease_until=None,
+        analysis=None,
+        notes=["aborted: the stable version answers alone"],
+    )
