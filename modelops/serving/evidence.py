@@ -147,7 +147,8 @@ class Evidence:
         while not self._stop.wait(self._flush_seconds):
             try:
                 self.flush()
-                self.split = self._read_split() or self.split
+                with self._lock:  # not between a set_split's write and its own assignment
+                    self.split = self._read_split() or self.split
             except sqlite3.OperationalError:  # a locked file: the next flush takes it
                 continue
             except Exception:  # never let the writer die: answers would pile up unwritten
