@@ -84,9 +84,7 @@ def promotion(
         answer = await_approval(
             ctx, candidate, comparison, ctx.actor(actor), approval_timeout_seconds
         )
-        reason = f"{reason}; approved by {answer.approver or 'prefect-ui'}" + (
-            f": {answer.comment}" if answer.comment else ""
-        )
+        reason = answer.reason(reason)
         with model_lock("promotion", model_name):
             # Whatever happened during the wait: the candidate must still be staged (or
             # overridden), and the move refuses if the champion it was compared with is gone.

@@ -8,11 +8,20 @@ from typing import Annotated, Literal
 from prefect import flow
 from pydantic import Field
 
+from modelops.orchestration.approval import await_decision
 from modelops.params import ModelName, RolloutSteps
 from modelops.rollouts.analysis import PASS, Criteria
 from modelops.rollouts.control import RolloutAborted
+from modelops.steps.rollout import rollout_table
 from modelops.types import RolloutResult
-from tasks.rollout import end_rollout, finish_rollout, judge_step, plan_rollout, start_candidate
+from tasks.rollout import (
+    end_rollout,
+    finish_rollout,
+    hold_for_approval,
+    judge_step,
+    plan_rollout,
+    start_candidate,
+)
 from tasks.tracking import flow_run
 
 
@@ -38,6 +47,8 @@ def rollout(
     timeout_seconds: Annotated[float, Field(gt=0)] = 600,
     reason: str = "promoted by a live rollout",
     actor: str | None = None,
+    require_approval: bool = False,
+    approval_timeout_seconds: Annotated[int, Field(ge=1)] = 86400,
 ) -> RolloutResult:
     """Roll a candidate out on live traffic (local target): judged at every step, promoted
     after the last, taken out at the first failed step.
@@ -67,6 +78,11 @@ def rollout(
         timeout_seconds: how long a server may take to come up.
         reason: why, for the audit trail of the promotion.
         actor: who, for the audit trail (default: the deployment or OS user).
+        require_approval: after the last step passed, take the candidate out of traffic and
+            pause until someone other than ``actor`` approves its promotion (Prefect UI form,
+            or the API's approvePromotion); rejected or not answered within
+            ``approval_timeout_seconds``: production serves alone, nothing moves.
+        approval_timeout_seconds: how long to wait for an answer.
     """
     params = {"model_name": model_name, "candidate": candidate, "mode": mode, "steps": steps}
     criteria = Criteria(
@@ -103,6 +119,18 @@ def rollout(
                 if analyses[-1].verdict != PASS:
                     why = "; ".join(analyses[-1].reasons)
                     return end_rollout(ctx, rollout, analyses, why, True, actor, *serving)
+            if require_approval:  # four eyes on the live evidence, the candidate out meanwhile
+                rollout = hold_for_approval(rollout)
+                evidence = rollout_table(plan, len(analyses) - 1, analyses[-1])
+                answer = await_decision(
+                    ctx,
+                    model_name,
+                    plan.candidate,
+                    evidence,
+                    ctx.actor(actor),
+                    approval_timeout_seconds,
+                )
+                reason = answer.reason(reason)
             return finish_rollout(ctx, rollout, analyses, reason, actor, *serving)
         except RolloutAborted as exc:  # an operator took the candidate out: a normal end
             return end_rollout(ctx, rollout, analyses, str(exc), False, exc.abort.actor, *serving)

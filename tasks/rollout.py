@@ -14,6 +14,7 @@ from tasks.common import IO_TASK, artifact_key, markdown_artifact, table_artifac
 
 plan_rollout = task(name="plan_rollout", **IO_TASK)(steps.plan_rollout)
 start_candidate = task(name="start_candidate", **IO_TASK)(steps.start_candidate)
+hold_for_approval = task(name="hold_for_approval", **IO_TASK)(steps.hold_for_approval)
 
 
 def _result_artifact(result: RolloutResult) -> None:

@@ -22,6 +22,11 @@ class Approval(RunInput):
     comment: str = ""
     approver: str = ""  # set by the API (the token's subject); empty from the Prefect UI
 
+    def reason(self, reason: str) -> str:
+        """``reason`` for the audit trail, saying who approved (and what they said)."""
+        said = f": {self.comment}" if self.comment else ""
+        return f"{reason}; approved by {self.approver or 'prefect-ui'}{said}"
+
 
 def await_approval(
     ctx: TrackingContext,
@@ -40,6 +45,32 @@ def await_approval(
         PromotionRefused: rejected, approved by the requester (four eyes), or not answered in
             time — recorded in the version's audit trail either way; nothing moves.
     """
+    table = (
+        comparison.markdown(candidate.name, str(candidate.champion), candidate.version)
+        if comparison
+        else "No champion in production: the staging gate result stands."
+    )
+    return await_decision(
+        ctx, candidate.name, candidate.version, table, requester, timeout_seconds, poll_seconds
+    )
+
+
+def await_decision(
+    ctx: TrackingContext,
+    name: str,
+    version: str,
+    evidence: str,
+    requester: str,
+    timeout_seconds: int,
+    poll_seconds: int = 2,
+) -> Approval:
+    """Pause this flow run until a person approves or rejects moving version ``version`` of
+    ``name`` to production, with ``evidence`` (markdown) in the form.
+
+    Raises:
+        PromotionRefused: rejected, approved by the requester (four eyes), or not answered in
+            time — recorded in the version's audit trail either way; nothing moves.
+    """
     from prefect.exceptions import FlowPauseTimeout
     from prefect.flow_runs import pause_flow_run
 
@@ -47,28 +78,23 @@ def await_approval(
     from modelops.registry.approval import check_approver
     from modelops.registry.promotion import record_refusal
 
-    table = (
-        comparison.markdown(candidate.name, str(candidate.champion), candidate.version)
-        if comparison
-        else "No champion in production: the staging gate result stands."
-    )
     description = (
-        f"### Promote {candidate.name} version {candidate.version} to production?\n\n"
-        f"Requested by **{requester}**. Someone else must approve.\n\n{table}"
+        f"### Promote {name} version {version} to production?\n\n"
+        f"Requested by **{requester}**. Someone else must approve.\n\n{evidence}"
     )
     logger = get_run_logger()
     logger.info("Waiting up to %ss for approval (Prefect UI, or approvePromotion)", timeout_seconds)
     markdown_artifact(
         description,
-        key=artifact_key(candidate.name, "approval"),
+        key=artifact_key(name, "approval"),
         description="Waiting for approval",
     )
 
     def refuse(reason: str, approver: str) -> PromotionRefused:
         record_refusal(
             ctx.client(),
-            candidate.name,
-            candidate.version,
+            name,
+            version,
             reason=reason,
             actor=approver,
             flow_run_id=ctx.flow_run_id,
@@ -83,7 +109,7 @@ def await_approval(
         )
     except FlowPauseTimeout as exc:
         raise refuse(
-            f"No approval within {timeout_seconds}s: version {candidate.version} was not promoted.",
+            f"No approval within {timeout_seconds}s: version {version} was not promoted.",
             "modelops",
         ) from exc
     approver = answer.approver or "prefect-ui"

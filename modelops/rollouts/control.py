@@ -64,6 +64,7 @@ class RolloutRecord:
     step_started: float | None = None
     last: dict[str, Any] | None = None  # the last finished step's analysis
     abort: Abort | None = None
+    awaiting_approval: bool = False  # every step passed; the candidate is out until approved
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +85,14 @@ class RolloutRecord:
         )
 
 
+class RolloutAborted(ModelOpsError):
+    """An operator took the candidate out of traffic while the rollout ran."""
+
+    def __init__(self, abort: Abort) -> None:
+        super().__init__(f"aborted by {abort.actor}: {abort.reason}")
+        self.abort = abort
+
+
 def record_path(home: Path, model_name: str) -> Path:
     """Where the running rollout of ``model_name`` is recorded."""
     return home / "serving" / "rollouts" / local_server_key(model_name) / "rollout.json"
@@ -93,6 +102,30 @@ def save(home: Path, record: RolloutRecord) -> RolloutRecord:
     """Write the record whole (this user only: it holds the split's token)."""
     write_record(record_path(home, record.plan.name), record.as_dict(), private=True)
     return record
+
+
+def current(home: Path, record: RolloutRecord) -> RolloutRecord:
+    """This rollout's record as it is on disk now.
+
+    Raises:
+        RolloutAborted: an operator's abort is recorded, or the record is gone (an abort that
+            found no flow to end the rollout ended it) or is another rollout's.
+    """
+    now = load(home, record.plan.name)
+    if now is None or now.server.token != record.server.token:
+        raise RolloutAborted(Abort("someone", "the rollout's record is gone", time.time()))
+    if now.abort is not None:
+        raise RolloutAborted(now.abort)
+    return now
+
+
+def update(home: Path, record: RolloutRecord, **changes: Any) -> RolloutRecord:
+    """Save ``changes`` onto this rollout's record as it is on disk now.
+
+    Raises:
+        RolloutAborted: as :func:`current`.
+    """
+    return save(home, replace(current(home, record), **changes))
 
 
 def load(home: Path, model_name: str) -> RolloutRecord | None:
@@ -109,14 +142,6 @@ def forget(home: Path, record: RolloutRecord) -> None:
     now = load(home, record.plan.name)
     if now is not None and now.server.token == record.server.token:
         record_path(home, record.plan.name).unlink(missing_ok=True)
-
-
-class RolloutAborted(ModelOpsError):
-    """An operator took the candidate out of traffic while the rollout ran."""
-
-    def __init__(self, abort: Abort) -> None:
-        super().__init__(f"aborted by {abort.actor}: {abort.reason}")
-        self.abort = abort
 
 
 def mark_aborted(
@@ -224,10 +249,15 @@ class RolloutStatus:
 
     @property
     def state(self) -> str:
-        """running; aborted (taken out: the stable version answers alone, the flow ends the
-        rollout at its next poll); stopped (no longer renewed: the flow was killed or lost the
-        server; the stable version answers alone)."""
-        if self.record.abort is not None or not self.active:
+        """running; awaiting-approval (every step passed, the candidate is out of traffic until
+        someone approves its promotion); aborted (taken out: the stable version answers alone,
+        the flow ends the rollout at its next poll); stopped (no longer renewed: the flow was
+        killed or lost the server; the stable version answers alone)."""
+        if self.record.abort is not None:
+            return "aborted"
+        if self.record.awaiting_approval:
+            return "awaiting-approval"
+        if not self.active:
             return "aborted"
         return "running" if self.in_traffic else "stopped"
 
@@ -247,7 +277,7 @@ def status(home: Path, model_name: str) -> RolloutStatus | None:
             analysis = analyse(evidence(record.server, record.step_started), record.plan.criteria)
         except TransientError as exc:
             notes.append(str(exc).splitlines()[0])
-    if split is not None and split["active"] and not split["in_traffic"]:
+    if split is not None and split["active"] and not split["in_traffic"] and not record.abort:
         notes.append(
             "the rollout stopped renewing its lease (killed, or cut off): the stable version "
             "answers alone; the next rollout of the model replaces this server"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +157,7 @@ def judge_step(ctx: tracking.TrackingContext, rollout: RolloutRecord, index: int
         change["weight"] = weight
     started = time.time()
     _renewed(home, rollout, control.control(server, **change))
-    rollout = control.save(home, replace(rollout, step=index + 1, step_started=started))
+    rollout = control.update(home, rollout, step=index + 1, step_started=started)
     while True:
         time.sleep(min(plan.poll_seconds, max(0.0, started + plan.max_step_seconds - time.time())))
         _renewed(home, rollout, control.control(server, lease_seconds=server.lease_seconds))
@@ -168,7 +167,7 @@ def judge_step(ctx: tracking.TrackingContext, rollout: RolloutRecord, index: int
             break
         if result.verdict == PASS and waited >= plan.min_step_seconds:
             break
-    control.save(home, replace(rollout, last=result.as_dict()))
+    control.update(home, rollout, last=result.as_dict())
     prefix = f"step{index + 1}"
     figures: dict[str, float] = {f"{prefix}.weight": weight if plan.mode == "canary" else 0.0}
     for side in (result.stable, result.candidate):
@@ -187,12 +186,18 @@ def judge_step(ctx: tracking.TrackingContext, rollout: RolloutRecord, index: int
 
 def _renewed(home: Path, rollout: RolloutRecord, split: dict[str, Any]) -> None:
     """Raises RolloutAborted when the split says the candidate was taken out (by an operator:
-    this rollout only ever takes it out as it ends)."""
+    this rollout only takes it out itself as it ends, or to wait for approval)."""
     if split.get("active", True):
         return
-    found = control.load(home, rollout.plan.name)
-    abort = found.abort if found is not None else None
-    raise RolloutAborted(abort or control.Abort("someone", "the candidate was taken out", 0.0))
+    control.current(home, rollout)  # an operator's abort, named
+    raise RolloutAborted(control.Abort("someone", "the candidate was taken out", time.time()))
+
+
+def hold_for_approval(rollout: RolloutRecord) -> RolloutRecord:
+    """Every step passed and a person must approve: take the candidate out of traffic (a
+    paused run renews no lease) and record that the rollout waits."""
+    control.control(rollout.server, active=False)
+    return control.update(get_settings().home_dir, rollout, awaiting_approval=True)
 
 
 def _serve_alone(
@@ -283,10 +288,14 @@ def finish_rollout(
         for key in ("requests", "labels", "metric", "p99_ms", "error_rate")
         if getattr(side, key) is not None
     }
+    home = get_settings().home_dir
     with locks.model_lock(client, plan.name):
-        # An operator's abort that came after the last step passed still wins.
-        renewal = control.control(rollout.server, lease_seconds=rollout.server.lease_seconds)
-        _renewed(get_settings().home_dir, rollout, renewal)
+        # An operator's abort that came after the last step passed (or during the wait for
+        # approval) still wins.
+        if not rollout.awaiting_approval:
+            renewal = control.control(rollout.server, lease_seconds=rollout.server.lease_seconds)
+            _renewed(home, rollout, renewal)
+        control.current(home, rollout)
         try:
             version = resolve_version(client, plan.name, plan.candidate)
         except ModelNotFound as exc:
@@ -306,7 +315,7 @@ def finish_rollout(
             rollout=steps,
         )
     server = _serve_alone(ctx, plan.name, plan.candidate, workers, timeout_seconds)
-    control.forget(get_settings().home_dir, rollout)
+    control.forget(home, rollout)
     tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.rollout": "promoted"})
     return RolloutResult(
         name=plan.name,
