@@ -29,6 +29,10 @@ from modelops.errors import ConfigurationError
 from modelops.evaluation import DIRECTION, METRICS
 from modelops.monitoring import psi
 
+# A prediction shift over max_prediction_psi fails a step only when chance alone would give
+# one that large less often than this.
+SHIFT_ALPHA = 0.01
+
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 BOOTSTRAP_ROWS = 20_000
 LIVE_METRICS = ("roc_auc", "accuracy", *(m for m in METRICS if m not in ("roc_auc", "accuracy")))
@@ -86,6 +90,10 @@ class Figures:
     p50_ms: float | None = None
     p99_ms: float | None = None
     prediction_psi: float | None = None  # the candidate's, against the stable version
+    # How likely a PSI this large is from sampling alone (a chi-square test of the same bins):
+    # a canary's two sides answer different requests, and on a few hundred of them a PSI over
+    # 0.25 comes from chance now and then.
+    prediction_shift_p: float | None = None
     agreement: float | None = None  # shadow: share of paired rows predicted alike
     labels: int = 0
     metric: float | None = None
@@ -173,7 +181,9 @@ def analyse(evidence: dict[str, Any], criteria: Criteria, since: float = 0.0) ->
     candidate = _figures(sides[candidate_v], candidate_v, "candidate")
     result = Analysis(mode, criteria.metric, stable, candidate)
     pairs = _pairs(sides[stable_v], sides[candidate_v]) if mode == "shadow" else None
-    candidate.prediction_psi = _prediction_psi(sides[stable_v], sides[candidate_v])
+    shift = _prediction_shift(sides[stable_v], sides[candidate_v])
+    if shift is not None:
+        candidate.prediction_psi, candidate.prediction_shift_p = shift
     if pairs is not None and pairs[0]["predictions"]:
         a, b = pairs
         same = [x == y for x, y in zip(a["predictions"], b["predictions"], strict=True)]
@@ -259,9 +269,10 @@ def _pairs(a: _Side, b: _Side) -> tuple[dict[str, Any], dict[str, Any]]:
     return pick(a, ia), pick(b, ib)
 
 
-def _prediction_psi(stable: _Side, candidate: _Side) -> float | None:
-    """PSI of the candidate's predictions against the stable version's: over the stable
-    scores' deciles when both have scores (or numbers), else over the predicted labels."""
+def _prediction_shift(stable: _Side, candidate: _Side) -> tuple[float, float] | None:
+    """PSI of the candidate's predictions against the stable version's, and the p-value of
+    that shift: over the stable scores' deciles when both have scores (or numbers), else over
+    the predicted labels."""
     import numpy as np
 
     if not stable.predictions or not candidate.predictions:
@@ -273,15 +284,27 @@ def _prediction_psi(stable: _Side, candidate: _Side) -> float | None:
         if a is None or b is None or len(np.unique(a)) <= 10:  # labels: counts per label
             names = sorted({str(p) for p in (*stable.predictions, *candidate.predictions)})
             index = {name: i for i, name in enumerate(names)}
-            return psi(
+            return _shift(
                 np.bincount([index[str(p)] for p in stable.predictions], minlength=len(names)),
                 np.bincount([index[str(p)] for p in candidate.predictions], minlength=len(names)),
             )
     edges = np.unique(np.quantile(a, np.linspace(0, 1, 11)[1:-1]))
-    return psi(
+    return _shift(
         np.bincount(np.searchsorted(edges, a, side="left"), minlength=len(edges) + 1),
         np.bincount(np.searchsorted(edges, b, side="left"), minlength=len(edges) + 1),
     )
+
+
+def _shift(stable: Any, candidate: Any) -> tuple[float, float]:
+    """PSI of two count vectors over the same bins, and the chi-square test's p-value that
+    both come from one distribution (1.0 when there is one bin with counts)."""
+    import numpy as np
+    from scipy.stats import chi2_contingency
+
+    table = np.vstack([stable, candidate])
+    table = table[:, table.sum(axis=0) > 0]
+    p = 1.0 if table.shape[1] < 2 else float(chi2_contingency(table).pvalue)
+    return psi(stable, candidate), p
 
 
 def _numbers(values: list[Any]) -> Any:
@@ -459,10 +482,11 @@ def _judge(result: Analysis, criteria: Criteria) -> None:
         bound = max(s.p99_ms * criteria.max_p99_ratio, s.p99_ms + criteria.p99_slack_ms)
         if c.p99_ms > bound:
             fails.append(f"the candidate's p99 {c.p99_ms:.1f} ms is over {bound:.1f} ms")
-    if c.prediction_psi is not None and c.prediction_psi > criteria.max_prediction_psi:
+    psi_over = c.prediction_psi is not None and c.prediction_psi > criteria.max_prediction_psi
+    if psi_over and (c.prediction_shift_p or 0.0) < SHIFT_ALPHA:
         fails.append(
             f"the candidate's predictions moved: PSI {c.prediction_psi:.3f} > "
-            f"{criteria.max_prediction_psi}"
+            f"{criteria.max_prediction_psi} (p = {c.prediction_shift_p:.2g})"
         )
     low_agreement = c.agreement is not None and c.agreement < (criteria.min_agreement or 0)
     if criteria.min_agreement is not None and low_agreement:
