@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -130,7 +129,7 @@ def rss_mb(pid: int) -> float:
 def started(
     command: list[str], env: dict[str, str], url: str, probe: str = "/ping"
 ) -> Iterator[int]:
-    from support import wait_http
+    from support import stop_group, wait_http
 
     proc = subprocess.Popen(
         command,
@@ -145,12 +144,7 @@ def started(
         time.sleep(2)  # every worker up and idle
         yield proc.pid
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
 
 
 def load(url: str, payload: str, seconds: float, concurrency: int) -> dict:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from prefect import flow
 from pydantic import Field
 
+from modelops.k8s.manifests import serving_spec
 from modelops.orchestration.approval import await_decision
 from modelops.params import ModelName, RolloutSteps
 from modelops.rollouts.analysis import PASS, Criteria
@@ -44,14 +45,19 @@ def rollout(
     max_step_seconds: Annotated[float, Field(gt=0)] = 3600.0,
     poll_seconds: Annotated[float, Field(gt=0)] = 15.0,
     workers: Annotated[int, Field(ge=1, le=64)] = 1,
+    target: Literal["local", "kubernetes"] = "local",
+    namespace: str | None = None,
+    image: str | None = None,
+    replicas: Annotated[int, Field(ge=1, le=100)] = 1,
+    cluster_tracking_uri_override: str | None = None,
     timeout_seconds: Annotated[float, Field(gt=0)] = 600,
     reason: str = "promoted by a live rollout",
     actor: str | None = None,
     require_approval: bool = False,
     approval_timeout_seconds: Annotated[int, Field(ge=1)] = 86400,
 ) -> RolloutResult:
-    """Roll a candidate out on live traffic (local target): judged at every step, promoted
-    after the last, taken out at the first failed step.
+    """Roll a candidate out on live traffic (on this machine or on Kubernetes): judged at
+    every step, promoted after the last, taken out at the first failed step.
 
     Args:
         model_name: the registered model.
@@ -74,7 +80,14 @@ def rollout(
         max_step_seconds: a step without enough evidence by then ends the rollout
             (inconclusive: nothing changes).
         poll_seconds: how often the evidence is read (the run sleeps in between).
-        workers: server processes.
+        workers: server processes (per pod on Kubernetes).
+        target: "local" (the model's server on 127.0.0.1) or "kubernetes" (the model's serving
+            Deployment, every pod with both versions; reached through the API server with
+            the in-cluster config or the kubeconfig).
+        namespace: Kubernetes namespace (default: ML_MODEL_DEPLOY_NAMESPACE).
+        image: serving image (default: ML_MODEL_DEPLOY_IMAGE, else modelops-flows:<version>).
+        replicas: pod count.
+        cluster_tracking_uri_override: MLflow URI for pods, if it differs from ours.
         timeout_seconds: how long a server may take to come up.
         reason: why, for the audit trail of the promotion.
         actor: who, for the audit trail (default: the deployment or OS user).
@@ -84,7 +97,13 @@ def rollout(
             ``approval_timeout_seconds``: production serves alone, nothing moves.
         approval_timeout_seconds: how long to wait for an answer.
     """
-    params = {"model_name": model_name, "candidate": candidate, "mode": mode, "steps": steps}
+    params = {
+        "model_name": model_name,
+        "candidate": candidate,
+        "mode": mode,
+        "steps": steps,
+        "target": target,
+    }
     criteria = Criteria(
         metric=metric or None,
         margin=margin,
@@ -110,8 +129,21 @@ def rollout(
             max_step_seconds=max_step_seconds,
             poll_seconds=poll_seconds,
         )
+        on_kubernetes = None
+        if target == "kubernetes":
+            on_kubernetes = serving_spec(
+                model_name,
+                plan.stable,
+                None,
+                namespace=namespace,
+                image=image,
+                tracking_uri=cluster_tracking_uri_override,
+                flow_run_id=ctx.flow_run_id,
+                replicas=replicas,
+                workers=workers,
+            )
         # A candidate that does not come up leaves the old server serving: nothing to end.
-        rollout = start_candidate(ctx, plan, workers, timeout_seconds)
+        rollout = start_candidate(ctx, plan, workers, timeout_seconds, on_kubernetes)
         analyses = []
         try:
             for index in range(len(plan.steps)):

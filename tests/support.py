@@ -6,10 +6,11 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from modelops.serving.local import free_port
 
@@ -102,6 +103,18 @@ def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 1
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
+def stop_group(proc: subprocess.Popen) -> None:
+    """Stop a process started in its own session, and its children: SIGTERM, then SIGKILL
+    after 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
 @contextlib.contextmanager
 def _process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     with open(log, "wb") as out:
@@ -111,12 +124,51 @@ def _process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
         try:
             yield proc
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 15)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
+            stop_group(proc)
+
+
+@contextlib.contextmanager
+def mlflow_server(backend: str, log: Path, *options: str) -> Iterator[str]:
+    """A real ``mlflow server`` on loopback over the store ``backend``; its URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    with _process([*cmd, "--backend-store-uri", backend, *options], dict(os.environ), log) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/health", proc)
+        yield url
+
+
+class Client(threading.Thread):
+    """A client running beside a test (``with Client(): ...``): ``run`` sends until ``stop``
+    is set; leaving the block stops it and waits for it."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.join(timeout=30)
+
+
+def one_row_requests(rows: int = 4000, seed: int = 21) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Lead rows as one-row ``dataframe_split`` bodies, and each row's true label (what a
+    client sends to ``/feedback`` later)."""
+    import json
+
+    from modelops.sample import make_leads
+
+    frame = make_leads(rows, seed=seed)
+    truth = frame.pop("won").tolist()
+    split = json.loads(frame.to_json(orient="split", index=False))
+    payloads = [
+        {"dataframe_split": {"columns": split["columns"], "data": [row]}} for row in split["data"]
+    ]
+    return payloads, truth
 
 
 @contextlib.contextmanager

@@ -390,7 +390,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         candidate=args.candidate,
         traffic=_traffic(args),
-        # A rollout's hold on the split (modelops.serving.local.Rollout): never an option.
+        # A rollout's hold on the split (modelops.serving.traffic.Rollout): never an option.
         evidence_path=os.environ.get(ROLLOUT_EVIDENCE_ENV) or None,
         control_token=os.environ.get(ROLLOUT_TOKEN_ENV) or None,
         lease_seconds=float(os.environ.get(ROLLOUT_LEASE_ENV) or 0) or None,

@@ -21,12 +21,15 @@ from pydantic import BaseModel, Field, field_validator
 from modelops.errors import ConfigurationError
 from modelops.naming import is_dns_label, job_name, label_value, serving_name
 from modelops.registry.versions import model_uri
+from modelops.serving.traffic import ROLLOUT_TOKEN_ENV, Rollout
 from modelops.settings import Settings, get_settings, redact, split_credentials
 
 HASH_ANNOTATION = "modelops.io/spec-hash"
 MODEL_ANNOTATION = "modelops.io/model-name"  # the exact registered name: whose object this is
 FLOW_RUN_ANNOTATION = "modelops.io/prefect-flow-run-id"
 VERSION_LABEL = "modelops.io/version"
+CANDIDATE_LABEL = "modelops.io/candidate"  # a live rollout's candidate, served beside the version
+ROLLOUT_LABEL = "modelops.io/rollout"  # which rollout's pods: the ones holding its token
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
 
@@ -91,6 +94,11 @@ class ServingSpec(BaseModel):
         default=None,
         description="A Secret holding the tracking server's credentials (keys username, "
         "password, token); pods read them through secretKeyRef, never as literal values.",
+    )
+    rollout: Rollout | None = Field(
+        default=None,
+        description="A live rollout's candidate, served beside the version in every pod; its "
+        "token reaches the pods through the Secret of rollout_secret_name, never the manifest.",
     )
 
     @field_validator("tracking_uri")
@@ -179,6 +187,9 @@ def _labels(spec: ServingSpec) -> tuple[dict[str, str], dict[str, str]]:
         VERSION_LABEL: spec.version,
         "modelops.io/run-id": label_value(spec.run_id or ""),
     }
+    if spec.rollout is not None:
+        labels[CANDIDATE_LABEL] = spec.rollout.candidate
+        labels[ROLLOUT_LABEL] = spec.rollout.rollout_id
     return selector, {k: v for k, v in labels.items() if v}
 
 
@@ -206,7 +217,29 @@ def _container_env(spec: ServingSpec) -> list[dict[str, Any]]:
             }
             for key, variable in CREDENTIAL_KEYS.items()
         ]
+    if spec.rollout is not None:
+        env += [{"name": k, "value": v} for k, v in spec.rollout.public_environment().items()]
+        env.append(
+            {
+                "name": ROLLOUT_TOKEN_ENV,
+                "valueFrom": {
+                    "secretKeyRef": {"name": rollout_secret_name(spec.model_name), "key": "token"}
+                },
+            }
+        )
     return env
+
+
+def rollout_secret_name(model_name: str) -> str:
+    """The Secret holding a running rollout's token (what its PUT /rollout/traffic shows)."""
+    return serving_name(model_name) + "-rollout"
+
+
+def render_rollout_secret(spec: ServingSpec) -> dict[str, Any]:
+    """The Secret the pods of ``spec.rollout`` read their token from."""
+    if spec.rollout is None:
+        raise ConfigurationError("This serving spec holds no rollout: it needs no token.")
+    return _secret(spec, rollout_secret_name(spec.model_name), {"token": spec.rollout.token})
 
 
 def credentials_secret_name(model_name: str) -> str:
@@ -216,10 +249,15 @@ def credentials_secret_name(model_name: str) -> str:
 
 def render_credentials_secret(spec: ServingSpec, credentials: dict[str, str]) -> dict[str, Any]:
     """The Secret pods read the tracking server's credentials from (never logged anywhere)."""
+    return _secret(
+        spec, spec.credentials_secret or credentials_secret_name(spec.model_name), credentials
+    )
+
+
+def _secret(spec: ServingSpec, name: str, values: dict[str, str]) -> dict[str, Any]:
     import base64
 
-    name = spec.credentials_secret or credentials_secret_name(spec.model_name)
-    data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(credentials.items())}
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())}
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -265,6 +303,8 @@ def render_serving(spec: ServingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     if spec.server == "modelops":
         container["command"] = ["modelops", "serve"]
         container["args"] = [spec.model_name, "--version", spec.version, *listen]
+        if spec.rollout is not None:
+            container["args"] += spec.rollout.serve_options()
     else:
         container["command"] = ["mlflow", "models", "serve"]
         container["args"] = [
@@ -391,15 +431,22 @@ def tracking_credentials(uri: str) -> dict[str, str]:
 def removable_objects(model_name: str, namespace: str) -> list[dict[str, Any]]:
     """The objects that serve ``model_name`` in ``namespace``, named as :func:`render_serving`
     names them: enough to find and delete them (teardown)."""
-
-    def metadata() -> dict[str, Any]:
-        return {
-            "name": serving_name(model_name),
-            "namespace": check_namespace(namespace),
-            "annotations": {MODEL_ANNOTATION: model_name},
-        }
-
     return [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata()},
-        {"apiVersion": "v1", "kind": "Service", "metadata": metadata()},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _owned(model_name, namespace)},
+        {"apiVersion": "v1", "kind": "Service", "metadata": _owned(model_name, namespace)},
+        rollout_secret_ref(model_name, namespace),
     ]
+
+
+def rollout_secret_ref(model_name: str, namespace: str) -> dict[str, Any]:
+    """The rollout's token Secret, named: enough to delete it when the rollout ends."""
+    metadata = {**_owned(model_name, namespace), "name": rollout_secret_name(model_name)}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata}
+
+
+def _owned(model_name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "name": serving_name(model_name),
+        "namespace": check_namespace(namespace),
+        "annotations": {MODEL_ANNOTATION: model_name},
+    }

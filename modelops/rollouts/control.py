@@ -24,6 +24,7 @@ from modelops.processes import write_record
 from modelops.registry.audit import write_event
 from modelops.rollouts.analysis import Analysis, Criteria, analyse
 from modelops.rollouts.plan import RolloutPlan
+from modelops.serving.evidence import COLUMNS
 from modelops.types import AuditEvent
 
 if TYPE_CHECKING:
@@ -33,13 +34,24 @@ ABORTED_TAG = "modelops.rollout.aborted"
 
 
 @dataclass(frozen=True)
+class Pods:
+    """A rollout's two-version servers on Kubernetes: the ready pods with these labels, each
+    reached through the API server's pod proxy (each holds its own split and evidence)."""
+
+    namespace: str
+    labels: dict[str, str]
+    port: int
+
+
+@dataclass(frozen=True)
 class RolloutServer:
-    """The two-version server of a rollout, and the rollout's hold on its split."""
+    """The two-version server of a rollout (or its pods), and the rollout's hold on its split."""
 
     url: str
     token: str
     lease_seconds: float
-    evidence_path: str
+    evidence_path: str | None = None
+    pods: Pods | None = None  # on Kubernetes; None: the local server at ``url``
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class RolloutRecord:
     last: dict[str, Any] | None = None  # the last finished step's analysis
     abort: Abort | None = None
     awaiting_approval: bool = False  # every step passed; the candidate is out until approved
+    serving: dict[str, Any] | None = None  # on Kubernetes: the ServingSpec (without the rollout)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +92,12 @@ class RolloutRecord:
             **{
                 **data,
                 "plan": RolloutPlan(**plan),
-                "server": RolloutServer(**data["server"]),
+                "server": RolloutServer(
+                    **{
+                        **data["server"],
+                        "pods": Pods(**pods) if (pods := data["server"].get("pods")) else None,
+                    }
+                ),
                 "abort": Abort(**abort) if abort else None,
             }
         )
@@ -179,55 +197,125 @@ def mark_aborted(
 # ------------------------------------------------------------------------ the server's split
 
 
+def _answers(
+    server: RolloutServer,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    query: dict[str, Any] | None = None,
+    timeout: float = 30,
+) -> list[tuple[int, bytes]]:
+    """``method path`` on the rollout's server, or on each of its pods; every answer.
+
+    Raises:
+        TransientError: a server did not answer (or none of the pods is ready).
+    """
+    headers = {"Authorization": f"Bearer {server.token}"} if method == "PUT" else {}
+    if server.pods is not None:
+        from modelops.k8s import cluster, pods
+
+        where = server.pods
+        api = cluster.connect()
+        names = pods.ready_pods(api, where.namespace, where.labels)
+        if not names:
+            raise TransientError(
+                f"No ready pod of the rollout in {where.namespace} ({where.labels}) answers."
+            )
+        return [
+            pods.pod_request(
+                api,
+                where.namespace,
+                name,
+                where.port,
+                method,
+                path,
+                body=body,
+                query=query,
+                headers=headers,
+                timeout=timeout,
+            )
+            for name in names
+        ]
+    import httpx
+
+    try:
+        r = httpx.request(
+            method,
+            f"{server.url}{path}",
+            json=body,
+            params=query,
+            headers=headers,
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:
+        raise TransientError(f"The rollout's server at {server.url} did not answer: {exc}") from exc
+    if r.status_code >= 500:
+        raise TransientError(f"The rollout's server at {server.url} answered {r.status_code}")
+    return [(r.status_code, r.content)]
+
+
+def _merged_split(answers: list[tuple[int, bytes]]) -> dict[str, Any]:
+    """One split for all the pods: out of traffic when any pod was taken out (an abort that
+    reached one pod is an abort), in traffic while any pod still sends the candidate some."""
+    splits = [json.loads(body) for _, body in answers]
+    leases = [s["until"] for s in splits if s.get("until") is not None]
+    return {
+        **splits[0],
+        "active": all(s["active"] for s in splits),
+        "in_traffic": any(s["in_traffic"] for s in splits),
+        "until": min(leases) if leases else None,
+        "servers": len(splits),
+    }
+
+
 def control(server: RolloutServer, **change: Any) -> dict[str, Any]:
-    """``PUT /rollout/traffic``: change the split (a weight, the lease, ``active``); the split
-    after the change.
+    """``PUT /rollout/traffic`` (on every pod): change the split (a weight, the lease,
+    ``active``); the split after the change.
 
     Raises:
         TransientError: the server did not answer (the task retries).
         DeploymentFailed: it refused.
     """
-    import httpx
-
-    try:
-        r = httpx.put(
-            f"{server.url}/rollout/traffic",
-            json=change,
-            headers={"Authorization": f"Bearer {server.token}"},
-            timeout=30,
-        )
-    except httpx.HTTPError as exc:
-        raise TransientError(f"The rollout's server at {server.url} did not answer: {exc}") from exc
-    if r.status_code != 200:
-        raise DeploymentFailed(f"The rollout's server refused {change}: {r.text[:300]}")
-    return dict(r.json())
+    answers = _answers(server, "PUT", "/rollout/traffic", body=change)
+    for status, body in answers:
+        if status != 200:
+            raise DeploymentFailed(f"The rollout's server refused {change}: {body[:300]!r}")
+    return _merged_split(answers)
 
 
 def evidence(server: RolloutServer, since: float) -> dict[str, Any]:
-    """``GET /rollout/evidence``: every answer kept since ``since`` (Unix time), with labels.
+    """``GET /rollout/evidence``: every answer kept since ``since`` (Unix time), with labels
+    (of every pod, one after the other).
 
     Raises:
         TransientError: the server did not answer.
     """
-    import httpx
-
-    try:
-        r = httpx.get(f"{server.url}/rollout/evidence", params={"since": since}, timeout=120)
-        r.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise TransientError(f"The rollout's server at {server.url} did not answer: {exc}") from exc
-    return dict(r.json())
+    kept: dict[str, Any] = {}
+    for status, body in _answers(
+        server, "GET", "/rollout/evidence", query={"since": since}, timeout=120
+    ):
+        if status != 200:
+            raise TransientError(f"The rollout's server did not give its evidence: {body[:300]!r}")
+        part = json.loads(body)
+        if not kept:
+            kept = part
+            continue
+        for name in COLUMNS:
+            kept[name] += part[name]
+        for name, count in part["dropped"].items():
+            kept["dropped"][name] = kept["dropped"].get(name, 0) + count
+    return kept
 
 
 def _split(server: RolloutServer) -> dict[str, Any] | None:
-    import httpx
-
     try:
-        r = httpx.get(f"{server.url}/rollout/traffic", timeout=10)
-        r.raise_for_status()
-    except httpx.HTTPError:
+        answers = _answers(server, "GET", "/rollout/traffic", timeout=10)
+    except (TransientError, DeploymentFailed):
         return None
-    return dict(r.json())
+    if any(status != 200 for status, _ in answers):
+        return None
+    return _merged_split(answers)
 
 
 # ------------------------------------------------------------------------ status and abort

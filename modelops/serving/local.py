@@ -29,40 +29,8 @@ from modelops.naming import local_server_key
 from modelops.processes import free_port, same_process, start_time, write_record
 from modelops.registry.versions import model_uri
 from modelops.serving.scoring import score_http
-from modelops.serving.traffic import ROLLOUT_EVIDENCE_ENV, ROLLOUT_LEASE_ENV, ROLLOUT_TOKEN_ENV
+from modelops.serving.traffic import Rollout
 from modelops.types import DeploymentRecord, ServingTarget
-
-
-@dataclass(frozen=True)
-class Rollout:
-    """A candidate to serve beside the stable version, as a rollout starts it: the split, and
-    the rollout's hold on it (the token of ``PUT /rollout/traffic`` and its lease)."""
-
-    candidate: str
-    mode: str
-    weight: float
-    token: str
-    lease_seconds: float
-    evidence_path: str
-    sticky_header: str | None = None
-
-    def serve_options(self) -> list[str]:
-        """The ``modelops serve`` options for it."""
-        options = ["--candidate", self.candidate, "--mode", self.mode]
-        if self.mode == "canary":
-            options += ["--weight", repr(self.weight)]
-            if self.sticky_header:
-                options += ["--sticky-header", self.sticky_header]
-        return options
-
-    def environment(self) -> dict[str, str]:
-        """What the server reads from its environment (a token never goes on a command line,
-        where every user of the machine can read it)."""
-        return {
-            ROLLOUT_TOKEN_ENV: self.token,
-            ROLLOUT_LEASE_ENV: repr(self.lease_seconds),
-            ROLLOUT_EVIDENCE_ENV: self.evidence_path,
-        }
 
 
 @dataclass

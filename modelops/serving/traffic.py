@@ -24,7 +24,7 @@ from modelops.errors import ConfigurationError
 MODES = ("shadow", "canary")
 STABLE, CANDIDATE = "stable", "candidate"
 MAX_FEEDBACK_ITEMS = 10_000  # per request: a bigger batch is split by the client
-# What a rollout's server reads from its environment (modelops.serving.local.Rollout sets it).
+# What a rollout's server reads from its environment (Rollout below sets it).
 ROLLOUT_TOKEN_ENV = "MODELOPS_ROLLOUT_TOKEN"
 ROLLOUT_LEASE_ENV = "MODELOPS_ROLLOUT_LEASE_SECONDS"
 ROLLOUT_EVIDENCE_ENV = "MODELOPS_ROLLOUT_EVIDENCE"
@@ -59,6 +59,49 @@ class TrafficConfig:
                 f"not {self.sticky_header!r}."
             )
         return self
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A candidate to serve beside the stable version, as a rollout starts it (on this machine
+    or in a Deployment's pods): the split, and the rollout's hold on it (the token of
+    ``PUT /rollout/traffic`` and its lease)."""
+
+    candidate: str
+    mode: str
+    weight: float
+    token: str
+    lease_seconds: float
+    evidence_path: str | None = None  # None: the server's own default, under MODELOPS_HOME
+    sticky_header: str | None = None
+
+    @property
+    def rollout_id(self) -> str:
+        """A short name of this rollout that shows nothing of its token (a pod label: the pods
+        of this rollout, not an earlier one's, hold this token)."""
+        return hashlib.blake2b(self.token.encode(), digest_size=5).hexdigest()
+
+    def serve_options(self) -> list[str]:
+        """The ``modelops serve`` options for it."""
+        options = ["--candidate", self.candidate, "--mode", self.mode]
+        if self.mode == "canary":
+            options += ["--weight", repr(self.weight)]
+            if self.sticky_header:
+                options += ["--sticky-header", self.sticky_header]
+        return options
+
+    def public_environment(self) -> dict[str, str]:
+        """What the server reads from its environment, but the token: what a manifest may
+        hold as literal values."""
+        found = {ROLLOUT_LEASE_ENV: repr(self.lease_seconds)}
+        if self.evidence_path is not None:
+            found[ROLLOUT_EVIDENCE_ENV] = self.evidence_path
+        return found
+
+    def environment(self) -> dict[str, str]:
+        """What the server reads from its environment (a token never goes on a command line,
+        where every user of the machine can read it)."""
+        return {ROLLOUT_TOKEN_ENV: self.token, **self.public_environment()}
 
 
 def _is_token(name: str) -> bool:

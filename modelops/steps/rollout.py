@@ -17,6 +17,8 @@ from typing import Any
 
 from modelops import tracking
 from modelops.errors import ConfigurationError, DeploymentFailed, ModelNotFound, TransientError
+from modelops.k8s import cluster as k8s_cluster
+from modelops.k8s import manifests
 from modelops.registry import locks
 from modelops.registry import promotion as policy
 from modelops.registry.aliases import AliasState
@@ -26,9 +28,10 @@ from modelops.rollouts.analysis import FAIL, PASS, Analysis, Criteria, analyse
 from modelops.rollouts.control import ABORTED_TAG, RolloutAborted, RolloutRecord, RolloutServer
 from modelops.rollouts.plan import RolloutPlan, check_steps, check_timing
 from modelops.serving import local
+from modelops.serving.traffic import Rollout
 from modelops.settings import get_settings
-from modelops.steps.serving import serving_target
-from modelops.types import DeploymentRecord, RolloutResult
+from modelops.steps.serving import deploy_to_kubernetes, serving_target
+from modelops.types import DeploymentRecord, RolloutResult, ServingTarget
 
 ABORTED_EVENT = "modelops.model.rollout_aborted"
 
@@ -99,45 +102,101 @@ def plan_rollout(
 
 
 def start_candidate(
-    ctx: tracking.TrackingContext, plan: RolloutPlan, workers: int, timeout_seconds: float
+    ctx: tracking.TrackingContext,
+    plan: RolloutPlan,
+    workers: int,
+    timeout_seconds: float,
+    kubernetes: manifests.ServingSpec | None = None,
 ) -> RolloutRecord:
-    """Serve the candidate beside the stable version on the local target, at the first step's
-    share, blue/green (the old server stops once the new one answered its smoke test); record
-    the rollout for the other doors (status, abort).
+    """Serve the candidate beside the stable version, at the first step's share: on this
+    machine blue/green (the old server stops once the new one answered its smoke test), or on
+    Kubernetes as ``kubernetes`` says (the serving Deployment's verified rollout: every pod
+    serves both versions; the token reaches them through a Secret); record the rollout for
+    the other doors (status, abort).
 
     Raises:
-        DeploymentFailed: the two-version server did not come up; the old one keeps serving.
+        DeploymentFailed: the two-version server did not come up; the old one keeps serving
+            (on Kubernetes the previous Deployment spec was restored).
     """
     settings = get_settings()
     lease = max(3 * plan.poll_seconds, 30.0)
     folder = control.record_path(settings.home_dir, plan.name).parent
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    rollout = local.Rollout(
+    rollout = Rollout(
         plan.candidate,
         plan.mode,
         plan.weights[0] if plan.mode == "canary" else 0.1,
         secrets.token_urlsafe(24),
         lease,
-        str(folder / f"v{plan.stable}-v{plan.candidate}-{stamp}.db"),
+        # In a pod, the server's own default (under MODELOPS_HOME, its emptyDir).
+        str(folder / f"v{plan.stable}-v{plan.candidate}-{stamp}.db")
+        if kubernetes is None
+        else None,
         plan.sticky_header,
     )
     client = ctx.client()
     target = serving_target(client, plan.name, plan.stable)
     with locks.model_lock(client, plan.name, locks.DEPLOYMENT):
-        record, timings = local.serve_locally(
-            settings.home_dir,
-            settings.resolved_tracking_uri,
-            target,
-            workers,
-            timeout_seconds,
-            rollout=rollout,
-        )
-    tracking.log_metrics(ctx, ctx.parent_run_id, {f"start.{k}": v for k, v in timings.items()})
-    server = RolloutServer(str(record.url), rollout.token, lease, rollout.evidence_path)
+        if kubernetes is None:
+            record, timings = local.serve_locally(
+                settings.home_dir,
+                settings.resolved_tracking_uri,
+                target,
+                workers,
+                timeout_seconds,
+                rollout=rollout,
+            )
+            tracking.log_metrics(
+                ctx, ctx.parent_run_id, {f"start.{k}": v for k, v in timings.items()}
+            )
+            server = RolloutServer(str(record.url), rollout.token, lease, rollout.evidence_path)
+        else:
+            server = _start_pods(ctx, kubernetes, target, rollout, timeout_seconds)
+    serving = kubernetes.model_dump(mode="json", exclude={"rollout"}) if kubernetes else None
     return control.save(
         settings.home_dir,
-        RolloutRecord(plan, server, ctx.flow_run_id, ctx.parent_run_id, time.time()),
+        RolloutRecord(
+            plan, server, ctx.flow_run_id, ctx.parent_run_id, time.time(), serving=serving
+        ),
     )
+
+
+def _on(
+    spec: manifests.ServingSpec, target: ServingTarget, rollout: Rollout | None
+) -> manifests.ServingSpec:
+    """``spec`` serving ``target`` (with ``rollout``'s candidate beside it, if given)."""
+    return spec.model_copy(
+        update={"version": target.version, "run_id": target.run_id, "rollout": rollout}
+    )
+
+
+def _start_pods(
+    ctx: tracking.TrackingContext,
+    kubernetes: manifests.ServingSpec,
+    target: ServingTarget,
+    rollout: Rollout,
+    timeout_seconds: float,
+) -> RolloutServer:
+    """The serving Deployment with the candidate in every pod, verified (or restored), and
+    the rollout's hold on those pods."""
+    spec = _on(kubernetes, target, rollout)
+    api = k8s_cluster.connect()
+    secret = manifests.render_rollout_secret(spec)
+    k8s_cluster.apply(api, secret)
+    try:
+        record = deploy_to_kubernetes(ctx, target, spec, api, timeout_seconds, poll_seconds=1.0)
+    except BaseException:
+        k8s_cluster.delete(api, secret)  # the previous spec serves again, without the token
+        raise
+    deployment, _ = manifests.render_serving(spec)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    pods = control.Pods(
+        spec.namespace,
+        {**selector, manifests.ROLLOUT_LABEL: rollout.rollout_id},
+        int(container["ports"][0]["containerPort"]),
+    )
+    return RolloutServer(str(record.url), rollout.token, rollout.lease_seconds, None, pods)
 
 
 def judge_step(ctx: tracking.TrackingContext, rollout: RolloutRecord, index: int) -> Analysis:
@@ -160,7 +219,8 @@ def judge_step(ctx: tracking.TrackingContext, rollout: RolloutRecord, index: int
     rollout = control.update(home, rollout, step=index + 1, step_started=started)
     while True:
         time.sleep(min(plan.poll_seconds, max(0.0, started + plan.max_step_seconds - time.time())))
-        _renewed(home, rollout, control.control(server, lease_seconds=server.lease_seconds))
+        # The weight too: a pod that restarted since (on Kubernetes) starts at the first step's.
+        _renewed(home, rollout, control.control(server, **change))
         result = analyse(control.evidence(server, started), plan.criteria)
         waited = time.time() - started
         if result.verdict == FAIL or waited >= plan.max_step_seconds:
@@ -193,6 +253,15 @@ def _renewed(home: Path, rollout: RolloutRecord, split: dict[str, Any]) -> None:
     raise RolloutAborted(control.Abort("someone", "the candidate was taken out", time.time()))
 
 
+def still_running(rollout: RolloutRecord) -> RolloutRecord:
+    """This rollout's record now.
+
+    Raises:
+        RolloutAborted: an operator aborted it (or its record is gone).
+    """
+    return control.current(get_settings().home_dir, rollout)
+
+
 def hold_for_approval(rollout: RolloutRecord) -> RolloutRecord:
     """Every step passed and a person must approve: take the candidate out of traffic (a
     paused run renews no lease) and record that the rollout waits."""
@@ -201,18 +270,30 @@ def hold_for_approval(rollout: RolloutRecord) -> RolloutRecord:
 
 
 def _serve_alone(
-    ctx: tracking.TrackingContext, name: str, version: str, workers: int, timeout_seconds: float
+    ctx: tracking.TrackingContext,
+    rollout: RolloutRecord,
+    version: str,
+    workers: int,
+    timeout_seconds: float,
 ) -> DeploymentRecord:
-    """Serve ``version`` alone on the local target, blue/green: the rollout's two-version
-    server stops once the new one answered its smoke test."""
+    """Serve ``version`` alone where the rollout ran: on this machine blue/green (the
+    rollout's two-version server stops once the new one answered its smoke test), or as the
+    serving Deployment's verified rollout (then the rollout's token is deleted)."""
     settings = get_settings()
     client = ctx.client()
+    name = rollout.plan.name
     target = serving_target(client, name, version)
     with locks.model_lock(client, name, locks.DEPLOYMENT):
-        server, _ = local.serve_locally(
-            settings.home_dir, settings.resolved_tracking_uri, target, workers, timeout_seconds
-        )
-    return server
+        if rollout.serving is None:
+            server, _ = local.serve_locally(
+                settings.home_dir, settings.resolved_tracking_uri, target, workers, timeout_seconds
+            )
+            return server
+        spec = _on(manifests.ServingSpec(**rollout.serving), target, None)
+        api = k8s_cluster.connect()
+        record = deploy_to_kubernetes(ctx, target, spec, api, timeout_seconds, poll_seconds=1.0)
+        k8s_cluster.delete(api, manifests.rollout_secret_ref(name, spec.namespace))
+        return record
 
 
 def end_rollout(
@@ -238,7 +319,7 @@ def end_rollout(
     plan = rollout.plan
     with contextlib.suppress(DeploymentFailed, TransientError):  # a dead server is out anyway
         control.control(rollout.server, active=False)
-    server = _serve_alone(ctx, plan.name, plan.stable, workers, timeout_seconds)
+    server = _serve_alone(ctx, rollout, plan.stable, workers, timeout_seconds)
     inconclusive = judged and analyses[-1].verdict != FAIL
     outcome = "inconclusive" if inconclusive else "aborted"
     steps = [a.as_dict() for a in analyses]
@@ -314,7 +395,7 @@ def finish_rollout(
             mlflow_run_id=ctx.parent_run_id,
             rollout=steps,
         )
-    server = _serve_alone(ctx, plan.name, plan.candidate, workers, timeout_seconds)
+    server = _serve_alone(ctx, rollout, plan.candidate, workers, timeout_seconds)
     control.forget(home, rollout)
     tracking.set_tags(ctx, ctx.parent_run_id, {"modelops.rollout": "promoted"})
     return RolloutResult(

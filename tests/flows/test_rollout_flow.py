@@ -6,7 +6,6 @@ runs is refused; bad parameters change nothing."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
@@ -14,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import Client, one_row_requests
 
 from flows.rollout import rollout
 from modelops.errors import ConfigurationError, ModelNotFound
@@ -25,25 +25,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 NAME = "rollout-flow model"
 
 
-class Traffic(threading.Thread):
+class Traffic(Client):
     """One-row requests to whatever server the model's local record names, each followed by
     its true label on ``/feedback`` (while a rollout's server takes them)."""
 
     def __init__(self) -> None:
-        super().__init__(daemon=True)
-        from modelops.sample import make_leads
-
-        rows = make_leads(4000, seed=21)
-        self.truth = rows.pop("won").tolist()
-        split = json.loads(rows.to_json(orient="split", index=False))
-        self.payloads = [
-            {"dataframe_split": {"columns": split["columns"], "data": [row]}}
-            for row in split["data"]
-        ]
+        super().__init__()
+        self.payloads, self.truth = one_row_requests()
         self.answers: Counter[tuple[int, str]] = Counter()
         self.sent: list[tuple[float, str]] = []  # (when the request went, who answered)
         self.failures: list[str] = []
-        self.stop = threading.Event()
 
     def run(self) -> None:
         home = get_settings().home_dir
@@ -76,14 +67,6 @@ class Traffic(threading.Thread):
                     label = {"request_id": r.headers["X-Request-Id"], "label": self.truth[row]}
                     client.post(f"{server.url}/feedback", json=label)
 
-    def __enter__(self) -> Traffic:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.join(timeout=30)
-
 
 def _registry(name: str = NAME) -> dict[str, Any]:
     from modelops.registry.aliases import AliasState
@@ -102,6 +85,11 @@ def _stop_serving() -> None:
 
 FAST = {
     "poll_seconds": 0.5,
+    # The candidate's p99 over ~100 requests is nearly its slowest one: beside the suite's other
+    # workers, one scheduling pause of 10+ ms failed a good candidate (or ended a rollout before
+    # the operator could). These tests judge labels and aborts; latency is judged in
+    # tests/unit/test_rollout_analysis.py.
+    "p99_slack_ms": 250.0,
     "max_step_seconds": 120,
     "min_requests": 100,
     "timeout_seconds": 180,
@@ -451,12 +439,31 @@ def _killed_then_next(home: Any, operator_api: OperatorApi, tmp_path: Any) -> No
     assert server is not None and server.candidate is None and server.version == "1"
 
 
+def _paused_for_approval(flow: threading.Thread, ended: list[Any]) -> Any:
+    """The rollout's record once every step passed and its run paused for a person."""
+    from uuid import UUID
+
+    from prefect import get_client
+
+    from modelops.rollouts import control
+
+    deadline = time.monotonic() + 180
+    with get_client(sync_client=True) as prefect:
+        while True:
+            assert time.monotonic() < deadline and flow.is_alive(), ended
+            record = control.load(get_settings().home_dir, NAME)
+            if record is not None and record.awaiting_approval and record.flow_run_id:
+                state = prefect.read_flow_run(UUID(record.flow_run_id)).state
+                if state is not None and state.is_paused():
+                    return record
+            time.sleep(0.3)
+
+
 def test_with_approval_the_candidate_waits_out_of_traffic_for_a_second_person(
     make_version: Any,
 ) -> None:
     from uuid import UUID
 
-    from prefect import get_client
     from prefect.flow_runs import resume_flow_run
 
     from modelops.api import promote_model
@@ -476,16 +483,7 @@ def test_with_approval_the_candidate_waits_out_of_traffic_for_a_second_person(
     try:
         with Traffic() as traffic:
             flow.start()
-            deadline = time.monotonic() + 180
-            with get_client(sync_client=True) as prefect:
-                while True:  # every step passed, the run paused for a person
-                    assert time.monotonic() < deadline and flow.is_alive(), ended
-                    record = control.load(home, NAME)
-                    if record is not None and record.awaiting_approval and record.flow_run_id:
-                        state = prefect.read_flow_run(UUID(record.flow_run_id)).state
-                        if state is not None and state.is_paused():
-                            break
-                    time.sleep(0.3)
+            record = _paused_for_approval(flow, ended)
             waiting = control.status(home, NAME)
             assert waiting is not None and waiting.state == "awaiting-approval"
             assert not waiting.in_traffic

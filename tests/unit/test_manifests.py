@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 from pathlib import Path
 
@@ -15,9 +17,13 @@ from modelops.k8s.manifests import (
     ServingSpec,
     removable_objects,
     render_batch_job,
+    render_rollout_secret,
     render_serving,
+    rollout_secret_name,
+    spec_hash,
     templates_root,
 )
+from modelops.serving.traffic import Rollout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +77,48 @@ def test_serving_objects_name_the_model_and_version() -> None:
     assert names == {
         ("Deployment", deployment["metadata"]["name"]),
         ("Service", service["metadata"]["name"]),
+        ("Secret", rollout_secret_name(_spec().model_name)),  # a rollout's token, if one runs
     }
+
+
+def test_a_rollout_puts_the_candidate_in_every_pod_and_its_token_only_in_a_secret() -> None:
+    token = "a-rollout-token-nobody-may-read"
+    rollout = Rollout("4", "canary", 0.1, token, 45.0, sticky_header="X-User-Id")
+    spec = _spec().model_copy(update={"rollout": rollout})
+    deployment, service = render_serving(spec)
+    kubernetes_validate.validate(deployment, "1.30", strict=True)
+    kubernetes_validate.validate(service, "1.30", strict=True)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][-8:] == [
+        "--candidate",
+        "4",
+        "--mode",
+        "canary",
+        "--weight",
+        "0.1",
+        "--sticky-header",
+        "X-User-Id",
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MODELOPS_ROLLOUT_LEASE_SECONDS"]["value"] == "45.0"
+    assert env["MODELOPS_ROLLOUT_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": rollout_secret_name(spec.model_name),
+        "key": "token",
+    }
+    assert token not in json.dumps([deployment, service])
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["modelops.io/candidate"] == "4"
+    assert labels["modelops.io/rollout"] == rollout.rollout_id != token
+    # The selector stays the version's (selectors are immutable): the same Deployment, rolled.
+    assert deployment["spec"]["selector"] == render_serving(_spec())[0]["spec"]["selector"]
+    secret = render_rollout_secret(spec)
+    kubernetes_validate.validate(secret, "1.30", strict=True)
+    assert base64.b64decode(secret["data"]["token"]).decode() == token
+    # Another rollout (another token) restarts the pods: they read the token as they start.
+    again = spec.model_copy(
+        update={"rollout": Rollout("4", "canary", 0.1, "other", 45.0, None, "X-User-Id")}
+    )
+    assert spec_hash(render_serving(again)[0]) != spec_hash(deployment)
 
 
 def test_the_hash_changes_with_the_spec_and_not_with_the_flow_run() -> None:
