@@ -8,12 +8,13 @@ from typing import Annotated, Literal
 from prefect import flow
 from pydantic import Field
 
+from modelops.errors import PromotionRefused
 from modelops.k8s.manifests import serving_spec
 from modelops.orchestration.approval import await_decision
 from modelops.params import ModelName, RolloutSteps
 from modelops.rollouts.analysis import PASS, Criteria
 from modelops.rollouts.control import RolloutAborted
-from modelops.steps.rollout import rollout_table
+from modelops.steps.rollout import rollout_table, still_running
 from modelops.types import RolloutResult
 from tasks.rollout import (
     end_rollout,
@@ -154,14 +155,18 @@ def rollout(
             if require_approval:  # four eyes on the live evidence, the candidate out meanwhile
                 rollout = hold_for_approval(rollout)
                 evidence = rollout_table(plan, len(analyses) - 1, analyses[-1])
-                answer = await_decision(
-                    ctx,
-                    model_name,
-                    plan.candidate,
-                    evidence,
-                    ctx.actor(actor),
-                    approval_timeout_seconds,
-                )
+                try:
+                    answer = await_decision(
+                        ctx,
+                        model_name,
+                        plan.candidate,
+                        evidence,
+                        ctx.actor(actor),
+                        approval_timeout_seconds,
+                    )
+                except PromotionRefused:
+                    still_running(rollout)  # an operator's abort is why: end it as an abort
+                    raise
                 reason = answer.reason(reason)
             return finish_rollout(ctx, rollout, analyses, reason, actor, *serving)
         except RolloutAborted as exc:  # an operator took the candidate out: a normal end

@@ -275,7 +275,16 @@ class Mutation:
             raise fail(Code.NOT_FOUND, f"No rollout of {model_name!r} is running here.")
 
         def abort() -> control.RolloutStatus:
-            return control.request_abort(registry_client(), home, model_name, who.actor, reason)
+            found = control.request_abort(registry_client(), home, model_name, who.actor, reason)
+            record = found.record
+            if record.awaiting_approval and record.flow_run_id and prefect().configured():
+                # The run is paused for an approval that can no longer come: answer it, so it
+                # ends the rollout now rather than when the approval times out.
+                run = read_flow_run(record.flow_run_id)
+                if run.state is not None and run.state.is_paused():
+                    answer = {"approve": False, "comment": f"aborted: {reason}"}
+                    prefect().resume(run.id, {**answer, "approver": who.actor})
+            return found
 
         try:
             found = await asyncio.to_thread(abort)

@@ -214,7 +214,7 @@ START = """mutation($m: String!, $s: [Float!]) { startRollout(input: {modelName:
 class OperatorApi:
     """The operator API as a process of its own, on this test's MODELOPS_HOME and store."""
 
-    def __init__(self, folder: Any) -> None:
+    def __init__(self, folder: Any, prefect_url: str = "") -> None:
         import os
         import socket
         import subprocess
@@ -225,7 +225,7 @@ class OperatorApi:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = {**os.environ, "MODELOPS_API_JWT_SECRET": SECRET, "PREFECT_API_URL": ""}
+        env = {**os.environ, "MODELOPS_API_JWT_SECRET": SECRET, "PREFECT_API_URL": prefect_url}
         self.log = (folder / "api.log").open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "modelops", "api", "--port", str(port)],
@@ -457,6 +457,47 @@ def _paused_for_approval(flow: threading.Thread, ended: list[Any]) -> Any:
                 if state is not None and state.is_paused():
                     return record
             time.sleep(0.3)
+
+
+def test_an_abort_during_the_approval_wait_ends_the_paused_run_at_once(
+    make_version: Any, tmp_path: Any
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    from modelops.api import promote_model
+    from modelops.registry.audit import read_events
+    from modelops.rollouts.control import ABORTED_TAG
+
+    make_version(NAME)
+    promote_model(NAME, 1, "Production")
+    make_version(NAME)  # v2, staged: as good as v1
+    api = OperatorApi(tmp_path, str(PREFECT_API_URL.value()))
+    ended: list[Any] = []
+    options = {**FAST, "min_labels": 200, "margin": 0.15, "require_approval": True}
+    flow = threading.Thread(
+        target=lambda: ended.append(rollout(NAME, steps=[50], actor="api:alice", **options)),
+        daemon=True,
+    )
+    try:
+        with Traffic():
+            flow.start()
+            _paused_for_approval(flow, ended)
+            answer = api(ABORT, "olivia", "operator", m=NAME, r="the pager says no")
+            asked = time.monotonic()
+            assert answer["data"]["abortRollout"]["state"] == "aborted", answer
+            flow.join(timeout=120)  # not the approval's timeout (a day)
+            assert not flow.is_alive() and time.monotonic() - asked < 60
+        assert ended and ended[0].outcome == "aborted", ended
+        assert ended[0].reason == "aborted by api:olivia: the pager says no"
+        state = _registry()
+        assert state["aliases"].production == "1" and state["aliases"].staging == "2"
+        mv = state["client"].get_model_version(NAME, "2")
+        assert mv.tags[ABORTED_TAG] == ended[0].reason
+        actions = [e.action for e in read_events(mv)]
+        assert "promote" not in actions and actions.count("rollout-aborted") == 1
+    finally:
+        api.close()
+        _stop_serving()
 
 
 def test_with_approval_the_candidate_waits_out_of_traffic_for_a_second_person(
