@@ -65,7 +65,16 @@ def end_rollout(
         timeout_seconds=timeout_seconds,
     )
     if result.outcome == "aborted":
-        emit_event(**steps.aborted_event(result))
+        emit_event(
+            **steps.aborted_event(
+                result.name,
+                result.stable,
+                result.candidate,
+                result.mode,
+                result.reason,
+                len(result.steps),
+            )
+        )
         get_run_logger().warning(
             "Rollout of %s v%s aborted: %s", result.name, result.candidate, reason
         )

@@ -155,6 +155,34 @@ class Client(threading.Thread):
         self.join(timeout=30)
 
 
+def prefect_events(name: str, resource_id: str, since: float, timeout: float = 60) -> list[Any]:
+    """The events ``name`` about ``resource_id`` the Prefect API has taken since ``since``
+    (Unix time), once there is one (events reach it asynchronously); [] after ``timeout``."""
+    import datetime
+
+    from prefect import get_client
+    from prefect.events.filters import (
+        EventFilter,
+        EventNameFilter,
+        EventOccurredFilter,
+        EventResourceFilter,
+    )
+
+    start = datetime.datetime.fromtimestamp(since, datetime.UTC)
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            wanted = EventFilter(  # its "until" is when it is made
+                occurred=EventOccurredFilter(since=start),
+                event=EventNameFilter(name=[name]),
+                resource=EventResourceFilter(id=[resource_id]),
+            )
+            found = client.read_events(wanted, limit=50).events
+            if found or time.monotonic() > deadline:
+                return list(found)
+            time.sleep(0.5)
+
+
 def one_row_requests(rows: int = 4000, seed: int = 21) -> tuple[list[dict[str, Any]], list[Any]]:
     """Lead rows as one-row ``dataframe_split`` bodies, and each row's true label (what a
     client sends to ``/feedback`` later)."""

@@ -33,6 +33,7 @@ from modelops.registry.versions import resolve_version
 from modelops.rollouts import control
 from modelops.rollouts.plan import check_steps
 from modelops.settings import get_settings
+from modelops.steps.rollout import aborted_event
 
 logger = logging.getLogger("modelops.api")
 
@@ -284,6 +285,15 @@ class Mutation:
                 if run.state is not None and run.state.is_paused():
                     answer = {"approve": False, "comment": f"aborted: {reason}"}
                     prefect().resume(run.id, {**answer, "approver": who.actor})
+            if found.ended and prefect().configured():  # the flow that would emit it is gone
+                plan = record.plan
+                why = str(
+                    control.RolloutAborted(record.abort or control.Abort(who.actor, reason, 0))
+                )
+                steps = 1 if record.last else 0
+                prefect().emit(
+                    aborted_event(plan.name, plan.stable, plan.candidate, plan.mode, why, steps)
+                )
             return found
 
         try:

@@ -53,3 +53,10 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any]) -> None:
     from prefect.flow_runs import resume_flow_run
 
     _off_loop(resume_flow_run, flow_run_id, run_input=run_input)
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Emit a Prefect event (``event``, ``resource``, ``payload``) from outside a flow run."""
+    from prefect.events import emit_event
+
+    _off_loop(lambda: emit_event(**event))

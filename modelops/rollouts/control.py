@@ -334,6 +334,7 @@ class RolloutStatus:
     lease_until: float | None
     analysis: Analysis | None  # of the current step's evidence (None before the first step)
     notes: list[str] = field(default_factory=list)
+    ended: bool = False  # this status's abort ended the rollout (no flow was left to end it)
 
     @property
     def state(self) -> str:
@@ -409,7 +410,8 @@ def request_abort(
     if record.abort is None:
         record = save(home, replace(record, abort=Abort(actor, reason, time.time())))
     if not before["in_traffic"] and before["active"]:  # nobody renews it: no flow will end it
-        mark_aborted(client, record, actor, f"aborted by {actor}: {reason}", _steps(record))
+        why = str(RolloutAborted(record.abort or Abort(actor, reason, time.time())))
+        mark_aborted(client, record, actor, why, _steps(record))
         forget(home, record)
     found = status(home, model_name)
     return found if found is not None else _ended(record)
@@ -430,4 +432,5 @@ def _ended(record: RolloutRecord) -> RolloutStatus:
         lease_until=None,
         analysis=None,
         notes=["aborted: the stable version answers alone"],
+        ended=True,
     )

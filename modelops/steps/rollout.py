@@ -431,23 +431,20 @@ def rollout_table(plan: RolloutPlan, index: int, analysis: Analysis) -> str:
     return "\n".join(lines)
 
 
-def aborted_event(result: RolloutResult) -> dict[str, Any]:
+def aborted_event(
+    name: str, stable: str, candidate: str, mode: str, reason: str, steps: int
+) -> dict[str, Any]:
     """The ``modelops.model.rollout_aborted`` event: the candidate version it concerns, and why
     (what automations match on)."""
     return {
         "event": ABORTED_EVENT,
         "resource": {
-            "prefect.resource.id": f"modelops.model.{result.name}.{result.candidate}",
-            "prefect.resource.name": f"{result.name} v{result.candidate}",
-            "modelops.model": result.name,
-            "modelops.version": result.candidate,
+            "prefect.resource.id": f"modelops.model.{name}.{candidate}",
+            "prefect.resource.name": f"{name} v{candidate}",
+            "modelops.model": name,
+            "modelops.version": candidate,
         },
-        "payload": {
-            "stable": result.stable,
-            "mode": result.mode,
-            "reason": result.reason,
-            "steps": len(result.steps),
-        },
+        "payload": {"stable": stable, "mode": mode, "reason": reason, "steps": steps},
     }
 
 

@@ -13,13 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
-from support import Client, one_row_requests
+from support import Client, one_row_requests, prefect_events
 
 from flows.rollout import rollout
 from modelops.errors import ConfigurationError, ModelNotFound
 from modelops.registry.locks import LockTimeout
 from modelops.serving.local import running_server
 from modelops.settings import get_settings
+from modelops.steps.rollout import ABORTED_EVENT
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 NAME = "rollout-flow model"
@@ -105,6 +106,7 @@ def test_a_worse_candidate_is_aborted_at_the_first_step(make_version: Any) -> No
     promote_model(NAME, 1, "Production")
     make_version(NAME, good=False)  # v2, staged: trained on shuffled labels
     refused: list[BaseException] = []
+    began = time.time()
 
     def second_rollout() -> None:
         home = get_settings().home_dir
@@ -136,6 +138,13 @@ def test_a_worse_candidate_is_aborted_at_the_first_step(make_version: Any) -> No
         assert mv.tags[ABORTED_TAG] == result.reason
         events = [e for e in read_events(mv) if e.action == "rollout-aborted"]
         assert len(events) == 1 and events[0].model_extra["rollout"][0]["verdict"] == "fail"
+        (event,) = prefect_events(ABORTED_EVENT, f"modelops.model.{NAME}.2", began)
+        assert event.payload == {
+            "stable": "1",
+            "mode": "canary",
+            "reason": result.reason,
+            "steps": 1,
+        }
         server = running_server(get_settings().home_dir, NAME)
         assert server is not None and server.candidate is None and server.version == "1"
         assert httpx.get(f"{server.url}/version").json()["model_version"] == "1"
@@ -261,7 +270,9 @@ class OperatorApi:
 
 @pytest.fixture
 def operator_api(tmp_path: Any, mlflow_store: str) -> Any:
-    api = OperatorApi(tmp_path)
+    from prefect.settings import PREFECT_API_URL
+
+    api = OperatorApi(tmp_path, str(PREFECT_API_URL.value()))  # this session's Prefect API
     try:
         yield api
     finally:
@@ -420,6 +431,8 @@ def _killed_then_next(home: Any, operator_api: OperatorApi, tmp_path: Any) -> No
         if e.action == "rollout-aborted"
     ]
     assert [e.actor for e in events] == ["api:olivia"]
+    (event,) = prefect_events(ABORTED_EVENT, f"modelops.model.{NAME}.2", killed)  # by the API
+    assert event.payload["reason"] == "aborted by api:olivia: the rollout run was killed"
     # The dead run's rollout lock runs out with its lease; then the next rollout starts, replaces
     # the stopped server, and (too little evidence in 2 s) ends inconclusive, production alone.
     refusals = 0
@@ -460,10 +473,8 @@ def _paused_for_approval(flow: threading.Thread, ended: list[Any]) -> Any:
 
 
 def test_an_abort_during_the_approval_wait_ends_the_paused_run_at_once(
-    make_version: Any, tmp_path: Any
+    make_version: Any, operator_api: OperatorApi
 ) -> None:
-    from prefect.settings import PREFECT_API_URL
-
     from modelops.api import promote_model
     from modelops.registry.audit import read_events
     from modelops.rollouts.control import ABORTED_TAG
@@ -471,7 +482,7 @@ def test_an_abort_during_the_approval_wait_ends_the_paused_run_at_once(
     make_version(NAME)
     promote_model(NAME, 1, "Production")
     make_version(NAME)  # v2, staged: as good as v1
-    api = OperatorApi(tmp_path, str(PREFECT_API_URL.value()))
+    api = operator_api
     ended: list[Any] = []
     options = {**FAST, "min_labels": 200, "margin": 0.15, "require_approval": True}
     flow = threading.Thread(
@@ -496,7 +507,6 @@ def test_an_abort_during_the_approval_wait_ends_the_paused_run_at_once(
         actions = [e.action for e in read_events(mv)]
         assert "promote" not in actions and actions.count("rollout-aborted") == 1
     finally:
-        api.close()
         _stop_serving()
 
 
