@@ -11,7 +11,8 @@ the rollout's own work differs):
 As in ``bench/serving.py``, the load phases are interleaved and the figure is the server's own
 CPU time per request (all its processes, from /proc) with the client's p50/p99, reported as
 ratios to single-version serving. Then ``/feedback``: labels for the shadow server's answered
-requests, one label per request and 100 per request, in labels per second. Last, the analysis
+requests, one label per request (from one client and from four at once, each beside the bare
+round trips of the same client to ``/ping``) and 100 per request, in labels per second. Last, the analysis
 of a step with ``--pairs`` paired requests (every one labelled), against the bare work of the
 same figures: two ``roc_auc_score`` calls and two percentiles.
 """
@@ -79,17 +80,29 @@ def time_analysis(pairs: int) -> tuple[float, float, str]:
     return analysis, bare, result.verdict
 
 
-def feedback_rate(url: str, request_ids: list[str], per_request: int) -> float:
-    """Labels per second ``/feedback`` takes, ``per_request`` labels in each POST."""
+def feedback_rate(
+    url: str, request_ids: list[str], per_request: int, clients: int = 1, path: str = "/feedback"
+) -> float:
+    """Labels per second ``path`` takes, ``per_request`` labels in each POST, from ``clients``
+    connections at once (``path="/ping"``: the same POSTs' round trips with nothing stored,
+    the client's and HTTP's own cost)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import httpx
 
-    with httpx.Client(timeout=60) as client:
-        started_at = time.perf_counter()
-        for start in range(0, len(request_ids), per_request):
-            chunk = request_ids[start : start + per_request]
-            r = client.post(f"{url}/feedback", json=[{"request_id": i, "label": 1} for i in chunk])
-            r.raise_for_status()
-        return len(request_ids) / (time.perf_counter() - started_at)
+    chunks = [request_ids[i : i + per_request] for i in range(0, len(request_ids), per_request)]
+
+    def send(share: list[list[str]]) -> None:
+        with httpx.Client(timeout=60) as client:
+            for chunk in share:
+                body = [{"request_id": i, "label": 1} for i in chunk]
+                r = client.request("GET" if path == "/ping" else "POST", f"{url}{path}", json=body)
+                r.raise_for_status()
+
+    started_at = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(send, [chunks[k::clients] for k in range(clients)]))
+    return len(request_ids) / (time.perf_counter() - started_at)
 
 
 def main() -> int:
@@ -131,7 +144,7 @@ def main() -> int:
             "shadow": [*base, "--candidate", "2", "--mode", "shadow"],
         }
         phases: dict[str, list[dict]] = {name: [] for name in servers}
-        rates: dict[int, float] = {}
+        rates: dict[int | str, float] = {}
         with contextlib.ExitStack() as stack:
             running = {}
             for name, command in servers.items():
@@ -155,10 +168,14 @@ def main() -> int:
                 for rid, version in zip(evidence["request_id"], evidence["version"], strict=True)
                 if version == "1"
             ]
-            if len(answered) < 2 * args.labels:
+            if len(answered) < 3 * args.labels:
                 raise SystemExit(f"only {len(answered)} answered requests to label")
-            rates[1] = feedback_rate(shadow_url, answered[: args.labels], 1)
-            rates[100] = feedback_rate(shadow_url, answered[args.labels : 2 * args.labels], 100)
+            thirds = [answered[k * args.labels : (k + 1) * args.labels] for k in range(3)]
+            rates["bare"] = feedback_rate(shadow_url, thirds[0], 1, path="/ping")
+            rates[1] = feedback_rate(shadow_url, thirds[0], 1)
+            rates["bare 4"] = feedback_rate(shadow_url, thirds[1], 1, 4, path="/ping")
+            rates["1 x4"] = feedback_rate(shadow_url, thirds[1], 1, 4)
+            rates[100] = feedback_rate(shadow_url, thirds[2], 100)
     rows = {name: combine(name, p, 0.0) for name, p in phases.items()}
     print(f"engines (stable and candidate): {engines}")
     single = rows["single"]
@@ -170,7 +187,10 @@ def main() -> int:
             f"p50 {r['p50_ms'] / single['p50_ms']:.2f}x, errors {r['errors']}"
         )
     print(
-        f"/feedback: {rates[1]:.0f} labels/s one per request, {rates[100]:.0f} labels/s 100 per request"
+        f"/feedback, one label per request: {rates[1]:.0f} labels/s from one client "
+        f"(bare round trips {rates['bare']:.0f}/s, {rates[1] / rates['bare']:.2f}x), "
+        f"{rates['1 x4']:.0f} labels/s from four (bare {rates['bare 4']:.0f}/s, "
+        f"{rates['1 x4'] / rates['bare 4']:.2f}x); 100 per request: {rates[100]:.0f} labels/s"
     )
     analysis, bare, verdict = time_analysis(args.pairs)
     print(
