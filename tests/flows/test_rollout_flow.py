@@ -472,23 +472,31 @@ def _paused_for_approval(flow: threading.Thread, ended: list[Any]) -> Any:
             time.sleep(0.3)
 
 
-def test_an_abort_during_the_approval_wait_ends_the_paused_run_at_once(
-    make_version: Any, operator_api: OperatorApi
-) -> None:
+def _rollout_needing_approval(make_version: Any) -> tuple[threading.Thread, list[Any]]:
+    """v1 in production, an equal v2 staged, and a thread (not started) that rolls v2 out in
+    one step with --require-approval, requested by api:alice; its result lands in the list."""
     from modelops.api import promote_model
-    from modelops.registry.audit import read_events
-    from modelops.rollouts.control import ABORTED_TAG
 
     make_version(NAME)
     promote_model(NAME, 1, "Production")
     make_version(NAME)  # v2, staged: as good as v1
-    api = operator_api
     ended: list[Any] = []
     options = {**FAST, "min_labels": 200, "margin": 0.15, "require_approval": True}
     flow = threading.Thread(
         target=lambda: ended.append(rollout(NAME, steps=[50], actor="api:alice", **options)),
         daemon=True,
     )
+    return flow, ended
+
+
+def test_an_abort_during_the_approval_wait_ends_the_paused_run_at_once(
+    make_version: Any, operator_api: OperatorApi
+) -> None:
+    from modelops.registry.audit import read_events
+    from modelops.rollouts.control import ABORTED_TAG
+
+    api = operator_api
+    flow, ended = _rollout_needing_approval(make_version)
     try:
         with Traffic():
             flow.start()
@@ -517,20 +525,11 @@ def test_with_approval_the_candidate_waits_out_of_traffic_for_a_second_person(
 
     from prefect.flow_runs import resume_flow_run
 
-    from modelops.api import promote_model
     from modelops.registry.audit import read_events
     from modelops.rollouts import control
 
-    make_version(NAME)
-    promote_model(NAME, 1, "Production")
-    make_version(NAME)  # v2, staged: as good as v1
     home = get_settings().home_dir
-    ended: list[Any] = []
-    options = {**FAST, "min_labels": 200, "margin": 0.15, "require_approval": True}
-    flow = threading.Thread(
-        target=lambda: ended.append(rollout(NAME, steps=[50], actor="api:alice", **options)),
-        daemon=True,
-    )
+    flow, ended = _rollout_needing_approval(make_version)
     try:
         with Traffic() as traffic:
             flow.start()
