@@ -245,14 +245,19 @@ class Mutation:
             check_steps(input.mode, input.steps)
         except ConfigurationError as exc:
             raise fail(Code.BAD_USER_INPUT, str(exc)) from exc
+        if input.target not in ("local", "kubernetes"):
+            raise fail(
+                Code.BAD_USER_INPUT, f"target must be local or kubernetes, not {input.target!r}"
+            )
         require_prefect()
         try:
             resolve_version(registry_client(), input.model_name, input.candidate)
         except Exception as exc:
             raise translate(exc) from exc
-        parameters = {**vars(input), "actor": who.actor}  # metric null: judged without labels
+        # metric null: judged without labels; namespace and image null: the worker's defaults
+        parameters = {**vars(input), "actor": who.actor}
         run = prefect().start_deployment(
-            "rollout/local", parameters, ["modelops-api", f"actor:{who.subject}"]
+            f"rollout/{input.target}", parameters, ["modelops-api", f"actor:{who.subject}"]
         )
         logger.info(
             "%s started a %s rollout of %s %s: flow run %s",

@@ -239,3 +239,6 @@ class RolloutInput:
     max_step_seconds: float = 3600.0
     poll_seconds: float = 15.0
     reason: str = "promoted by a live rollout started through the API"
+    target: str = "local"
+    namespace: str | None = None  # kubernetes: default ML_MODEL_DEPLOY_NAMESPACE
+    image: str | None = None  # kubernetes: default ML_MODEL_DEPLOY_IMAGE

@@ -192,6 +192,16 @@ def test_every_role_against_every_mutation(
         assert code is None, response.text
 
 
+def test_a_rollout_on_an_unknown_target_is_refused_before_anything_starts(
+    api: dict[str, Any],
+) -> None:
+    query = """mutation($m: String!, $t: String!) {
+        startRollout(input: {modelName: $m, target: $t}) { flowRunId } }"""
+    response = gql(api, query, token("olivia", "OPERATOR"), m="other", t="the-moon")
+    assert _code(response) == "BAD_USER_INPUT"
+    assert "target must be local or kubernetes, not 'the-moon'" in response.text
+
+
 def _aliases(api: dict[str, Any], model: str) -> dict[str, list[str]]:
     rows = gql(api, VERSIONS, token("viewer"), m=model).json()["data"]["mlModelVersions"]
     return {r["version"]: sorted(r["aliases"]) for r in rows}

@@ -45,8 +45,12 @@ def test_every_deployment_from_prefect_yaml_is_registered(stack: dict[str, Any])
         "batch_scoring",
         "tuning",
         "monitoring",
+        "rollout",
     ):
         assert any(fn == flow_fn for _, fn in names), (flow_fn, names)
+    rollouts = {d["name"]: d for d in deployments if d["entrypoint"].endswith(":rollout")}
+    assert rollouts["kubernetes"]["parameters"]["target"] == "kubernetes"
+    assert rollouts["kubernetes"]["work_pool_name"] == rollouts["local"]["work_pool_name"]
     nightly = next(d for d in deployments if d["name"] == "lead-scoring-nightly")
     (schedule,) = nightly["schedules"]
     assert schedule["schedule"]["cron"] == "30 2 * * *"
