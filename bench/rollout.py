@@ -10,7 +10,9 @@ the rollout's own work differs):
 
 As in ``bench/serving.py``, the load phases are interleaved and the figure is the server's own
 CPU time per request (all its processes, from /proc) with the client's p50/p99, reported as
-ratios to single-version serving. Then ``/feedback``: labels for the shadow server's answered
+ratios to single-version serving; then one client at a fixed rate the servers can all sustain
+(``--rate``), whose p50 shows whether the shadow's scoring is on the request path. Then
+``/feedback``: labels for the shadow server's answered
 requests, one label per request (from one client and from four at once, each beside the bare
 round trips of the same client to ``/ping``) and 100 per request, in labels per second. Last, the analysis
 of a step with ``--pairs`` paired requests (every one labelled), against the bare work of the
@@ -32,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bench.serving import combine, measure, started  # noqa: E402
+from bench.serving import combine, measure, percentiles, started  # noqa: E402
 
 
 def synthetic_evidence(pairs: int) -> dict:
@@ -105,6 +107,27 @@ def feedback_rate(
     return len(request_ids) / (time.perf_counter() - started_at)
 
 
+def paced_latency(url: str, payload: str, rate: float, seconds: float) -> list[float]:
+    """Latencies (seconds) of one client sending ``rate`` requests per second for ``seconds``
+    (open loop: a request leaves at its time whatever the last one took): what one user sees
+    of a server that is not saturated, where a shadow's extra work shows only if it is on the
+    request path."""
+    import httpx
+
+    latencies = []
+    headers = {"Content-Type": "application/json"}
+    with httpx.Client(timeout=30) as client:
+        start = time.perf_counter()
+        for k in range(int(rate * seconds)):
+            wait = start + k / rate - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            sent = time.perf_counter()
+            client.post(f"{url}/invocations", content=payload, headers=headers).raise_for_status()
+            latencies.append(time.perf_counter() - sent)
+    return latencies
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10)
@@ -112,6 +135,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=100_000)
     parser.add_argument("--labels", type=int, default=3000, help="labels sent per feedback run")
+    parser.add_argument("--rate", type=float, default=200, help="requests/s of the paced client")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -159,6 +183,12 @@ def main() -> int:
                     phases[name].append(measure(pid, url, payload, args))
             import httpx
 
+            paced: dict[str, list[float]] = {name: [] for name in servers}
+            for round_ in range(args.rounds):
+                order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
+                for name in order:
+                    latencies = paced_latency(running[name][1], payload, args.rate, args.seconds)
+                    paced[name] += latencies
             about = httpx.get(f"{running['canary 0.1'][1]}/version", timeout=30).json()
             engines = f"{about['engine']} and {about['rollout']['candidate']['engine']}"
             _, shadow_url = running["shadow"]
@@ -186,6 +216,11 @@ def main() -> int:
             f"{r['cpu_ms_per_request']:>11.3f} CPU {r['cpu_ms_per_request'] / single['cpu_ms_per_request']:.2f}x, "
             f"p50 {r['p50_ms'] / single['p50_ms']:.2f}x, errors {r['errors']}"
         )
+    alone = percentiles(paced["single"])[0]
+    print(f"one client at {args.rate:g} requests/s (the servers not saturated):")
+    for name, latencies in paced.items():
+        p50, p99 = percentiles(latencies)
+        print(f"  {name:<12} p50 {p50:.2f} ms ({p50 / alone:.2f}x), p99 {p99:.2f} ms")
     print(
         f"/feedback, one label per request: {rates[1]:.0f} labels/s from one client "
         f"(bare round trips {rates['bare']:.0f}/s, {rates[1] / rates['bare']:.2f}x), "
