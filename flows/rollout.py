@@ -144,7 +144,9 @@ def rollout(
                 workers=workers,
             )
         # A candidate that does not come up leaves the old server serving: nothing to end.
-        rollout = start_candidate(ctx, plan, workers, timeout_seconds, on_kubernetes)
+        rollout = start_candidate(
+            ctx, plan, workers, timeout_seconds, on_kubernetes, cluster_tracking_uri_override
+        )
         analyses = []
         try:
             for index in range(len(plan.steps)):

@@ -107,11 +107,13 @@ def start_candidate(
     workers: int,
     timeout_seconds: float,
     kubernetes: manifests.ServingSpec | None = None,
+    pods_tracking_uri: str | None = None,
 ) -> RolloutRecord:
     """Serve the candidate beside the stable version, at the first step's share: on this
     machine blue/green (the old server stops once the new one answered its smoke test), or on
     Kubernetes as ``kubernetes`` says (the serving Deployment's verified rollout: every pod
-    serves both versions; the token reaches them through a Secret); record the rollout for
+    serves both versions; the token reaches them through a Secret, and so do the tracking
+    credentials in ``pods_tracking_uri``, as the deployment flow does); record the rollout for
     the other doors (status, abort).
 
     Raises:
@@ -151,7 +153,9 @@ def start_candidate(
             )
             server = RolloutServer(str(record.url), rollout.token, lease, rollout.evidence_path)
         else:
-            server = _start_pods(ctx, kubernetes, target, rollout, timeout_seconds)
+            server = _start_pods(
+                ctx, kubernetes, target, rollout, timeout_seconds, pods_tracking_uri
+            )
     serving = kubernetes.model_dump(mode="json", exclude={"rollout"}) if kubernetes else None
     return control.save(
         settings.home_dir,
@@ -176,6 +180,7 @@ def _start_pods(
     target: ServingTarget,
     rollout: Rollout,
     timeout_seconds: float,
+    pods_tracking_uri: str | None,
 ) -> RolloutServer:
     """The serving Deployment with the candidate in every pod, verified (or restored), and
     the rollout's hold on those pods."""
@@ -184,7 +189,9 @@ def _start_pods(
     secret = manifests.render_rollout_secret(spec)
     k8s_cluster.apply(api, secret)
     try:
-        record = deploy_to_kubernetes(ctx, target, spec, api, timeout_seconds, poll_seconds=1.0)
+        record = deploy_to_kubernetes(
+            ctx, target, spec, api, timeout_seconds, 1.0, pods_tracking_uri=pods_tracking_uri
+        )
     except BaseException:
         k8s_cluster.delete(api, secret)  # the previous spec serves again, without the token
         raise
