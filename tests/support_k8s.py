@@ -162,6 +162,8 @@ class Kubelet(threading.Thread):
         self.specs: list[dict[str, Any]] = []
         self.halt = threading.Event()
         self.failures: list[str] = []
+        # Specs whose pods never become ready (an image that crashes, say): the old pod stays.
+        self.broken: Any = lambda spec: False
 
     def __enter__(self) -> Kubelet:
         self.fake.kubelet = self
@@ -202,7 +204,7 @@ class Kubelet(threading.Thread):
                 if raw is not None:  # a new spec, a new generation (as the API server counts)
                     raw = self._next_generation(obj, raw)
                 old = dict(self.pods)
-                pod = None if raw is None else self._start(raw)
+                pod = None if raw is None or self.broken(raw) else self._start(raw)
                 if pod is not None:
                     self.specs.append(raw)
                     self.pods = {pod.name: pod}

@@ -147,3 +147,45 @@ def test_a_worse_candidate_in_the_pods_is_aborted_and_the_deployment_serves_stab
     events = [e for e in read_events(mv) if e.action == "rollout-aborted"]
     assert len(events) == 1 and events[0].model_extra["rollout"][0]["verdict"] == "fail"
     assert control.load(s.home_dir, NAME) is None  # the rollout ended: nothing left running
+
+
+def test_a_candidate_whose_pods_never_get_ready_leaves_the_stable_deployment_and_nothing_else(
+    cluster: FakeCluster, make_version: Any, pods_mlflow: str, tmp_path: Path
+) -> None:
+    from modelops.api import promote_model
+    from modelops.errors import DeploymentFailed
+    from modelops.registry.aliases import AliasState
+    from modelops.rollouts import control
+    from modelops.rollouts.control import ABORTED_TAG
+    from modelops.settings import get_settings
+    from modelops.tracking import get_client
+
+    make_version(NAME)
+    promote_model(NAME, 1, "Production")
+    make_version(NAME)  # v2, staged
+    where = {
+        "target": "kubernetes",
+        "namespace": NS,
+        "image": "registry.local/modelops:1",
+        "cluster_tracking_uri_override": pods_mlflow,
+    }
+    with Kubelet(cluster, SERVICE, tmp_path / "pods") as kubelet:
+        deployment(NAME, timeout_seconds=180, poll_seconds=0.5, **where)
+        stable = cluster.live(SERVICE)["metadata"]["annotations"]
+        kubelet.broken = lambda spec: CANDIDATE_LABEL in spec["metadata"]["labels"]
+        with Traffic(cluster.url) as traffic, pytest.raises(DeploymentFailed) as failed:
+            rollout(NAME, steps=[20, 50], poll_seconds=0.5, timeout_seconds=15, **where)
+        specs = list(kubelet.specs)
+    assert "restored version 1, which is serving again" in str(failed.value), failed.value
+    # The old pod kept answering throughout, and only version 1 answered.
+    assert traffic.failures == [] and {v for (_, v) in traffic.answers} == {"1"}
+    assert len(specs) == 2 and "--candidate" not in _container(specs[-1])["args"]
+    live = cluster.live(SERVICE)
+    assert live["metadata"]["annotations"] == stable  # the spec of before, exactly
+    assert cluster.secret(rollout_secret_name(NAME)) is None  # no token left behind
+    s = get_settings()
+    assert control.load(s.home_dir, NAME) is None  # no rollout recorded
+    client = get_client(s.resolved_tracking_uri, s.resolved_registry_uri)
+    state = AliasState.read(client, NAME)
+    assert state.production == "1" and state.staging == "2"
+    assert ABORTED_TAG not in client.get_model_version(NAME, "2").tags
