@@ -74,10 +74,24 @@ def _schema_valid(live: dict[str, Any]) -> None:
     kubernetes_validate.validate(applied, "1.30", strict=True)
 
 
+def _v1_in_production(make_version: Any, pods_mlflow: str, good: bool = True) -> dict[str, Any]:
+    """v1 in production, v2 staged; the flows' Kubernetes parameters."""
+    from modelops.api import promote_model
+
+    make_version(NAME)
+    promote_model(NAME, 1, "Production")
+    make_version(NAME, good=good)
+    return {
+        "target": "kubernetes",
+        "namespace": NS,
+        "image": "registry.local/modelops:1",
+        "cluster_tracking_uri_override": pods_mlflow,
+    }
+
+
 def test_a_worse_candidate_in_the_pods_is_aborted_and_the_deployment_serves_stable_alone(
     cluster: FakeCluster, make_version: Any, pods_mlflow: str, tmp_path: Path
 ) -> None:
-    from modelops.api import promote_model
     from modelops.registry.aliases import AliasState
     from modelops.registry.audit import read_events
     from modelops.rollouts import control
@@ -85,15 +99,7 @@ def test_a_worse_candidate_in_the_pods_is_aborted_and_the_deployment_serves_stab
     from modelops.settings import get_settings
     from modelops.tracking import get_client
 
-    make_version(NAME)
-    promote_model(NAME, 1, "Production")
-    make_version(NAME, good=False)  # v2, staged: trained on shuffled labels
-    where = {
-        "target": "kubernetes",
-        "namespace": NS,
-        "image": "registry.local/modelops:1",
-        "cluster_tracking_uri_override": pods_mlflow,
-    }
+    where = _v1_in_production(make_version, pods_mlflow, good=False)  # v2: shuffled labels
     with Kubelet(cluster, SERVICE, tmp_path / "pods") as kubelet:
         deployment(NAME, timeout_seconds=180, poll_seconds=0.5, **where)
         assert len(kubelet.specs) == 1, kubelet.failures
@@ -152,7 +158,6 @@ def test_a_worse_candidate_in_the_pods_is_aborted_and_the_deployment_serves_stab
 def test_a_candidate_whose_pods_never_get_ready_leaves_the_stable_deployment_and_nothing_else(
     cluster: FakeCluster, make_version: Any, pods_mlflow: str, tmp_path: Path
 ) -> None:
-    from modelops.api import promote_model
     from modelops.errors import DeploymentFailed
     from modelops.registry.aliases import AliasState
     from modelops.rollouts import control
@@ -160,15 +165,7 @@ def test_a_candidate_whose_pods_never_get_ready_leaves_the_stable_deployment_and
     from modelops.settings import get_settings
     from modelops.tracking import get_client
 
-    make_version(NAME)
-    promote_model(NAME, 1, "Production")
-    make_version(NAME)  # v2, staged
-    where = {
-        "target": "kubernetes",
-        "namespace": NS,
-        "image": "registry.local/modelops:1",
-        "cluster_tracking_uri_override": pods_mlflow,
-    }
+    where = _v1_in_production(make_version, pods_mlflow)
     with Kubelet(cluster, SERVICE, tmp_path / "pods") as kubelet:
         deployment(NAME, timeout_seconds=180, poll_seconds=0.5, **where)
         stable = cluster.live(SERVICE)["metadata"]["annotations"]
