@@ -41,8 +41,8 @@ CREATE TABLE IF NOT EXISTS answers (
     seconds REAL NOT NULL,       -- this version's time to score the request (the model's)
     at REAL NOT NULL,
     rows INTEGER NOT NULL,
-    predictions BLOB,            -- JSON list, one per row
-    scores BLOB                  -- JSON list of positive-class probabilities (binary models)
+    predictions TEXT,            -- JSON list, one per row
+    scores TEXT                  -- JSON list of positive-class probabilities (binary models)
 );
 -- Feedback finds a request's answers by id; a request id a client sent twice keeps both.
 CREATE INDEX IF NOT EXISTS answers_by_request ON answers (request_id);
@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS traffic (
 );
 """
 
+
+INSERT_BATCH = """
+INSERT INTO answers (request_id, version, answered, status, seconds, at, rows, predictions, scores)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
+       json_extract(value, '$[7]'), json_extract(value, '$[8]')  -- a JSON list, or NULL
+FROM json_each(?) ORDER BY key
+"""
 
 # What ``read`` returns for every answer kept, column by column (the analysis's input).
 COLUMNS = (
@@ -138,9 +145,19 @@ class Evidence:
         rows: int,
         answer: Answer | None,
     ) -> None:
-        """Keep one version's answer to one request (on the request path: only appends)."""
+        """Keep one version's answer to one request (on the request path: the answer is
+        encoded here, ~2 µs, so that the writer holds the GIL for nothing but two C calls)."""
         self._pending.append(
-            (request_id, version, int(answered), status, seconds, time.time(), rows, answer)
+            (
+                request_id,
+                version,
+                int(answered),
+                status,
+                seconds,
+                time.time(),
+                rows,
+                *_encode(answer),
+            )
         )
 
     def _loop(self) -> None:
@@ -160,21 +177,26 @@ class Evidence:
             pending = [self._pending.popleft() for _ in range(len(self._pending))]
             if not pending:
                 return
-            rows = [(*entry[:7], *_encode(entry[7])) for entry in pending]
+            # The batch goes to SQLite as one JSON document and one statement: executemany
+            # lets go of the GIL and takes it back once per row, and each time the serving
+            # thread has to yield it (a canary server's CPU per request was 1.29x a single
+            # version's with executemany, 1.04x with no writer at all).
+            batch = orjson.dumps(pending)
             try:
                 with self._db:
-                    self._db.executemany(
-                        "INSERT INTO answers (request_id, version, answered, status, "
-                        "seconds, at, rows, predictions, scores) VALUES (?,?,?,?,?,?,?,?,?)",
-                        rows,
-                    )
+                    self._db.execute(INSERT_BATCH, (batch,))
                     self._trim()
             except sqlite3.Error:
                 self._pending.extendleft(reversed(pending))  # kept for the next flush
                 raise
 
     def _trim(self) -> None:
-        low, high = self._db.execute("SELECT MIN(seq), MAX(seq) FROM answers").fetchone()
+        # Two subqueries, not MIN(seq), MAX(seq) in one: SQLite answers a lone MIN or MAX from
+        # the key's end, but both at once by scanning the table (every flush got slower as the
+        # file grew: 27 µs per answer at first, 80 µs at 200,000).
+        low, high = self._db.execute(
+            "SELECT (SELECT MIN(seq) FROM answers), (SELECT MAX(seq) FROM answers)"
+        ).fetchone()
         if low is None or high - low + 1 <= self.limit:
             return
         cut = high - self.limit
@@ -316,9 +338,9 @@ def _finite(until: float) -> float:
     return -1.0 if math.isinf(until) else until
 
 
-def _encode(answer: Answer | None) -> tuple[bytes | None, bytes | None]:
+def _encode(answer: Answer | None) -> tuple[orjson.Fragment | None, orjson.Fragment | None]:
     """An answer as stored: its predicted labels (or values), and for a binary classifier
-    the positive class's probabilities."""
+    the positive class's probabilities, each as JSON the batch embeds as it is."""
     if answer is None:
         return None, None
     try:
@@ -328,7 +350,7 @@ def _encode(answer: Answer | None) -> tuple[bytes | None, bytes | None]:
         return None, None
 
 
-def _encoded(answer: Answer) -> tuple[bytes, bytes | None]:
+def _encoded(answer: Answer) -> tuple[orjson.Fragment, orjson.Fragment | None]:
     import numpy as np
 
     predictions = [p["label"] if isinstance(p, dict) else p for p in answer.predictions]
@@ -337,5 +359,5 @@ def _encoded(answer: Answer) -> tuple[bytes, bytes | None]:
         proba = answer.probabilities
         if not isinstance(proba, np.ndarray) or proba.dtype.kind != "f":
             proba = np.asarray(proba, dtype=np.float64)
-        scores = orjson.dumps(proba[:, 1].tolist())
-    return orjson.dumps(predictions, option=orjson.OPT_SERIALIZE_NUMPY), scores
+        scores = orjson.Fragment(orjson.dumps(proba[:, 1].tolist()))
+    return orjson.Fragment(orjson.dumps(predictions, option=orjson.OPT_SERIALIZE_NUMPY)), scores
