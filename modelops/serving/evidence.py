@@ -68,6 +68,10 @@ SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->
 FROM json_each(?) ORDER BY key
 """
 
+# A model's evidence files kept under $MODELOPS_HOME (each up to MODELOPS_SERVE_MAX_EVIDENCE
+# answers): older ones go when a server starts another, so rollouts do not fill the disk.
+KEPT_FILES = 5
+
 # What ``read`` returns for every answer kept, column by column (the analysis's input).
 COLUMNS = (
     "request_id",
@@ -331,6 +335,26 @@ class Evidence:
         with contextlib.suppress(sqlite3.Error):
             self.flush()
         self._db.close()
+
+
+def prune(folder: Path, keep: int = KEPT_FILES) -> list[Path]:
+    """Delete the evidence files in ``folder`` (one model's) but the ``keep`` newest, with
+    their WAL and shared-memory files; returns the files deleted. A server that still has an
+    older file open keeps reading and writing it (it holds the file, not its name)."""
+
+    def written(path: Path) -> float:
+        stamps = [p.stat().st_mtime for p in (path, *_companions(path)) if p.exists()]
+        return max(stamps, default=0.0)
+
+    found = sorted(folder.glob("*.db"), key=written, reverse=True)
+    for path in found[keep:]:
+        for part in (path, *_companions(path)):
+            part.unlink(missing_ok=True)
+    return found[keep:]
+
+
+def _companions(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
 
 
 def _finite(until: float) -> float:

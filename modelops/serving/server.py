@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from modelops.errors import ConfigurationError
 from modelops.naming import model_stem
 from modelops.serving.app import CONFIG_ENV, ServeConfig, VersionConfig
+from modelops.serving.evidence import KEPT_FILES, prune
 from modelops.serving.telemetry import TelemetryConfig
 from modelops.serving.traffic import TrafficConfig
 from modelops.settings import Settings, get_settings
@@ -75,6 +76,7 @@ def prepare(
             stamp = time.strftime("%Y%m%dT%H%M%S")
             name = f"v{stable.version}-v{second.version}-{stamp}-{os.getpid()}.db"
             evidence_path = str(folder / name)
+            prune(folder, KEPT_FILES - 1)  # room for this server's
     env_limit = os.environ.get("MODELOPS_SERVE_MAX_BODY_BYTES")
     env = os.environ.get
     telemetry = TelemetryConfig(

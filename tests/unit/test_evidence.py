@@ -83,3 +83,39 @@ def test_generated_request_ids_are_version_7_uuids_that_grow_with_time() -> None
         assert parsed.variant == uuid.RFC_4122
     stamps = [int(request_id[:12], 16) for request_id in ids]
     assert stamps == sorted(stamps) and before <= stamps[0] and stamps[-1] <= after
+
+
+def test_a_models_newest_evidence_files_are_kept_and_older_ones_go_whole(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from modelops.serving.evidence import KEPT_FILES, prune
+
+    folder = tmp_path / "lead-scoring"
+    files = []
+    for age in range(KEPT_FILES + 2):  # file 0 is the newest
+        evidence = Evidence(folder / f"v1-v2-{age}.db", flush_seconds=60)
+        evidence.add("r", "1", True, 200, 0.001, 1, None)
+        evidence.close()
+        (folder / f"v1-v2-{age}.db-wal").write_bytes(b"")
+        for part in folder.glob(f"v1-v2-{age}.db*"):
+            os.utime(part, (1e9 - age * 60, 1e9 - age * 60))
+        files.append(folder / f"v1-v2-{age}.db")
+    # A file whose WAL was written last is the newest, however old the file itself.
+    os.utime(folder / f"v1-v2-{KEPT_FILES + 1}.db-wal", (2e9, 2e9))
+    (folder / "rollout.json").write_text("{}")
+
+    gone = prune(folder)
+
+    assert gone == [files[KEPT_FILES - 1], files[KEPT_FILES]]
+    kept = [*range(KEPT_FILES - 1), KEPT_FILES + 1]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"v1-v2-{i}.db{end}" for i in kept for end in ("", "-wal")] + ["rollout.json"]
+    )
+    newest = Evidence(files[0])
+    try:
+        assert newest.read()["request_id"] == ["r"]  # what is kept still reads
+    finally:
+        newest.close()
+    assert prune(tmp_path / "no-such-model") == []
