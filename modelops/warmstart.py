@@ -13,9 +13,10 @@ fork of it:
 - the warm process forks; the child takes that environment, directory and streams and runs
   ``prefect.engine`` as ``python -m`` would, importing Prefect and the project afresh (only
   third-party libraries, and the module that imports skops without torch, come pre-imported);
-- the launcher passes the worker's signals on to the child and ends as the child ended (the
-  same exit code, or the same signal), so the worker sees what it would have seen; a launcher
-  killed outright takes its child with it.
+- the launcher passes the worker's signals on to the child (Ctrl-Z stops it with the launcher,
+  and continuing the launcher continues it) and ends as the child ended (the same exit code, or
+  the same signal), so the worker sees what it would have seen; a launcher killed outright takes
+  its child with it.
 
 Anything that makes a warm start unsafe makes it a cold one instead, never a failure: no warm
 process (or it died), a different interpreter, an environment that differs from the warm
@@ -189,8 +190,20 @@ def run_warm(path: str, argv: list[str], env: dict[str, str] | None = None) -> i
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signum)  # the child leads its own group: it and what it started
 
+    def suspend(_signum: int, _frame: Any) -> None:
+        # Ctrl-Z stops the terminal's foreground group: this process, not the child (it is in
+        # the warm process's session). Stop the child, then this process; a shell's fg or bg
+        # continues this process, which continues the child. SIGSTOP, not SIGTSTP: the kernel
+        # drops a SIGTSTP to an orphaned process group (a worker's launcher leads its own).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGSTOP)
+        os.kill(os.getpid(), signal.SIGSTOP)  # stopped here until a SIGCONT
+        forward(signal.SIGCONT, None)
+
     for signum in _FORWARDED:
         signal.signal(signum, forward)
+    signal.signal(signal.SIGTSTP, suspend)
+    signal.signal(signal.SIGCONT, forward)  # a stop of this process by other means, undone
     while True:
         message = conn.recv(65536)
         if not message:  # the warm process died: nobody can report the child's end now
@@ -434,7 +447,7 @@ def _become(request: dict[str, Any]) -> NoReturn:
     directory and standard streams, then exit as that program would."""
     import runpy
 
-    for signum in (*_FORWARDED, signal.SIGCHLD):
+    for signum in (*_FORWARDED, signal.SIGCHLD, signal.SIGTSTP, signal.SIGCONT):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for target, fd in enumerate(request["fds"]):

@@ -144,6 +144,27 @@ def test_signals_reach_the_child_and_the_launcher_ends_as_it_did(warm, tmp_path:
     _wait_for(lambda: not _alive(child))
 
 
+def test_ctrl_z_stops_the_child_with_the_launcher_and_fg_continues_both(
+    warm, tmp_path: Path
+) -> None:
+    launcher, child = _sleeping_run(warm, tmp_path)
+    try:
+        launcher.send_signal(signal.SIGTSTP)  # what Ctrl-Z sends the terminal's foreground
+        _wait_for(lambda: _state(launcher.pid) == "T" and _state(child) == "T")
+        launcher.send_signal(signal.SIGCONT)  # what a shell's fg or bg sends
+        _wait_for(lambda: _state(launcher.pid) == "S" and _state(child) == "S")
+        assert launcher.poll() is None  # still running its command
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=30) == -signal.SIGTERM
+    _wait_for(lambda: not _alive(child))
+
+
+def _state(pid: int) -> str:
+    """A process's state letter: S sleeping, T stopped."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
 def test_a_killed_launcher_takes_its_child_with_it(warm, tmp_path: Path) -> None:
     launcher, child = _sleeping_run(warm, tmp_path)
     launcher.kill()
