@@ -30,7 +30,7 @@ from modelops.evaluation import DIRECTION, METRICS
 from modelops.monitoring import psi
 
 # A prediction shift over max_prediction_psi fails a step only when chance alone would give
-# one that large less often than this.
+# one that large less often than this, over all the looks at the step (``Criteria.looks``).
 SHIFT_ALPHA = 0.01
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
@@ -52,6 +52,11 @@ class Criteria:
     max_prediction_psi: float = 0.25
     min_agreement: float | None = None  # shadow: share of requests both answered alike
     confidence: float = 0.95
+    # How often a step's evidence is judged, at most (a rollout looks every poll_seconds for up
+    # to max_step_seconds): the shift test shares SHIFT_ALPHA among the looks (Bonferroni), or
+    # a candidate that predicts as the stable version does would fail by chance at one look
+    # of many far more often than at one.
+    looks: int = 1
 
     def check(self) -> Criteria:
         """These criteria, if they can be met.
@@ -67,6 +72,8 @@ class Criteria:
             raise ConfigurationError(f"confidence must be in (0, 1), not {self.confidence}.")
         if self.margin < 0 or self.max_error_rate_increase < 0 or self.max_prediction_psi < 0:
             raise ConfigurationError("margin and the maximum increases cannot be negative.")
+        if self.looks < 1:
+            raise ConfigurationError(f"looks must be at least 1, not {self.looks}.")
         if self.min_requests < 1 or self.min_labels < 0:
             raise ConfigurationError("min_requests must be at least 1, min_labels at least 0.")
         if self.p99_slack_ms < 0:
@@ -483,10 +490,11 @@ def _judge(result: Analysis, criteria: Criteria) -> None:
         if c.p99_ms > bound:
             fails.append(f"the candidate's p99 {c.p99_ms:.1f} ms is over {bound:.1f} ms")
     psi_over = c.prediction_psi is not None and c.prediction_psi > criteria.max_prediction_psi
-    if psi_over and (c.prediction_shift_p or 0.0) < SHIFT_ALPHA:
+    alpha = SHIFT_ALPHA / criteria.looks
+    if psi_over and (c.prediction_shift_p or 0.0) < alpha:
         fails.append(
             f"the candidate's predictions moved: PSI {c.prediction_psi:.3f} > "
-            f"{criteria.max_prediction_psi} (p = {c.prediction_shift_p:.2g})"
+            f"{criteria.max_prediction_psi} (p = {c.prediction_shift_p:.2g} < {alpha:.2g})"
         )
     low_agreement = c.agreement is not None and c.agreement < (criteria.min_agreement or 0)
     if criteria.min_agreement is not None and low_agreement:

@@ -10,6 +10,8 @@ server, leaves the stable version answering every request within one lease.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import secrets
 import time
 from pathlib import Path
@@ -77,13 +79,14 @@ def plan_rollout(
             f"{model_name!r}: roll out another version (e.g. --candidate staging)."
         )
     policy.check_staged(version, state.staging, None)
+    looks = max(1, math.ceil(max_step_seconds / poll_seconds))  # the most a step is judged
     plan = RolloutPlan(
         model_name,
         state.production,
         number,
         mode,
         chosen,
-        criteria,
+        dataclasses.replace(criteria, looks=looks),
         sticky_header,
         min_step_seconds,
         max_step_seconds,

@@ -171,3 +171,30 @@ def test_a_canary_prediction_shift_fails_only_when_chance_cannot_explain_it() ->
     # A real shift on as few requests still fails, and says how unlikely chance is.
     moved = analyse(evidence(250, "canary", weight=0.2, shift=1.5), criteria)
     assert moved.verdict == FAIL and "PSI" in moved.reasons[0] and "p = " in moved.reasons[0]
+
+
+def test_the_looks_at_one_step_share_the_shift_tests_chance_of_a_false_alarm() -> None:
+    """The CI failure this guards against: a good candidate failed a canary step on 'PSI
+    0.406 > 0.25 (p = 0.0095)'; its step was judged every half second, each look with the
+    whole 1 % chance of a false alarm."""
+    once = Criteria(metric=None, min_requests=50)
+    often = Criteria(metric=None, min_requests=50, looks=240)
+
+    def alarmed(stream: dict[str, Any], criteria: Criteria) -> bool:
+        """Whether a look at the step as its evidence grew (every 20 answers) failed it."""
+        looks = range(100, len(stream["request_id"]) + 1, 20)
+        return any(
+            analyse({**stream, **{k: stream[k][:cut] for k in COLUMNS}}, criteria).verdict == FAIL
+            for cut in looks
+        )
+
+    # Candidates as good as the stable version (a little noise of their own, as a retrained
+    # model has), each judged ~35 times as its step went on.
+    streams = [evidence(400, "canary", candidate_noise=0.05, seed=s) for s in range(30)]
+    false_alarms = [s for s in streams if alarmed(s, once)]
+    assert false_alarms, "no false alarm at one look's alpha: the test shows nothing"
+    assert not any(alarmed(s, often) for s in false_alarms)
+    moved = analyse(evidence(250, "canary", weight=0.2, shift=1.5), often)
+    assert moved.verdict == FAIL and "< 4.2e-05" in moved.reasons[0]
+    with pytest.raises(ConfigurationError, match="looks must be at least 1"):
+        Criteria(looks=0).check()
