@@ -60,6 +60,14 @@ class Settings(BaseSettings):
         "may go straight to production (as the original module allowed); each such move is "
         "recorded in the audit trail as an override by policy.",
     )
+    lock_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=_env("MODELOPS_LOCK_LEASE_SECONDS"),
+        description="How long a model's registry lock (promotion, deployment, rollout) outlives "
+        "a holder that stopped renewing it (killed, cut off from the store): what the next "
+        "writer waits after a crash. The holder renews it every third of it.",
+    )
     templates_dir: Path | None = Field(
         default=None,
         validation_alias=_env("MODELOPS_TEMPLATES_DIR"),

@@ -7,8 +7,9 @@ has no compare-and-set on aliases, but creating a registered model is one: the s
 second model of the same name (a unique key in SQL stores). Holding the lock is owning the
 registered model ``modelops-lock.<kind>.<digest of the model name>``; releasing it deletes it.
 
-The holder renews a lease (:data:`LEASE_SECONDS`) from a background thread. A holder that was
-killed leaves the lock behind until its lease runs out; the next writer then breaks it. Breaking
+The holder renews a lease (``MODELOPS_LOCK_LEASE_SECONDS``, 60 s) from a background thread. A
+holder that was killed leaves the lock behind until its lease runs out; the next writer then
+breaks it. Breaking
 re-reads the holder first and deletes only the stale one it saw; two writers breaking the same
 stale lock in the same few milliseconds is the one window this cannot close (MLflow offers no
 conditional delete) — the journal's post-move check (``promote_to_production``) still reports
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from modelops.errors import RegistryError, is_transient
 from modelops.registry.store import already_exists, is_missing
+from modelops.settings import get_settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
 PROMOTION = "promotion"  # moves of a model's aliases
 DEPLOYMENT = "deployment"  # changes of what serves a model
 ROLLOUT = "rollout"  # a live rollout, held from its start to its end: one per model at a time
-LEASE_SECONDS = 60.0
 WAIT_SECONDS = 900.0
 CLOCK_SKEW_SECONDS = 5.0  # holders on other machines: their clock may run a little behind
 _PREFIX = "modelops-lock"
@@ -239,7 +240,7 @@ def model_lock(
     kind: str = PROMOTION,
     *,
     wait_seconds: float = WAIT_SECONDS,
-    lease_seconds: float = LEASE_SECONDS,
+    lease_seconds: float | None = None,
     owner: str | None = None,
 ) -> Iterator[None]:
     """Hold ``kind``'s lock of ``model_name`` for the block (re-entrant in this context).
@@ -249,7 +250,8 @@ def model_lock(
         model_name: the registered model.
         kind: :data:`PROMOTION` (alias moves) or :data:`DEPLOYMENT` (what serves the model).
         wait_seconds: how long to wait for another holder.
-        lease_seconds: how long a holder that stops renewing keeps the lock.
+        lease_seconds: how long a holder that stops renewing keeps the lock (default:
+            ``MODELOPS_LOCK_LEASE_SECONDS``, 60).
         owner: who holds it, as shown to whoever waits (default: user@host pid).
 
     Raises:
@@ -261,6 +263,8 @@ def model_lock(
         yield
         return
     who = owner or f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
+    if lease_seconds is None:
+        lease_seconds = get_settings().lock_lease_seconds
     lease = _acquire(client, model_name, kind, wait_seconds, lease_seconds, who)
     stop = threading.Event()
     renewer = threading.Thread(

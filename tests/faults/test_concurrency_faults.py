@@ -127,7 +127,12 @@ def test_a_process_killed_between_alias_moves_leaves_a_recoverable_record(
         proc = subprocess.Popen(
             [sys.executable, "-c", PROMOTE, move],
             cwd=tmp_path,
-            env={**os.environ, "MLFLOW_TRACKING_URI": proxy.url},
+            # A short lease: the recovery below waits for the killed holder's lock to run out.
+            env={
+                **os.environ,
+                "MLFLOW_TRACKING_URI": proxy.url,
+                "MODELOPS_LOCK_LEASE_SECONDS": "5",
+            },
         )
         killed, moved = threading.Event(), threading.Event()
 

@@ -106,6 +106,29 @@ def test_a_live_holder_renews_its_lease(
             _in_other_thread(lambda: locks.model_lock(client, "m", wait_seconds=0.5))
 
 
+def test_the_lease_is_the_environments_unless_a_caller_says(
+    client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = locks.lock_name(locks.PROMOTION, "m")
+
+    def lease() -> float:
+        holder = locks._read(client, name)
+        assert holder is not None
+        return holder.expires - time.time()
+
+    with locks.model_lock(client, "m"):
+        assert 55 < lease() <= 60
+    monkeypatch.setenv("MODELOPS_LOCK_LEASE_SECONDS", "7.5")
+    with locks.model_lock(client, "m"):
+        assert 5 < lease() <= 7.5
+    with locks.model_lock(client, "m", lease_seconds=30):
+        assert 25 < lease() <= 30
+    monkeypatch.setenv("MODELOPS_LOCK_LEASE_SECONDS", "0")
+    with pytest.raises(ValueError, match="MODELOPS_LOCK_LEASE_SECONDS"):
+        locks.model_lock(client, "m").__enter__()
+    assert locks._read(client, name) is None  # nothing was taken
+
+
 def _in_other_thread(lock: Any) -> None:
     raised: list[BaseException] = []
 
