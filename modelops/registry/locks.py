@@ -9,11 +9,10 @@ registered model ``modelops-lock.<kind>.<digest of the model name>``; releasing 
 
 The holder renews a lease (``MODELOPS_LOCK_LEASE_SECONDS``, 60 s) from a background thread. A
 holder that was killed leaves the lock behind until its lease runs out; the next writer then
-breaks it. Breaking
-re-reads the holder first and deletes only the stale one it saw; two writers breaking the same
-stale lock in the same few milliseconds is the one window this cannot close (MLflow offers no
-conditional delete) — the journal's post-move check (``promote_to_production``) still reports
-such a collision instead of hiding it.
+breaks it. Breaking re-reads the holder first and deletes only the stale one it saw; two
+writers breaking the same stale lock in the same few milliseconds is the one window this
+cannot close (MLflow offers no conditional delete) — the journal's post-move check
+(``promote_to_production``) still reports such a collision instead of hiding it.
 
 The lock is re-entrant within one context (:mod:`contextvars`: a Prefect task called from a flow
 that holds it, or ``promote_model`` calling ``promote_to_production``), so a door can take it

@@ -61,10 +61,13 @@ CREATE TABLE IF NOT EXISTS traffic (
 """
 
 
+# One flush: a JSON array of answers, each an array in the table's column order (json_extract
+# rather than ->>, which needs SQLite 3.38; a list comes out as its JSON text, a null as NULL).
 INSERT_BATCH = """
 INSERT INTO answers (request_id, version, answered, status, seconds, at, rows, predictions, scores)
-SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
-       json_extract(value, '$[7]'), json_extract(value, '$[8]')  -- a JSON list, or NULL
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+       json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]')
 FROM json_each(?) ORDER BY key
 """
 
