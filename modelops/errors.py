@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from modelops.uris import redact
+
 
 class ModelOpsError(Exception):
     """Base class for every error this project raises on purpose.
@@ -171,8 +173,6 @@ def _http_status(exc: BaseException) -> int | None:
 def unreachable(exc: BaseException) -> TransientError:
     """A transient fault that outlasted every retry, said in one line: what did not answer,
     why, and what to check. An MLflow server is named by its URL (credentials removed)."""
-    from modelops.settings import redact
-
     text = " ".join(str(e) for e in _chain(exc))
     server = re.search(r"API request to (https?://[^\s/]+)", text)
     what = f"The MLflow tracking server at {redact(server[1])}" if server else "A service"

@@ -13,7 +13,9 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelops.errors import ConfigurationError
 from modelops.home import DEFAULT_HOME, HOME_ENV, resolve
+from modelops.uris import redact, split_credentials
 
 
 def _env(name: str) -> AliasChoices:
@@ -123,31 +125,21 @@ class Settings(BaseSettings):
         return str(redact(self.resolved_tracking_uri))
 
 
-def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
-    """A URI without its user-info, and the user name and password it held (if any)."""
-    from urllib.parse import unquote, urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if not parts.scheme or "@" not in parts.netloc:
-        return uri, None, None
-    host = parts.netloc.rsplit("@", 1)[1]
-    clean = urlunsplit(parts._replace(netloc=host))
-    user = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password else None
-    return clean, user, password
-
-
-def redact(uri: str | None) -> str | None:
-    """``uri`` as it may be shown (logs, artifacts, printed hints): no user name or password."""
-    if not uri:
-        return uri
-    clean, user, password = split_credentials(uri)
-    if user is None and password is None:
-        return uri
-    scheme, rest = clean.split("://", 1)
-    return f"{scheme}://***@{rest}"
-
-
 def get_settings() -> Settings:
-    """Read the settings from the environment now (nothing is cached)."""
-    return Settings()
+    """Read the settings from the environment now (nothing is cached).
+
+    Raises:
+        ConfigurationError: a variable holds a value its setting cannot take (the first such
+            variable is named, with what is wrong).
+    """
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"])
+        raise ConfigurationError(
+            f"{name}={first['input']!r} is not a valid value: {first['msg']}. Set it to one "
+            f"(see docs/configuration.md) or unset it."
+        ) from None

@@ -22,7 +22,8 @@ from modelops.errors import ConfigurationError
 from modelops.naming import is_dns_label, job_name, label_value, serving_name
 from modelops.registry.versions import model_uri
 from modelops.serving.traffic import ROLLOUT_TOKEN_ENV, Rollout
-from modelops.settings import Settings, get_settings, redact, split_credentials
+from modelops.settings import Settings, get_settings
+from modelops.uris import redact, split_credentials
 
 HASH_ANNOTATION = "modelops.io/spec-hash"
 MODEL_ANNOTATION = "modelops.io/model-name"  # the exact registered name: whose object this is

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from modelops.settings import Settings
 from modelops.tracking.client import ensure_experiment, get_client
 from modelops.tracking.tags import PARENT_TAG, process_tags
+from modelops.uris import redact
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -55,8 +56,6 @@ class TrackingContext(BaseModel):
     @property
     def shown_tracking_uri(self) -> str:
         """The tracking URI as it may be shown to people (credentials removed)."""
-        from modelops.settings import redact
-
         return str(redact(self.tracking_uri))
 
     def client(self) -> MlflowClient:

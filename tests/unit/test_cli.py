@@ -65,6 +65,26 @@ def test_bad_values_are_refused_before_any_flow_runs(capsys: pytest.CaptureFixtu
     assert exit_info.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MODELOPS_LOCK_LEASE_SECONDS", "0"), ("MODELOPS_REQUIRE_STAGING", "maybe")],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    variable: str,
+    value: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MODELOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(variable, value)
+    assert cli.main(["versions", "lead-scoring"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: {variable}={value!r} is not a valid value: ")
+    assert not (tmp_path / "home").exists()  # nothing started, nothing written
+
+
 def test_key_value_options_and_json_options_parse() -> None:
     flow = next(c for c in cli.FLOW_COMMANDS if c.name == "register-pretrained").load()
     values = coerce(flow, {"tags": ["team=search", "stage=staging"], "labels": ["a", "b"]})

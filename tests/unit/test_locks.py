@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from modelops.errors import RegistryError
+from modelops.errors import ConfigurationError, RegistryError
 from modelops.registry import locks, transaction
 
 
@@ -124,7 +124,7 @@ def test_the_lease_is_the_environments_unless_a_caller_says(
     with locks.model_lock(client, "m", lease_seconds=30):
         assert 25 < lease() <= 30
     monkeypatch.setenv("MODELOPS_LOCK_LEASE_SECONDS", "0")
-    with pytest.raises(ValueError, match="MODELOPS_LOCK_LEASE_SECONDS"):
+    with pytest.raises(ConfigurationError, match="MODELOPS_LOCK_LEASE_SECONDS='0' is not a valid"):
         locks.model_lock(client, "m").__enter__()
     assert locks._read(client, name) is None  # nothing was taken
 

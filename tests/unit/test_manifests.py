@@ -199,7 +199,8 @@ def test_names_are_unique_per_model_and_every_name_is_deployable() -> None:
 
 
 def test_credentials_never_go_into_a_manifest() -> None:
-    from modelops.settings import Settings, redact
+    from modelops.settings import Settings
+    from modelops.uris import redact
 
     with pytest.raises(ValueError, match="holds credentials"):
         _spec(tracking_uri="https://bob:pw@mlflow:5000")
